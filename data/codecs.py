@@ -1,0 +1,131 @@
+"""File encodings of dense labels and predictions (DESIGN.md, "Data").
+
+One codec per kind of dense map; the same encoding is used for dataset labels, for the files
+`onepass predict` writes and for the PNGs that travel over HTTP, so a prediction can be read back
+as a label. Every decoder validates what it reads and names the source in its error.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import numpy as np
+from PIL import Image
+
+IGNORE_INDEX = 255  # semseg pixels without a label
+DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
+
+
+class LabelFileError(ValueError):
+    """A label or image file is malformed; the message names the file and what is wrong."""
+
+
+class Codec(Protocol):
+    extension: ClassVar[str]
+
+    def encode(self, array: np.ndarray) -> bytes: ...
+
+    def decode(self, data: bytes, source: str) -> np.ndarray: ...
+
+
+def _open_png(data: bytes, source: str) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception as error:  # PIL raises many types for bad files
+        raise LabelFileError(f"{source}: not a readable PNG ({error})") from None
+    return image
+
+
+def _png_bytes(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    # compress_level 1: these maps are large and written often; size differs little from level 6.
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def palette(n: int) -> np.ndarray:
+    """A fixed, well separated colour per class id (Pascal VOC's bit-interleaving scheme)."""
+    colours = np.zeros((max(n, 256), 3), np.uint8)
+    for index in range(len(colours)):
+        r = g = b = 0
+        c = index + 1  # start at 1 so class 0 is not black
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colours[index] = (r, g, b)
+    colours[IGNORE_INDEX] = (0, 0, 0)
+    return colours
+
+
+@dataclass(frozen=True)
+class IndexedPngCodec:
+    """Class ids as an 8-bit palette PNG (viewers show colours, readers get ids)."""
+
+    extension: ClassVar[str] = ".png"
+
+    def encode(self, array: np.ndarray) -> bytes:
+        if array.ndim != 2 or array.dtype != np.uint8:
+            raise ValueError(f"class map must be (H, W) uint8, got {array.shape} {array.dtype}")
+        image = Image.fromarray(array, mode="P")
+        image.putpalette(palette(256).tobytes())
+        return _png_bytes(image)
+
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        image = _open_png(data, source)
+        if image.mode not in ("P", "L"):
+            raise LabelFileError(f"{source}: class map must be an indexed or 8-bit gray PNG, got mode {image.mode}")
+        return np.asarray(image, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class DepthPngCodec:
+    """Metric depth as a 16-bit PNG in millimetres; 0 = no measurement (decoded as 0.0)."""
+
+    extension: ClassVar[str] = ".png"
+
+    def encode(self, array: np.ndarray) -> bytes:
+        if array.ndim != 2:
+            raise ValueError(f"depth map must be (H, W), got {array.shape}")
+        millimetres = np.clip(np.round(np.nan_to_num(array) * DEPTH_SCALE), 0, 65535).astype(np.uint16)
+        return _png_bytes(Image.fromarray(millimetres))
+
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        image = _open_png(data, source)
+        if image.mode not in ("I;16", "I;16B", "I"):
+            raise LabelFileError(f"{source}: depth must be a 16-bit PNG in millimetres, got mode {image.mode}")
+        return np.asarray(image).astype(np.float32) / DEPTH_SCALE
+
+
+@dataclass(frozen=True)
+class NormalsPngCodec:
+    """Unit normals as RGB = round((n + 1) * 127.5); (0, 0, 0) = no normal (decoded as zeros).
+
+    No unit vector encodes to black ((-1,-1,-1)/sqrt(3) is (54, 54, 54)), so black is free to
+    mean "missing".
+    """
+
+    extension: ClassVar[str] = ".png"
+
+    def encode(self, array: np.ndarray) -> bytes:
+        if array.ndim != 3 or array.shape[2] != 3:
+            raise ValueError(f"normal map must be (H, W, 3), got {array.shape}")
+        missing = ~np.any(array != 0, axis=2)  # (H, W)
+        rgb = np.clip(np.round((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
+        rgb[missing] = 0
+        return _png_bytes(Image.fromarray(rgb, mode="RGB"))
+
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        image = _open_png(data, source)
+        if image.mode != "RGB":
+            raise LabelFileError(f"{source}: normals must be an RGB PNG, got mode {image.mode}")
+        rgb = np.asarray(image)
+        normals = rgb.astype(np.float32) / 127.5 - 1.0  # (H, W, 3)
+        norm = np.linalg.norm(normals, axis=2, keepdims=True)
+        normals = np.where(norm > 0.5, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
+        normals[~np.any(rgb != 0, axis=2)] = 0.0
+        return normals

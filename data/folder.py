@@ -1,0 +1,212 @@
+"""The folder dataset format users bring (DESIGN.md, "Data"), read and written.
+
+```
+DIR/
+  dataset.json        {"format": "onepass-dataset", "version": 1, "classes": [...],
+                       "attribute_groups": {"people": ["0", "1", ...], ...}}
+  images/<id>.<png|jpg|...>
+  <task>/<id>.png     one folder per dense task (semseg/, depth/, normals/), any file may be missing
+  attributes.csv      image,<group>,<group>...   one row per labelled image, empty cell = missing
+```
+
+`<id>` is the image path relative to `images/` without its extension (sub-folders allowed).
+Any label may be missing for any image: the reader returns None for it and the training loss of
+that task is masked for that image.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from onepass.data.codecs import Codec, LabelFileError
+
+DATASET_FORMAT = "onepass-dataset"
+DATASET_VERSION = 1
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+ATTRIBUTES_FILE = "attributes.csv"
+
+
+class DatasetError(ValueError):
+    """The dataset folder is malformed; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class DatasetDescription:
+    """The contents of dataset.json: what the labels mean."""
+
+    classes: tuple[str, ...]
+    attribute_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "format": DATASET_FORMAT,
+            "version": DATASET_VERSION,
+            "classes": list(self.classes),
+            "attribute_groups": {g: list(c) for g, c in self.attribute_groups.items()},
+        }
+
+    @classmethod
+    def load(cls, root: Path) -> DatasetDescription:
+        path = Path(root) / "dataset.json"
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing; every dataset folder needs a dataset.json (classes, attribute groups)")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise DatasetError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
+            raise DatasetError(f"{path}: 'format' must be {DATASET_FORMAT!r}")
+        if data.get("version") != DATASET_VERSION:
+            raise DatasetError(
+                f"{path}: unsupported dataset version {data.get('version')!r}; this onepass reads version {DATASET_VERSION}"
+            )
+        classes = data.get("classes", [])
+        groups = data.get("attribute_groups", {})
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise DatasetError(f"{path}: 'classes' must be a list of class names")
+        if len(classes) > 255:
+            raise DatasetError(f"{path}: at most 255 classes fit an 8-bit class map (id 255 means unlabelled)")
+        if not isinstance(groups, dict) or not all(
+            isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v) for v in groups.values()
+        ):
+            raise DatasetError(f"{path}: 'attribute_groups' must map each group to a list of at least two class names")
+        return cls(tuple(classes), {g: tuple(v) for g, v in groups.items()})
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image and whatever labels it has (None = missing)."""
+
+    id: str
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    dense: dict[str, np.ndarray | None]
+    attributes: dict[str, str | None]
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """Decode any common image file to (H, W, 3) uint8 RGB, honouring EXIF orientation."""
+    from PIL import ImageOps
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(image.convert("RGB"))
+    except Exception as error:  # PIL raises many types for bad files
+        raise DatasetError(f"{path}: not a readable image ({error})") from None
+
+
+class FolderDataset(Sequence[Sample]):
+    """Reads a dataset folder; `dense_codecs` says which dense label folders to read and how."""
+
+    def __init__(self, root: str | os.PathLike, dense_codecs: Mapping[str, Codec], read_attributes: bool = True):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: dataset folder does not exist")
+        self.description = DatasetDescription.load(self.root)
+        images_dir = self.root / "images"
+        if not images_dir.is_dir():
+            raise DatasetError(f"{images_dir}: missing; the images go in an images/ folder")
+        self._images = sorted(
+            p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not self._images:
+            raise DatasetError(f"{images_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+        self.ids = [p.relative_to(images_dir).with_suffix("").as_posix() for p in self._images]
+        self.dense_codecs = dict(dense_codecs)
+        self._attributes = self._read_attributes() if read_attributes else {}
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
+        image = read_rgb(self._images[index])
+        sample_id = self.ids[index]
+        dense = {name: self._read_dense(name, codec, sample_id, image.shape[:2]) for name, codec in self.dense_codecs.items()}
+        attributes = self._attributes.get(sample_id, dict.fromkeys(self.description.attribute_groups))
+        return Sample(sample_id, image, dense, attributes)
+
+    def _read_dense(self, name: str, codec: Codec, sample_id: str, size: tuple[int, int]) -> np.ndarray | None:
+        path = self.root / name / f"{sample_id}{codec.extension}"
+        if not path.is_file():
+            return None
+        try:
+            label = codec.decode(path.read_bytes(), str(path))
+        except LabelFileError as error:
+            raise DatasetError(str(error)) from None
+        if label.shape[:2] != size:
+            raise DatasetError(
+                f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH) but its image is {size[1]}x{size[0]}"
+            )
+        return label
+
+    def _read_attributes(self) -> dict[str, dict[str, str | None]]:
+        path = self.root / ATTRIBUTES_FILE
+        groups = self.description.attribute_groups
+        if not path.is_file():
+            return {}
+        rows: dict[str, dict[str, str | None]] = {}
+        known = set(self.ids)
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or "image" not in reader.fieldnames:
+                raise DatasetError(f"{path}: the first row must be a header with an 'image' column")
+            unknown_columns = set(reader.fieldnames) - {"image"} - set(groups)
+            if unknown_columns:
+                raise DatasetError(
+                    f"{path}: columns {sorted(unknown_columns)} are not attribute groups of dataset.json ({sorted(groups)})"
+                )
+            for line, row in enumerate(reader, start=2):
+                sample_id = str(Path(row["image"]).with_suffix("").as_posix())
+                if sample_id not in known:
+                    raise DatasetError(f"{path}, line {line}: image {row['image']!r} is not in images/")
+                values: dict[str, str | None] = {}
+                for group, classes in groups.items():
+                    value = (row.get(group) or "").strip()
+                    if value and value not in classes:
+                        raise DatasetError(
+                            f"{path}, line {line}: {value!r} is not a class of group {group!r} ({', '.join(classes)})"
+                        )
+                    values[group] = value or None
+                rows[sample_id] = values
+        return rows
+
+
+class DatasetWriter:
+    """Writes a dataset folder: dataset.json, images, dense labels and attributes.csv."""
+
+    def __init__(self, root: str | os.PathLike, description: DatasetDescription, dense_codecs: Mapping[str, Codec]):
+        self.root = Path(root)
+        self.description = description
+        self.dense_codecs = dict(dense_codecs)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._attribute_rows: list[dict[str, str]] = []
+
+    def write(self, sample_id: str, image: np.ndarray, dense: Mapping[str, np.ndarray], attributes: Mapping[str, str]) -> None:
+        image_path = self.root / "images" / f"{sample_id}.png"
+        image_path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(image_path, compress_level=1)
+        for name, array in dense.items():
+            codec = self.dense_codecs[name]
+            path = self.root / name / f"{sample_id}{codec.extension}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(codec.encode(array))
+        if attributes:
+            self._attribute_rows.append({"image": f"{sample_id}.png", **attributes})
+
+    def close(self) -> None:
+        """Writes dataset.json and attributes.csv last, so a folder with them is complete."""
+        groups = list(self.description.attribute_groups)
+        if self._attribute_rows:
+            with (self.root / ATTRIBUTES_FILE).open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["image", *groups])
+                writer.writeheader()
+                writer.writerows(self._attribute_rows)
+        (self.root / "dataset.json").write_text(json.dumps(self.description.to_json(), indent=2) + "\n")

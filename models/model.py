@@ -1,0 +1,117 @@
+"""The multi-task model: encoder -> architecture (decoders + heads) -> dict of raw outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from onepass.models.architectures import architecture_class
+from onepass.models.encoder import Encoder
+from onepass.models.tasks.base import ConfigError, Task, build_task
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; saved as the "model" section of onepass.json."""
+
+    tasks: tuple[Task, ...]
+    # mobilenetv4_conv_small: 1.3M parameters and the fastest CPU training step of the small timm
+    # backbones we timed (see README), so the shipped model trains on 2 cores in minutes.
+    encoder: str = "mobilenetv4_conv_small"
+    architecture: str = "shared-fpn"  # the cheapest at inference
+    decoder_channels: int = 64
+    input_size: tuple[int, int] = (128, 160)  # (H, W): the display camera's frame, downscaled
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # timm backbones expect ImageNet statistics
+    std: tuple[float, float, float] = IMAGENET_STD
+    pretrained: bool = False  # ImageNet weights from the hub; off where there is no internet
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        if not names:
+            raise ConfigError("a model needs at least one task")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"each task type may appear once (its name is its output key), got {names}")
+        if len(self.input_size) != 2 or min(self.input_size) < 32 or any(s % 32 for s in self.input_size):
+            raise ConfigError(f"input_size must be (H, W), multiples of 32 and >= 32, got {self.input_size}")
+        architecture_class(self.architecture)  # fails early with the list of valid names
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder,
+            "architecture": self.architecture,
+            "decoder_channels": self.decoder_channels,
+            "input_size": list(self.input_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "pretrained": self.pretrained,
+            "tasks": [t.to_config() for t in self.tasks],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelConfig:
+        data = dict(data)
+        tasks = tuple(build_task(t) for t in data.pop("tasks", []))
+        known = {f for f in cls.__dataclass_fields__ if f != "tasks"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown model option(s) {sorted(unknown)} (valid: {sorted(known)})")
+        for key in ("input_size", "mean", "std"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(tasks=tasks, **data)
+
+
+class MultiTaskModel(nn.Module):
+    """`forward(x) -> {task: raw output}`, always a dict, for one task or many.
+
+    x: (B, 3, H, W) float, already normalised with the config's mean/std. Dense outputs come back at
+    the input's resolution; image-level outputs are (B, out_channels).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config.encoder, pretrained=config.pretrained)
+        self.heads = architecture_class(config.architecture)(
+            self.encoder.channels, self.encoder.reductions, config.tasks, config.decoder_channels
+        )
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        features = self.encoder(x)
+        outputs = self.heads(features)
+        size = x.shape[-2:]
+        for task in self.config.tasks:
+            if task.dense:
+                outputs[task.name] = F.interpolate(outputs[task.name], size=size, mode="bilinear", align_corners=False)
+        return outputs
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.encoder.parameters()) + [
+            p for name, p in self.heads.named_parameters() if not name.startswith(("dense_heads.", "image_heads.", "decoders."))
+        ]
+
+    def task_parameters(self, name: str) -> list[nn.Parameter]:
+        """Parameters that only task `name` uses (its head, and its own decoder where it has one)."""
+        prefixes = (f"dense_heads.{name}.", f"image_heads.{name}.", f"decoders.{name}.")
+        return [p for n, p in self.heads.named_parameters() if n.startswith(prefixes)]
+
+    def last_shared_parameters(self) -> Sequence[nn.Parameter]:
+        """GradNorm's W: the last layer whose output every task depends on."""
+        from_heads = self.heads.last_shared_parameters()
+        if from_heads:
+            return from_heads
+        convs = [p for p in self.encoder.parameters() if p.ndim == 4]
+        return convs[-1:]

@@ -1,0 +1,184 @@
+"""The model package: one self-describing directory (DESIGN.md, "The model package").
+
+```
+my-model/
+  onepass.json          format + version, name, the ModelConfig, training provenance
+  weights.safetensors   the state dict (never pickle)
+  metrics.json          evaluation results and the data they came from (optional)
+```
+Later stages add files (model.onnx, engines); `files()` lists whatever is there.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from onepass.models.model import ModelConfig, MultiTaskModel
+from onepass.models.tasks.base import ConfigError
+
+PACKAGE_FORMAT = "onepass-model"
+PACKAGE_VERSION = 1
+CONFIG_FILE = "onepass.json"
+WEIGHTS_FILE = "weights.safetensors"
+METRICS_FILE = "metrics.json"
+METRICS_FORMAT = "onepass-metrics"
+METRICS_VERSION = 1
+
+
+class PackageError(ValueError):
+    """A model package is missing, incomplete or of an unknown version; the message says which file."""
+
+
+def default_package_path() -> Path:
+    """The small model shipped with onepass (trained by `scripts/train_default_model.sh`)."""
+    return Path(str(importlib.resources.files("onepass"))) / "default_model"
+
+
+def resolve_package_path(path: str | os.PathLike | None) -> Path:
+    """`None` or "default" -> the shipped model; anything else is a package directory."""
+    if path is None or str(path) == "default":
+        return default_package_path()
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    path: Path
+    name: str
+    version: str
+    config: ModelConfig
+    training: dict[str, Any]
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return None
+        data = _read_json(path)
+        if data.get("format") != METRICS_FORMAT or data.get("version") != METRICS_VERSION:
+            raise PackageError(f"{path}: not an onepass metrics file of version {METRICS_VERSION}")
+        return data
+
+    def files(self) -> dict[str, int]:
+        """File name -> size in bytes, for every file in the package directory."""
+        return {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PACKAGE_FORMAT,
+            "format_version": PACKAGE_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "model": self.config.to_json(),
+            "training": self.training,
+        }
+
+    def load_model(self, device: str | torch.device = "cpu") -> MultiTaskModel:
+        """Build the network from the config and load its weights, in eval mode."""
+        weights_path = self.path / WEIGHTS_FILE
+        if not weights_path.is_file():
+            raise PackageError(f"{weights_path}: missing; a model package needs its weights")
+        try:
+            state = load_file(weights_path, device=str(device))
+        except (SafetensorError, OSError) as error:
+            raise PackageError(f"{weights_path}: not a readable safetensors file ({error})") from None
+        model = MultiTaskModel(self.config)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise PackageError(
+                f"{weights_path}: weights do not match the architecture in {CONFIG_FILE} "
+                f"(missing {len(missing)} e.g. {missing[:3]}, unexpected {len(unexpected)} e.g. {unexpected[:3]})"
+            )
+        return model.to(device).eval()
+
+
+def open_package(path: str | os.PathLike | None) -> ModelPackage:
+    """Read and validate a package's onepass.json (weights are read by `load_model`)."""
+    root = resolve_package_path(path)
+    if not root.is_dir():
+        raise PackageError(f"{root}: not a model package directory")
+    data = _read_json(root / CONFIG_FILE)
+    if data.get("format") != PACKAGE_FORMAT:
+        raise PackageError(f"{root / CONFIG_FILE}: 'format' must be {PACKAGE_FORMAT!r}")
+    if data.get("format_version") != PACKAGE_VERSION:
+        raise PackageError(
+            f"{root / CONFIG_FILE}: package format version {data.get('format_version')!r} is not supported "
+            f"by this onepass (it reads version {PACKAGE_VERSION}); upgrade onepass or re-export the package"
+        )
+    try:
+        config = ModelConfig.from_json(data["model"])
+    except (KeyError, TypeError, ConfigError) as error:
+        raise PackageError(f"{root / CONFIG_FILE}: invalid 'model' section ({error})") from None
+    return ModelPackage(root, str(data.get("name", root.name)), str(data.get("version", "0")), config, data.get("training", {}))
+
+
+def save_package(
+    path: str | os.PathLike,
+    model: MultiTaskModel,
+    name: str,
+    version: str = "1",
+    training: Mapping[str, Any] | None = None,
+) -> ModelPackage:
+    """Write onepass.json and weights.safetensors (each to a temporary name, then renamed)."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    package = ModelPackage(root, name, version, model.config, dict(training or {}))
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with _atomic_path(root / WEIGHTS_FILE) as temporary:
+        save_file(state, temporary, metadata={"format": PACKAGE_FORMAT})
+    write_json_atomic(root / CONFIG_FILE, package.to_json())
+    return package
+
+
+def save_metrics(package_path: str | os.PathLike, metrics: Mapping[str, Mapping[str, float]], data: Mapping[str, Any]) -> None:
+    """metrics.json: {task: {metric: value}} plus a description of the evaluation data."""
+    write_json_atomic(
+        Path(package_path) / METRICS_FILE,
+        {"format": METRICS_FORMAT, "version": METRICS_VERSION, "data": dict(data), "metrics": {k: dict(v) for k, v in metrics.items()}},
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    with _atomic_path(path) as temporary:
+        Path(temporary).write_text(json.dumps(data, indent=2) + "\n")
+
+
+class _atomic_path:
+    """A temporary file beside `path`, renamed over it only if the block succeeds."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self) -> str:
+        handle, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        os.close(handle)
+        return self.temporary
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        if error_type is None:
+            os.replace(self.temporary, self.path)
+        else:
+            Path(self.temporary).unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise PackageError(f"{path}: missing")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PackageError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise PackageError(f"{path}: expected a JSON object")
+    return data

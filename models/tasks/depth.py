@@ -1,0 +1,105 @@
+"""Metric depth in metres per pixel; 0 in a target means "no measurement"."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from onepass.data.codecs import DepthPngCodec
+from onepass.models.tasks._resize import resize_linear
+from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
+
+
+@register_task
+@dataclass(frozen=True)
+class DepthTask(Task):
+    name: ClassVar[str] = "depth"
+    dense: ClassVar[bool] = True
+    codec: ClassVar = DepthPngCodec()
+    fill_value: ClassVar[float] = 0.0
+
+    @property
+    def out_channels(self) -> int:
+        return 1
+
+    def build_head(self, in_channels: int) -> nn.Module:
+        return dense_head(in_channels, 1)
+
+    def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
+        if label is None:
+            return np.zeros(size, np.float32)
+        if not np.all(np.isfinite(label)) or (label < 0).any():
+            raise ValueError(f"{source}: depth must be finite and >= 0 metres (0 = no measurement)")
+        return label.astype(np.float32, copy=False)
+
+    def rescale_target_values(self, target: np.ndarray, zoom: float) -> np.ndarray:
+        # Scaling an image by `zoom` is what moving the camera to distance / zoom looks like.
+        return target / zoom
+
+    @staticmethod
+    def metres(raw: Tensor) -> Tensor:
+        """Raw (B, 1, H, W) -> positive depth (B, H, W); the same map in training and in the graph."""
+        return F.softplus(raw.float())[:, 0]
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
+        valid = target > 0  # (B, H, W)
+        if not bool(valid.any()):
+            return None
+        return (self.metres(raw)[valid] - target[valid]).abs().mean()
+
+    def new_metric(self) -> DepthErrors:
+        return DepthErrors()
+
+    def metric_directions(self) -> dict[str, bool]:
+        return {"abs_err": False, "abs_rel": False, "rmse": False, "delta1": True}
+
+    def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
+        return {self.name: self.metres(raw)}
+
+    def output_specs(self) -> tuple[OutputSpec, ...]:
+        return (OutputSpec(self.name, "float32", ("N", "H", "W")),)
+
+    def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        return resize_linear(outputs[self.name], size)
+
+    def visualize(self, result: np.ndarray) -> np.ndarray:
+        from onepass.models.tasks._colormaps import turbo
+
+        valid = result > 0
+        if not valid.any():
+            return np.zeros((*result.shape, 3), np.uint8)
+        near, far = np.percentile(result[valid], [2, 98])
+        scaled = np.clip((result - near) / max(far - near, 1e-6), 0, 1)
+        picture = turbo(1.0 - scaled)  # near = warm
+        picture[~valid] = 0
+        return picture
+
+
+class DepthErrors:
+    """Pooled over every valid pixel of the set: abs err (m), abs rel, RMSE (m), % with δ < 1.25."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sums = torch.zeros(4, dtype=torch.float64)  # abs, rel, squared, within 1.25
+
+    def update(self, raw: Tensor, target: Tensor) -> None:
+        predicted = DepthTask.metres(raw).detach().cpu().double()
+        target = target.cpu().double()
+        valid = target > 0
+        p, t = predicted[valid].clamp_min(1e-6), target[valid]
+        error = (p - t).abs()
+        ratio = torch.maximum(p / t, t / p)
+        self.sums += torch.stack([error.sum(), (error / t).sum(), (error**2).sum(), (ratio < 1.25).double().sum()])
+        self.count += int(valid.sum())
+
+    def compute(self) -> dict[str, float]:
+        if not self.count:
+            return dict.fromkeys(("abs_err", "abs_rel", "rmse", "delta1"), float("nan"))
+        abs_err, abs_rel, squared, within = (self.sums / self.count).tolist()
+        return {"abs_err": abs_err, "abs_rel": abs_rel, "rmse": squared**0.5, "delta1": 100.0 * within}

@@ -1,0 +1,121 @@
+"""Surface normals: unit vectors in camera space (x right, y up, z toward the camera).
+
+A zero vector in a target means "no normal here".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from onepass.data.codecs import NormalsPngCodec
+from onepass.models.tasks._resize import resize_linear
+from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
+
+ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
+
+
+@register_task
+@dataclass(frozen=True)
+class NormalsTask(Task):
+    name: ClassVar[str] = "normals"
+    dense: ClassVar[bool] = True
+    codec: ClassVar = NormalsPngCodec()
+    fill_value: ClassVar[float] = 0.0
+
+    @property
+    def out_channels(self) -> int:
+        return 3
+
+    def build_head(self, in_channels: int) -> nn.Module:
+        return dense_head(in_channels, 3)
+
+    def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
+        if label is None:
+            return np.zeros((*size, 3), np.float32)
+        if label.ndim != 3 or label.shape[2] != 3:
+            raise ValueError(f"{source}: normals must have 3 channels, got shape {label.shape}")
+        return label.astype(np.float32, copy=False)
+
+    def flip_target(self, target: np.ndarray) -> np.ndarray:
+        flipped = target[:, ::-1].copy()
+        flipped[..., 0] *= -1  # mirroring the image mirrors the x axis of every normal
+        return flipped
+
+    @staticmethod
+    def unit(raw: Tensor) -> Tensor:
+        """Raw (B, 3, H, W) -> unit vectors (B, H, W, 3)."""
+        return F.normalize(raw.float(), dim=1).permute(0, 2, 3, 1)
+
+    def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
+        # target (B, H, W, 3); valid where it is a non-zero vector
+        valid = target.abs().sum(dim=-1) > 0  # (B, H, W)
+        if not bool(valid.any()):
+            return None
+        cosine = (self.unit(raw)[valid] * target[valid]).sum(dim=-1)
+        return (1.0 - cosine).mean()
+
+    def new_metric(self) -> AngleErrors:
+        return AngleErrors()
+
+    def metric_directions(self) -> dict[str, bool]:
+        return {
+            "mean_angle": False,
+            "median_angle": False,
+            **{f"within_{t:g}": True for t in ANGLE_THRESHOLDS},
+        }
+
+    def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
+        return {self.name: self.unit(raw)}
+
+    def output_specs(self) -> tuple[OutputSpec, ...]:
+        return (OutputSpec(self.name, "float32", ("N", "H", "W", 3)),)
+
+    def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        normals = resize_linear(outputs[self.name], size)  # (H, W, 3), no longer unit after blending
+        return normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
+
+    def visualize(self, result: np.ndarray) -> np.ndarray:
+        return np.clip(np.round((result + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+class AngleErrors:
+    """Angle errors in degrees, pooled over the set.
+
+    The median is read from a 0.01-degree histogram (exact to that resolution) so that memory
+    stays constant however large the evaluation set is.
+    """
+
+    BIN = 0.01
+
+    def __init__(self) -> None:
+        self.histogram = torch.zeros(int(180 / self.BIN) + 1, dtype=torch.int64)
+        self.sum = 0.0
+        self.count = 0
+
+    def update(self, raw: Tensor, target: Tensor) -> None:
+        target = target.cpu().float()
+        valid = target.abs().sum(dim=-1) > 0
+        cosine = (NormalsTask.unit(raw.detach().cpu())[valid] * target[valid]).sum(dim=-1)
+        angles = torch.rad2deg(torch.acos(cosine.double().clamp(-1, 1)))
+        self.histogram += torch.bincount((angles / self.BIN).round().long(), minlength=len(self.histogram))
+        self.sum += angles.sum().item()
+        self.count += angles.numel()
+
+    def compute(self) -> dict[str, float]:
+        if not self.count:
+            return dict.fromkeys(NormalsTask().metric_directions(), math.nan)
+        cumulative = self.histogram.cumsum(0)
+        median_bin = int(torch.searchsorted(cumulative, torch.tensor((self.count + 1) // 2)))
+        result = {"mean_angle": self.sum / self.count, "median_angle": median_bin * self.BIN}
+        for threshold in ANGLE_THRESHOLDS:
+            within = cumulative[int(round(threshold / self.BIN))].item()
+            result[f"within_{threshold:g}"] = 100.0 * within / self.count
+        return result

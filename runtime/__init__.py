@@ -1,0 +1,5 @@
+"""onepass.runtime: one Predictor API over the inference backends."""
+
+from onepass.runtime.predictor import Predictor, load
+
+__all__ = ["Predictor", "load"]
