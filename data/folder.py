@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from onepass.data.codecs import Codec, LabelFileError
+from PIL import Image
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1

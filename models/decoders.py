@@ -7,9 +7,8 @@ the encoder itself or its name.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from onepass.models.tasks.base import conv_bn_relu
+from torch import Tensor, nn
 
 
 class FPNDecoder(nn.Module):

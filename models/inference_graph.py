@@ -7,9 +7,8 @@ one definition of normalisation and post-processing (each task's own `postproces
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
-
 from onepass.models.model import MultiTaskModel
+from torch import Tensor, nn
 
 
 class InferenceGraph(nn.Module):

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
 from onepass.models.model import ModelConfig, MultiTaskModel
 from onepass.models.tasks.base import ConfigError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 PACKAGE_FORMAT = "onepass-model"
 PACKAGE_VERSION = 1
@@ -94,12 +93,16 @@ class ModelPackage:
         except (SafetensorError, OSError) as error:
             raise PackageError(f"{weights_path}: not a readable safetensors file ({error})") from None
         model = MultiTaskModel(self.config)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
+        expected = model.state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        reshaped = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+        if missing or unexpected or reshaped:
             raise PackageError(
                 f"{weights_path}: weights do not match the architecture in {CONFIG_FILE} "
-                f"(missing {len(missing)} e.g. {missing[:3]}, unexpected {len(unexpected)} e.g. {unexpected[:3]})"
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]}, other shape {reshaped[:3]})"
             )
+        model.load_state_dict(state)
         return model.to(device).eval()
 
 
@@ -141,11 +144,23 @@ def save_package(
     return package
 
 
-def save_metrics(package_path: str | os.PathLike, metrics: Mapping[str, Mapping[str, float]], data: Mapping[str, Any]) -> None:
-    """metrics.json: {task: {metric: value}} plus a description of the evaluation data."""
+def save_metrics(
+    package_path: str | os.PathLike,
+    metrics: Mapping[str, Mapping[str, float]],
+    data: Mapping[str, Any],
+    baselines: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+) -> None:
+    """metrics.json: {task: {metric: value}}, the evaluation data it came from, and optional
+    baselines scored on the same data ({"trivial": {task: {metric: value}}, ...})."""
     write_json_atomic(
         Path(package_path) / METRICS_FILE,
-        {"format": METRICS_FORMAT, "version": METRICS_VERSION, "data": dict(data), "metrics": {k: dict(v) for k, v in metrics.items()}},
+        {
+            "format": METRICS_FORMAT,
+            "version": METRICS_VERSION,
+            "data": dict(data),
+            "metrics": {k: dict(v) for k, v in metrics.items()},
+            "baselines": {k: {t: dict(m) for t, m in v.items()} for k, v in (baselines or {}).items()},
+        },
     )
 
 

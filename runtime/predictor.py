@@ -7,10 +7,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
-from PIL import Image
-
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import ConfigError, unknown_name_error
+from PIL import Image
 
 ImageInput = Image.Image | np.ndarray
 

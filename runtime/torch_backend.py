@@ -6,7 +6,6 @@ import contextlib
 
 import numpy as np
 import torch
-
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import ModelPackage
 from onepass.models.tasks.base import ConfigError

@@ -1,7 +1,15 @@
 """Task types. Importing this package registers the built-in ones."""
 
 from onepass.models.tasks.attributes import AttributesTask
-from onepass.models.tasks.base import TASK_TYPES, ConfigError, Metric, OutputSpec, Task, build_task, register_task
+from onepass.models.tasks.base import (
+    TASK_TYPES,
+    ConfigError,
+    Metric,
+    OutputSpec,
+    Task,
+    build_task,
+    register_task,
+)
 from onepass.models.tasks.depth import DepthTask
 from onepass.models.tasks.normals import NormalsTask
 from onepass.models.tasks.semseg import SemsegTask

@@ -14,9 +14,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from onepass.models.tasks.base import ConfigError, OutputSpec, Task, one_hot_logits, register_task
 from torch import Tensor, nn
-
-from onepass.models.tasks.base import ConfigError, OutputSpec, Task, register_task
 
 MISSING = -1
 
@@ -41,6 +40,10 @@ class AttributesTask(Task):
 
     def __hash__(self) -> int:  # dict field: hash by content
         return hash(tuple((g, c) for g, c in self.groups.items()))
+
+    @classmethod
+    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> AttributesTask:
+        return cls({g: tuple(c) for g, c in attribute_groups.items()})
 
     @property
     def out_channels(self) -> int:
@@ -80,6 +83,14 @@ class AttributesTask(Task):
 
     def new_metric(self) -> GroupAccuracy:
         return GroupAccuracy(self)
+
+    def constant_output(self, targets: Tensor) -> Tensor:
+        majority = []
+        for g, classes in enumerate(self.groups.values()):
+            labelled = targets[:, g][targets[:, g] != MISSING]
+            counts = torch.bincount(labelled, minlength=len(classes))
+            majority.append(one_hot_logits(int(counts.argmax()), len(classes)))
+        return torch.cat(majority)
 
     def metric_directions(self) -> dict[str, bool]:
         return {f"acc_{group}": True for group in self.groups}

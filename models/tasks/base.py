@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from torch import Tensor, nn
-
+import torch
 from onepass.data.codecs import Codec
+from torch import Tensor, nn
 
 TASK_TYPES: dict[str, type[Task]] = {}
 
@@ -60,6 +60,11 @@ class Task(ABC):
     name: ClassVar[str]
     dense: ClassVar[bool]  # per-pixel output at input resolution, or one output per image
     codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a dense prediction or label
+
+    @classmethod
+    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> Task:
+        """The task as a dataset describes it (dataset.json's class names and attribute groups)."""
+        return cls()
 
     # ---- models ---------------------------------------------------------------------------
     @property
@@ -94,6 +99,11 @@ class Task(ABC):
 
     @abstractmethod
     def new_metric(self) -> Metric: ...
+
+    @abstractmethod
+    def constant_output(self, targets: Tensor) -> Tensor:
+        """The trivial baseline (majority class, mean, most common value) as a raw output vector
+        of `out_channels`, estimated from a stack of training targets."""
 
     @abstractmethod
     def metric_directions(self) -> dict[str, bool]:
@@ -167,6 +177,13 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _freeze(v) for k, v in value.items()}
     return value
+
+
+def one_hot_logits(index: int, size: int) -> Tensor:
+    """Raw logits that make a classifier predict `index` with near certainty."""
+    logits = torch.full((size,), -10.0)
+    logits[index] = 10.0
+    return logits
 
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -9,11 +10,10 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
+from torch import Tensor, nn
 
 
 @register_task
@@ -55,6 +55,10 @@ class DepthTask(Task):
 
     def new_metric(self) -> DepthErrors:
         return DepthErrors()
+
+    def constant_output(self, targets: Tensor) -> Tensor:
+        mean_depth = float(targets[targets > 0].double().mean())
+        return torch.tensor([math.log(math.expm1(mean_depth))])  # softplus⁻¹, so metres() gives the mean
 
     def metric_directions(self) -> dict[str, bool]:
         return {"abs_err": False, "abs_rel": False, "rmse": False, "delta1": True}

@@ -9,11 +9,17 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
 from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
 from onepass.models.tasks._resize import resize_nearest
-from onepass.models.tasks.base import ConfigError, OutputSpec, Task, dense_head, register_task
+from onepass.models.tasks.base import (
+    ConfigError,
+    OutputSpec,
+    Task,
+    dense_head,
+    one_hot_logits,
+    register_task,
+)
+from torch import Tensor, nn
 
 
 @register_task
@@ -29,6 +35,10 @@ class SemsegTask(Task):
     def __post_init__(self) -> None:
         if not 2 <= len(self.classes) <= 255:
             raise ConfigError(f"semseg needs 2 to 255 classes, got {len(self.classes)}")
+
+    @classmethod
+    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> SemsegTask:
+        return cls(tuple(classes))
 
     @property
     def out_channels(self) -> int:
@@ -57,6 +67,10 @@ class SemsegTask(Task):
 
     def new_metric(self) -> ConfusionMatrix:
         return ConfusionMatrix(len(self.classes))
+
+    def constant_output(self, targets: Tensor) -> Tensor:
+        counts = torch.bincount(targets[targets != IGNORE_INDEX].long(), minlength=self.out_channels)
+        return one_hot_logits(int(counts[: self.out_channels].argmax()), self.out_channels)
 
     def metric_directions(self) -> dict[str, bool]:
         return {"miou": True, "pixel_acc": True}

@@ -1,0 +1,5 @@
+import sys
+
+from onepass.cli import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""Folder dataset reader: labels round trip, missing labels, and clear errors for malformed data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
+from onepass.data.folder import DatasetError, FolderDataset
+from tests.tiny import CODECS, random_labels, write_random_dataset
+
+
+def test_round_trip_of_every_label(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=3)
+    dataset = FolderDataset(root, CODECS)
+    assert len(dataset) == 3 and dataset.ids == ["0000", "0001", "0002"]
+    image, dense, attributes = random_labels(np.random.default_rng(0), 48, 64)
+    sample = dataset[0]
+    np.testing.assert_array_equal(sample.image, image)
+    np.testing.assert_array_equal(sample.dense["semseg"], dense["semseg"])
+    np.testing.assert_allclose(sample.dense["depth"], dense["depth"], atol=5e-4)  # millimetre rounding
+    np.testing.assert_allclose(sample.dense["normals"], dense["normals"], atol=0.01)  # 8-bit rounding
+    assert sample.attributes == attributes
+
+
+def test_missing_labels_are_none(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=3, drop={"depth": [1], "attributes": [2]})
+    dataset = FolderDataset(root, CODECS)
+    assert dataset[1].dense["depth"] is None and dataset[1].dense["semseg"] is not None
+    assert dataset[2].attributes == {"people": None, "facing": None}
+
+
+def test_missing_dataset_json(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "dataset.json").unlink()
+    with pytest.raises(DatasetError, match="dataset.json: missing"):
+        FolderDataset(root, CODECS)
+
+
+def test_wrong_version(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    data = json.loads((root / "dataset.json").read_text())
+    data["version"] = 5
+    (root / "dataset.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match="unsupported dataset version 5"):
+        FolderDataset(root, CODECS)
+
+
+def test_label_of_the_wrong_size_names_the_file(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=2)
+    (root / "depth" / "0001.png").write_bytes(DepthPngCodec().encode(np.ones((10, 10), np.float32)))
+    dataset = FolderDataset(root, CODECS)
+    with pytest.raises(DatasetError, match=r"depth/0001.png: label is 10x10 \(WxH\) but its image is 64x48"):
+        dataset[1]
+
+
+def test_wrong_png_kind_names_the_file(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    Image.new("RGB", (64, 48)).save(root / "depth" / "0000.png")
+    with pytest.raises(DatasetError, match="depth/0000.png: depth must be a 16-bit PNG"):
+        FolderDataset(root, CODECS)[0]
+    (root / "semseg" / "0000.png").write_bytes(b"not a png")
+    with pytest.raises(DatasetError, match="semseg/0000.png: not a readable PNG"):
+        FolderDataset(root, {"semseg": IndexedPngCodec()})[0]
+
+
+def test_attribute_errors_name_file_and_line(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=2)
+    csv = root / "attributes.csv"
+    csv.write_text("image,people,facing\n0000.png,1,yes\n0001.png,9,no\n")
+    with pytest.raises(DatasetError, match=r"attributes.csv, line 3: '9' is not a class of group 'people'"):
+        FolderDataset(root, CODECS)
+    csv.write_text("image,people,mood\n0000.png,1,happy\n")
+    with pytest.raises(DatasetError, match=r"columns \['mood'\] are not attribute groups"):
+        FolderDataset(root, CODECS)
+    csv.write_text("image,people\nmissing.png,1\n")
+    with pytest.raises(DatasetError, match="image 'missing.png' is not in images/"):
+        FolderDataset(root, CODECS)
+
+
+def test_no_images(tmp_path):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "images" / "0000.png").unlink()
+    with pytest.raises(DatasetError, match="images: no images"):
+        FolderDataset(root, CODECS)
+
+
+@pytest.mark.parametrize("codec", [IndexedPngCodec(), DepthPngCodec(), NormalsPngCodec()], ids=type)
+def test_codecs_round_trip(codec):
+    rng = np.random.default_rng(1)
+    if isinstance(codec, IndexedPngCodec):
+        array = rng.integers(0, 256, (5, 7)).astype(np.uint8)
+        np.testing.assert_array_equal(codec.decode(codec.encode(array), "x"), array)
+    elif isinstance(codec, DepthPngCodec):
+        array = rng.uniform(0, 60, (5, 7)).astype(np.float32)
+        np.testing.assert_allclose(codec.decode(codec.encode(array), "x"), array, atol=5e-4)
+    else:
+        array = rng.normal(size=(5, 7, 3)).astype(np.float32)
+        array /= np.linalg.norm(array, axis=2, keepdims=True)
+        array[0, 0] = 0  # missing
+        decoded = codec.decode(codec.encode(array), "x")
+        np.testing.assert_allclose(decoded, array, atol=0.01)
+        assert not decoded[0, 0].any()

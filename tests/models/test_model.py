@@ -1,0 +1,75 @@
+"""Every architecture with every task set: output contract, parameter partition, single-task models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
+from onepass.models.tasks import ConfigError, DepthTask
+from tests.tiny import TINY_ENCODER, all_tasks, tiny_config
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("encoder", [TINY_ENCODER, "test_convnext"])
+def test_forward_returns_a_dict_at_input_resolution(architecture, encoder):
+    model = MultiTaskModel(tiny_config(architecture, encoder=encoder)).eval()
+    outputs = model(torch.randn(2, 3, 64, 96))
+    assert set(outputs) == {t.name for t in all_tasks()}
+    for task in model.config.tasks:
+        expected = (2, task.out_channels, 64, 96) if task.dense else (2, task.out_channels)
+        assert tuple(outputs[task.name].shape) == expected
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_single_task_model_is_the_same_code(architecture):
+    model = MultiTaskModel(tiny_config(architecture, tasks=(DepthTask(),)))
+    outputs = model(torch.randn(1, 3, 64, 96))
+    assert list(outputs) == ["depth"]
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_parameters_split_into_shared_and_per_task(architecture):
+    model = MultiTaskModel(tiny_config(architecture))
+    groups = [model.shared_parameters()] + [model.task_parameters(t.name) for t in model.config.tasks]
+    ids = [id(p) for group in groups for p in group]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    assert all(groups), "every group has parameters"
+    last = model.last_shared_parameters()
+    assert last and all(any(p is q for q in model.shared_parameters()) for p in last)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_task_gradient_reaches_the_last_shared_layer(architecture):
+    model = MultiTaskModel(tiny_config(architecture))
+    outputs = model(torch.randn(2, 3, 64, 96))
+    (weight,) = model.last_shared_parameters()
+    for name, value in outputs.items():
+        (grad,) = torch.autograd.grad(value.sum(), weight, retain_graph=True)
+        assert grad.abs().sum() > 0, name
+
+
+def test_inference_graph_normalises_and_postprocesses():
+    model = MultiTaskModel(tiny_config()).eval()
+    graph = InferenceGraph(model).eval()
+    image = torch.randint(0, 256, (2, 64, 96, 3), dtype=torch.uint8)
+    outputs = graph(image)
+    assert outputs["semseg"].dtype == torch.uint8 and outputs["semseg"].shape == (2, 64, 96)
+    assert (outputs["depth"] > 0).all()
+    torch.testing.assert_close(outputs["normals"].norm(dim=-1), torch.ones(2, 64, 96))
+    torch.testing.assert_close(outputs["attr_people"].sum(dim=1), torch.ones(2))
+    mean = torch.tensor(model.config.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.config.std).view(1, 3, 1, 1)
+    raw = model((image.permute(0, 3, 1, 2).float() / 255 - mean) / std)
+    torch.testing.assert_close(outputs["depth"], torch.nn.functional.softplus(raw["depth"])[:, 0])
+
+
+def test_config_json_round_trip_and_validation():
+    config = tiny_config("hps")
+    assert ModelConfig.from_json(config.to_json()) == config
+    with pytest.raises(ConfigError, match="did you mean 'hps'"):
+        tiny_config("hsp")
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        ModelConfig(tasks=all_tasks(), input_size=(100, 96))
+    with pytest.raises(ConfigError, match="unknown timm encoder"):
+        MultiTaskModel(tiny_config(encoder="resnet_does_not_exist"))

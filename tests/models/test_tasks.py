@@ -1,0 +1,162 @@
+"""Each task's loss, metrics and post-processing against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from onepass.data.codecs import IGNORE_INDEX
+from onepass.models.tasks import TASK_TYPES, AttributesTask, ConfigError, DepthTask, NormalsTask, SemsegTask, build_task
+from tests.tiny import all_tasks
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+def test_config_round_trip(task):
+    assert build_task(task.to_config()) == task
+
+
+def test_every_registered_type_is_covered():
+    assert {t.name for t in all_tasks()} == set(TASK_TYPES)
+
+
+def test_unknown_task_type_suggests_a_close_match():
+    with pytest.raises(ConfigError, match="did you mean 'semseg'"):
+        build_task({"type": "semsge"})
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+def test_output_specs_match_postprocess(task):
+    raw = torch.randn(2, task.out_channels, 8, 12) if task.dense else torch.randn(2, task.out_channels)
+    outputs = task.postprocess(raw)
+    assert [o.name for o in task.output_specs()] == list(outputs)
+    for spec in task.output_specs():
+        value = outputs[spec.name]
+        assert str(value.dtype).removeprefix("torch.") == spec.dtype
+        expected = [2 if d == "N" else 8 if d == "H" else 12 if d == "W" else d for d in spec.shape]
+        assert list(value.shape) == expected
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+def test_loss_is_none_without_labels_and_masks_missing(task):
+    size = (4, 5)
+    raw = torch.randn(2, task.out_channels, *size) if task.dense else torch.randn(2, task.out_channels)
+    missing = torch.from_numpy(np.stack([task.target(None, size, "x")] * 2))
+    assert task.loss(raw, missing) is None
+
+
+def test_semseg_loss_and_metrics_by_hand():
+    task = SemsegTask(("a", "b", "c"))
+    raw = torch.zeros(1, 3, 1, 4)
+    raw[0, :, 0, 0] = torch.tensor([5.0, 0, 0])  # predicts a
+    raw[0, :, 0, 1] = torch.tensor([0, 5.0, 0])  # predicts b
+    raw[0, :, 0, 2] = torch.tensor([0, 5.0, 0])  # predicts b
+    raw[0, :, 0, 3] = torch.tensor([0, 0, 5.0])  # predicts c, but unlabelled
+    target = torch.tensor([[[0, 1, 0, IGNORE_INDEX]]], dtype=torch.uint8)
+    expected = torch.nn.functional.cross_entropy(raw[0, :, 0, :3].T, torch.tensor([0, 1, 0]))
+    torch.testing.assert_close(task.loss(raw, target), expected)
+    metric = task.new_metric()
+    metric.update(raw, target)
+    result = metric.compute()
+    # class a: TP 1, FP 0, FN 1 -> 1/2; class b: TP 1, FP 1, FN 0 -> 1/2; class c never seen -> excluded
+    assert result["miou"] == pytest.approx(0.5)
+    assert result["pixel_acc"] == pytest.approx(2 / 3)
+
+
+def test_semseg_metrics_are_pooled_not_batch_averaged():
+    task = SemsegTask(("a", "b"))
+    metric = task.new_metric()
+    good = torch.tensor([[[[5.0] * 9 + [0.0]], [[0.0] * 10]]]).permute(0, 1, 2, 3)  # (1, 2, 1, 10): predicts a everywhere
+    metric.update(good, torch.zeros(1, 1, 10, dtype=torch.uint8))  # 10 correct pixels
+    metric.update(good[..., :1], torch.ones(1, 1, 1, dtype=torch.uint8))  # 1 wrong pixel
+    assert metric.compute()["pixel_acc"] == pytest.approx(10 / 11)  # a mean of batch means would say 0.5
+
+
+def test_semseg_rejects_unknown_class_ids():
+    with pytest.raises(ValueError, match="labels.png: class ids \\[7\\]"):
+        SemsegTask(("a", "b")).target(np.array([[0, 7]], np.uint8), (1, 2), "labels.png")
+
+
+def test_depth_loss_and_metrics_by_hand():
+    task = DepthTask()
+    predicted = torch.tensor([1.0, 2.0, 4.0, 9.0])
+    raw = torch.log(torch.expm1(predicted)).view(1, 1, 1, 4)  # softplus^-1
+    target = torch.tensor([[[1.0, 1.0, 4.5, 0.0]]])  # last pixel unmeasured
+    torch.testing.assert_close(task.loss(raw, target), torch.tensor((0 + 1 + 0.5) / 3))
+    metric = task.new_metric()
+    metric.update(raw, target)
+    result = metric.compute()
+    assert result["abs_err"] == pytest.approx(0.5, rel=1e-5)
+    assert result["abs_rel"] == pytest.approx((0 + 1 + 0.5 / 4.5) / 3, rel=1e-5)
+    assert result["rmse"] == pytest.approx(math.sqrt(1.25 / 3), rel=1e-5)
+    assert result["delta1"] == pytest.approx(200 / 3, rel=1e-5)  # 1/1 and 4.5/4 < 1.25; 2/1 is not
+
+
+def test_depth_rescale_follows_zoom():
+    assert DepthTask().rescale_target_values(np.array([2.0]), 0.5)[0] == pytest.approx(4.0)
+
+
+def test_normals_loss_and_metrics_by_hand():
+    task = NormalsTask()
+    angle = math.radians(30)
+    raw = torch.tensor([[0.0, 0.0, 2.0], [math.sin(angle), 0.0, math.cos(angle)], [1.0, 0, 0]]).T.reshape(1, 3, 1, 3)
+    target = torch.tensor([[[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]]])  # third unlabelled
+    torch.testing.assert_close(task.loss(raw, target), torch.tensor((0 + 1 - math.cos(angle)) / 2))
+    metric = task.new_metric()
+    metric.update(raw, target)
+    result = metric.compute()
+    assert result["mean_angle"] == pytest.approx(15.0, abs=1e-3)
+    assert result["median_angle"] == pytest.approx(0.0, abs=0.01)  # lower median of {0, 30}
+    assert result["within_11.25"] == pytest.approx(50.0)
+    assert result["within_30"] == pytest.approx(100.0)
+
+
+def test_normals_flip_negates_x():
+    target = np.zeros((1, 2, 3), np.float32)
+    target[0, 0] = (0.6, 0.0, 0.8)
+    flipped = NormalsTask().flip_target(target)
+    np.testing.assert_allclose(flipped[0, 1], (-0.6, 0.0, 0.8))
+
+
+def test_attributes_loss_metrics_and_result():
+    task = AttributesTask({"people": ("0", "1", "2"), "facing": ("no", "yes")})
+    raw = torch.tensor([[5.0, 0, 0, 0, 5.0], [0, 5.0, 0, 5.0, 0]])
+    target = torch.tensor([[0, -1], [2, 0]])  # image 0: facing unlabelled; image 1: people wrong
+    people = torch.nn.functional.cross_entropy(raw[:, :3], torch.tensor([0, 2]))
+    facing = torch.nn.functional.cross_entropy(raw[1:, 3:], torch.tensor([0]))
+    torch.testing.assert_close(task.loss(raw, target), (people + facing) / 2)
+    metric = task.new_metric()
+    metric.update(raw, target)
+    assert metric.compute() == {"acc_people": 50.0, "acc_facing": 100.0}
+    outputs = {k: v[0].numpy() for k, v in task.postprocess(raw).items()}
+    result = task.to_result(outputs, (10, 10))
+    assert result["people"]["label"] == "0" and result["facing"]["label"] == "yes"
+    assert sum(result["people"]["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_attributes_target_rejects_unknown_class():
+    task = AttributesTask({"people": ("0", "1")})
+    with pytest.raises(ValueError, match="attributes.csv, line 3: '7' is not a class"):
+        task.target({"people": "7"}, (1, 1), "attributes.csv, line 3")
+    np.testing.assert_array_equal(task.target({"people": None}, (1, 1), "x"), [-1])
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+def test_constant_output_is_the_trivial_predictor(task):
+    size = (3, 4)
+    if task.name == "semseg":
+        targets = torch.tensor([[[0, 1, 1, 1]] * 3], dtype=torch.uint8)
+        assert task.postprocess(task.constant_output(targets).view(1, -1, 1, 1))["semseg"].item() == 1
+    elif task.name == "depth":
+        targets = torch.tensor([[[1.0, 3.0, 0.0]]])
+        assert task.postprocess(task.constant_output(targets).view(1, -1, 1, 1))["depth"].item() == pytest.approx(2.0)
+    elif task.name == "normals":
+        targets = torch.tensor([[[[0.0, 1.0, 0.0]] * 3 + [[0.0, 0.0, 1.0]]]])
+        assert task.constant_output(targets).tolist() == [0.0, 1.0, 0.0]
+    else:
+        targets = torch.tensor([[1, 0], [1, 1], [2, -1]])
+        probabilities = task.postprocess(task.constant_output(targets).view(1, -1))
+        assert probabilities["attr_people"].argmax().item() == 1 and probabilities["attr_facing"].argmax().item() in (0, 1)
+    assert size

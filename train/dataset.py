@@ -1,0 +1,123 @@
+"""Folder dataset -> training tensors: targets from each task, resized to the model's input, with
+label-consistent augmentation (each task says how its target flips and rescales)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from onepass.data.folder import DatasetError, FolderDataset
+from onepass.models.tasks.base import Task
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random flip, zoom-out and colour jitter.
+
+    Zoom is out only (the image shrinks into a padded canvas): zooming in could crop a person out of
+    view and silently make the `people` label wrong; padding is unlabelled in every task.
+    """
+
+    min_zoom: float = 0.75
+    flip: bool = True
+    colour: float = 0.2  # brightness/contrast/saturation jitter amplitude
+
+
+class TaskDataset(torch.utils.data.Dataset):
+    """Items: {"image": (3, H, W) uint8, <task>: target tensor, "index": int}.
+
+    Augmentation randomness comes from (seed, epoch, index), never from global state, so a resumed
+    run sees exactly the samples it would have seen.
+    """
+
+    def __init__(
+        self,
+        folder: FolderDataset,
+        tasks: Sequence[Task],
+        input_size: tuple[int, int],
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+    ):
+        self.folder = folder
+        self.tasks = list(tasks)
+        self.input_size = input_size
+        self.augmentation = augmentation
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.folder[index]
+        size = sample.image.shape[:2]
+        source = f"{self.folder.root}: sample {sample.id!r}"
+        targets = {}
+        for task in self.tasks:
+            label = sample.dense.get(task.name) if task.dense else sample.attributes
+            try:
+                targets[task.name] = task.target(label, size, source)
+            except ValueError as error:
+                raise DatasetError(str(error)) from None
+        image = resize_image(sample.image, self.input_size)
+        targets = {t.name: resize_target(t, targets[t.name], self.input_size) for t in self.tasks}
+        if self.augmentation is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            image, targets = augment(image, targets, self.tasks, self.augmentation, rng)
+        item = {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), "index": torch.tensor(index)}
+        for name, target in targets.items():
+            item[name] = torch.from_numpy(np.ascontiguousarray(target))
+        return item
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if image.shape[:2] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+
+
+def resize_target(task: Task, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest neighbour, so labels never blend across object boundaries."""
+    if not task.dense or target.shape[:2] == size:
+        return target
+    rows = (np.arange(size[0]) + 0.5) * target.shape[0] / size[0]
+    cols = (np.arange(size[1]) + 0.5) * target.shape[1] / size[1]
+    return target[rows.astype(int)[:, None], cols.astype(int)[None, :]]
+
+
+def augment(
+    image: np.ndarray, targets: dict[str, np.ndarray], tasks: Sequence[Task], config: Augmentation, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    height, width = image.shape[:2]
+    if config.flip and rng.random() < 0.5:
+        image = image[:, ::-1]
+        targets = {t.name: t.flip_target(targets[t.name]) for t in tasks}
+    zoom = rng.uniform(config.min_zoom, 1.0)
+    if zoom < 0.99:
+        inner = (max(1, round(height * zoom)), max(1, round(width * zoom)))
+        top, left = rng.integers(0, height - inner[0] + 1), rng.integers(0, width - inner[1] + 1)
+        canvas = np.empty_like(image)
+        canvas[:] = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
+        canvas[top : top + inner[0], left : left + inner[1]] = resize_image(np.ascontiguousarray(image), inner)
+        image = canvas
+        for task in tasks:
+            if task.dense:
+                target = task.rescale_target_values(resize_target(task, targets[task.name], inner), zoom)
+                padded = np.full((height, width, *target.shape[2:]), task.fill_value, target.dtype)
+                padded[top : top + inner[0], left : left + inner[1]] = target
+                targets[task.name] = padded
+    if config.colour > 0:
+        image = jitter_colour(image, config.colour, rng)
+    return image, targets
+
+
+def jitter_colour(image: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    x = image.astype(np.float32)  # (H, W, 3)
+    brightness, contrast, saturation = 1.0 + rng.uniform(-amount, amount, size=3)
+    gray = x.mean(axis=2, keepdims=True)
+    x = gray + (x - gray) * saturation
+    x = (x - x.mean()) * contrast + x.mean() * brightness
+    return np.clip(x, 0, 255).astype(np.uint8)

@@ -1,0 +1,129 @@
+"""Evaluation: pooled metrics over a whole dataset, trivial baselines, and Δ_MTL."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+from onepass.models.tasks.base import Task
+from torch import Tensor, nn
+from tqdm import tqdm
+
+Metrics = dict[str, dict[str, float]]  # task -> metric -> value
+
+
+def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(B, 3, H, W) uint8 -> float normalised, the model's training input."""
+    mean_t = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255.0
+    std_t = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255.0
+    return (images.float() - mean_t) / std_t
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Tensor]],
+    tasks: Sequence[Task],
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Metrics:
+    """Every metric is pooled over all labelled pixels/images of the set (never a mean of batch means)."""
+    was_training = model.training
+    model.eval()
+    accumulators = {t.name: t.new_metric() for t in tasks}
+    for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, leave=False):
+        raw = model(normalise(batch["image"].to(device), mean, std))
+        for task in tasks:
+            accumulators[task.name].update(raw[task.name].float(), batch[task.name].to(device))
+    model.train(was_training)
+    return {name: accumulator.compute() for name, accumulator in accumulators.items()}
+
+
+def delta_mtl(results: Metrics, baselines: Metrics, tasks: Sequence[Task]) -> float:
+    """Δ_MTL (Maninis et al. 2019; Vandenhende et al. 2021), in percent, positive = better:
+
+        Δ_MTL = 1/T Σ_t  1/|M_t| Σ_{m ∈ M_t}  (-1)^{l_m} (M_{t,m} - B_{t,m}) / B_{t,m} × 100
+
+    where B is the single-task baseline's value of metric m of task t and l_m = 1 when lower is
+    better for m. Only metrics present (and non-zero) in both results and baselines count.
+    """
+    per_task = []
+    for task in tasks:
+        if task.name not in results or task.name not in baselines:
+            raise KeyError(f"Δ_MTL needs both results and a baseline for task {task.name!r}")
+        changes = []
+        for metric, higher_is_better in task.metric_directions().items():
+            value, base = results[task.name].get(metric), baselines[task.name].get(metric)
+            if value is None or base is None or base == 0 or math.isnan(value) or math.isnan(base):
+                continue
+            sign = 1.0 if higher_is_better else -1.0
+            changes.append(sign * (value - base) / abs(base) * 100.0)
+        if not changes:
+            raise ValueError(f"Δ_MTL: no comparable metric for task {task.name!r}")
+        per_task.append(sum(changes) / len(changes))
+    return sum(per_task) / len(per_task)
+
+
+class ConstantPredictor(nn.Module):
+    """The trivial baselines as a "model": majority class, mean depth, most common normal,
+    majority class per attribute group — all estimated on a training set."""
+
+    def __init__(self, tasks: Sequence[Task], constants: Mapping[str, Tensor]):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.constants = dict(constants)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        batch, _, height, width = x.shape
+        outputs = {}
+        for task in self.tasks:
+            constant = self.constants[task.name]
+            if task.dense:
+                outputs[task.name] = constant.view(1, -1, 1, 1).expand(batch, -1, height, width)
+            else:
+                outputs[task.name] = constant.view(1, -1).expand(batch, -1)
+        return outputs
+
+
+@torch.no_grad()
+def fit_constant_predictor(batches: Iterable[Mapping[str, Tensor]], tasks: Sequence[Task], max_images: int = 256) -> ConstantPredictor:
+    """Each task's trivial constant (`Task.constant_output`), estimated on up to `max_images`
+    training images — plenty for a majority class or a mean."""
+    collected: dict[str, list[Tensor]] = {t.name: [] for t in tasks}
+    seen = 0
+    for batch in batches:
+        for task in tasks:
+            collected[task.name].append(batch[task.name])
+        seen += len(batch["image"])
+        if seen >= max_images:
+            break
+    return ConstantPredictor(tasks, {t.name: t.constant_output(torch.cat(collected[t.name])) for t in tasks})
+
+
+def format_metrics_table(results: Metrics, tasks: Sequence[Task], columns: Mapping[str, Metrics] | None = None) -> str:
+    """A rich table: one row per (task, metric), the model's value and optional comparison columns."""
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = dict(columns or {})
+    table = Table(title="evaluation")
+    for header in ("task", "metric", "better", "model", *columns):
+        table.add_column(header, justify="right" if header not in ("task", "metric") else "left")
+    for task in tasks:
+        for metric, higher in task.metric_directions().items():
+            row = [task.name, metric, "↑" if higher else "↓", _format(results.get(task.name, {}).get(metric))]
+            row += [_format(other.get(task.name, {}).get(metric)) for other in columns.values()]
+            table.add_row(*row)
+    console = Console(width=120, record=True)
+    with console.capture() as capture:
+        console.print(table)
+    return capture.get()
+
+
+def _format(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4g}" if abs(value) < 10 else f"{value:.2f}"

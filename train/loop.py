@@ -1,0 +1,379 @@
+"""`onepass train`: one loop for every architecture, task set and loss balancer.
+
+Resumable bit-for-bit on CPU: the sample order comes from (seed, epoch), augmentation from
+(seed, epoch, index), and the checkpoint holds model, optimiser, balancer, scaler and RNG states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+import onepass
+from onepass.data.folder import FolderDataset
+from onepass.models.model import ModelConfig, MultiTaskModel
+from onepass.models.package import ModelPackage, save_metrics, save_package
+from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
+from onepass.train.balancing import LossBalancer, build_balancer
+from onepass.train.config import TrainConfig
+from onepass.train.dataset import Augmentation, TaskDataset
+from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
+from onepass.train.evaluate import Metrics, evaluate, fit_constant_predictor, normalise
+
+CHECKPOINT_FORMAT = "onepass-checkpoint"
+CHECKPOINT_VERSION = 1
+RUN_DIR = "train"  # inside the package: checkpoint.pt, log.jsonl (not part of the shipped package)
+
+
+def tasks_for_dataset(names: tuple[str, ...], folder: FolderDataset) -> tuple[Task, ...]:
+    description = folder.description
+    tasks = []
+    for name in names:
+        if name not in TASK_TYPES:
+            raise unknown_name_error("task", name, list(TASK_TYPES))
+        tasks.append(TASK_TYPES[name].from_dataset(description.classes, description.attribute_groups))
+    return tuple(tasks)
+
+
+def model_config(config: TrainConfig, tasks: tuple[Task, ...]) -> ModelConfig:
+    return ModelConfig(
+        tasks=tasks,
+        encoder=config.encoder,
+        architecture=config.architecture,
+        decoder_channels=config.decoder_channels,
+        input_size=tuple(config.input_size),
+        pretrained=config.pretrained,
+    )
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """A permutation drawn from (seed, epoch), this rank's share of it, whole batches only,
+    optionally skipping the batches a resumed run has already done."""
+
+    def __init__(self, size: int, batch_size: int, seed: int, epoch: int, group: ProcessGroup, skip_batches: int = 0):
+        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(size, generator=generator)[group.rank :: group.world_size]
+        usable = len(order) // batch_size * batch_size
+        self.indices = order[skip_batches * batch_size : usable].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def learning_rate_factor(config: TrainConfig, step: int, total_steps: int) -> float:
+    warmup = min(config.warmup_steps, max(total_steps // 5, 1))
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def parameter_groups(config: TrainConfig, model: MultiTaskModel, balancer: LossBalancer) -> list[dict[str, Any]]:
+    """Shared encoder/decoder, each task's own parameters and the balancer's, each with its lr."""
+    shared_lr = config.lr_shared if config.lr_shared is not None else config.lr
+    groups = [{"name": "shared", "params": model.shared_parameters(), "lr": shared_lr}]
+    for task in model.config.tasks:
+        groups.append({"name": task.name, "params": model.task_parameters(task.name), "lr": config.lr_tasks.get(task.name, config.lr)})
+    if balancer.model_parameters():
+        groups.append({"name": "balancer", "params": balancer.model_parameters(), "lr": config.lr, "weight_decay": 0.0})
+    for group in groups:
+        group["base_lr"] = group["lr"]
+    return groups
+
+
+def build_optimizer(config: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
+
+
+def choose_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: no CUDA GPU is available here; use --device cpu")
+    return device
+
+
+@dataclass
+class TrainingState:
+    step: int = 0
+    epoch: int = 0
+    wall_time: float = 0.0
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, progress: bool = True):
+        self.config = config
+        self.progress = progress
+        self.out = Path(config.out)
+        self.run_dir = self.out / RUN_DIR
+        device = choose_device(config.device)
+        self.group = init_process_group(device)
+        if device.type == "cuda":
+            device = torch.device("cuda", self.group.local_rank)
+            torch.cuda.set_device(device)
+        self.device = device
+        torch.manual_seed(config.seed)
+
+        self.train_folder = FolderDataset(config.data, {})
+        self.tasks = tasks_for_dataset(config.tasks, self.train_folder)
+        codecs = {t.name: t.codec for t in self.tasks if t.dense}
+        self.train_folder.dense_codecs = codecs
+        augmentation = Augmentation(min_zoom=config.min_zoom) if config.augment else None
+        self.train_set = TaskDataset(self.train_folder, self.tasks, config.input_size, augmentation, config.seed)
+        self.val_set = (
+            TaskDataset(FolderDataset(config.val_data, codecs), self.tasks, config.input_size)
+            if config.val_data
+            else None
+        )
+
+        self.model = MultiTaskModel(model_config(config, self.tasks)).to(device).to(memory_format=torch.channels_last)
+        self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(device)
+        self.optimizer = build_optimizer(config, parameter_groups(config, self.model, self.balancer))
+        self.network: nn.Module = self.model
+        if self.group.enabled:
+            self.network = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+
+        self.amp_dtype = None
+        if device.type == "cuda" and config.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        self.steps_per_epoch = len(self.train_folder) // (config.batch_size * self.group.world_size)
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                f"{config.data}: {len(self.train_folder)} images cannot fill one batch of {config.batch_size} "
+                f"per process ({self.group.world_size} processes); lower batch_size"
+            )
+        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.state = TrainingState()
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> None:
+        if not self.group.is_main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": json.dumps(self.config.to_json(), sort_keys=True),
+            "step": self.state.step,
+            "epoch": self.state.epoch,
+            "wall_time": self.state.wall_time,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "balancer": self.balancer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        temporary = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(checkpoint, temporary)
+        temporary.replace(self.checkpoint_path)  # a killed run never leaves half a checkpoint
+
+    def load_checkpoint(self) -> None:
+        path = self.checkpoint_path
+        if not path.is_file():
+            raise ConfigError(f"{path}: no checkpoint to resume from (train once without --resume)")
+        checkpoint = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
+        if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("version") != CHECKPOINT_VERSION:
+            raise ConfigError(f"{path}: not an onepass checkpoint of version {CHECKPOINT_VERSION}")
+        saved = json.loads(checkpoint["config"])
+        current = self.config.to_json()
+        changed = sorted(k for k in current if k not in ("epochs", "steps", "out", "num_workers") and saved.get(k) != current[k])
+        if changed:
+            raise ConfigError(f"{path}: cannot resume with a different {', '.join(changed)} than the checkpoint's")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.balancer.load_state_dict(checkpoint["balancer"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        torch.set_rng_state(checkpoint["torch_rng"].cpu())
+        self.state = TrainingState(checkpoint["step"], checkpoint["epoch"], checkpoint["wall_time"])
+
+    # ---- the loop -------------------------------------------------------------------------
+    def loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
+        self.train_set.epoch = epoch
+        sampler = EpochSampler(len(self.train_set), self.config.batch_size, self.config.seed, epoch, self.group, skip_batches)
+        return torch.utils.data.DataLoader(
+            self.train_set,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            num_workers=self.config.num_workers,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        images = batch["image"].to(self.device, non_blocking=True)
+        x = normalise(images, self.model.config.mean, self.model.config.std).contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            raw = self.network(x)
+        losses = {}
+        for task in self.tasks:
+            loss = task.loss(raw[task.name], batch[task.name].to(self.device, non_blocking=True))
+            if loss is not None:
+                losses[task.name] = loss
+        total = self.balancer.combine(losses, self.model.last_shared_parameters())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        average_parameters(list(self.balancer.parameters()), self.group)
+        return {"total": float(total.detach()), **{name: float(loss.detach()) for name, loss in losses.items()}}
+
+    def set_learning_rate(self) -> None:
+        factor = learning_rate_factor(self.config, self.state.step, self.total_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * factor
+
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> ModelPackage | None:
+        """Train to `total_steps` (or stop after `stop_after` steps of this run, checkpointing) and
+        write the package. Returns None when stopped early."""
+        if resume:
+            self.load_checkpoint()
+        if self.group.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        steps_this_run = 0
+        progress = tqdm(
+            total=self.total_steps, initial=self.state.step, desc="train", unit="step",
+            disable=not (self.progress and self.group.is_main), dynamic_ncols=True,
+        )  # fmt: skip
+        self.model.train()
+        while self.state.step < self.total_steps:
+            epoch = self.state.epoch
+            done_in_epoch = self.state.step - epoch * self.steps_per_epoch
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            started = time.perf_counter()
+            for batch in self.loader(epoch, done_in_epoch):
+                self.set_learning_rate()
+                tick = time.perf_counter()
+                losses = self.train_step(batch)
+                self.state.step += 1
+                steps_this_run += 1
+                self.state.wall_time += time.perf_counter() - tick
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                    counts[name] = counts.get(name, 0) + 1
+                images_per_second = self.config.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
+                progress.update(1)
+                if self.state.step % self.config.log_every == 0 or self.state.step == self.total_steps:
+                    progress.set_postfix(loss=f"{losses['total']:.3f}", img_s=f"{images_per_second:.0f}", epoch=epoch)
+                if self.state.step % self.config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.state.step >= self.total_steps or (stop_after is not None and steps_this_run >= stop_after):
+                    break
+            epoch_finished = self.state.step == (epoch + 1) * self.steps_per_epoch or self.state.step >= self.total_steps
+            if epoch_finished:
+                mean_losses = {k: sums[k] / counts[k] for k in sums if k != "total"}
+                self.balancer.end_epoch(mean_losses)
+                self.state.epoch += 1
+                self.log_epoch(epoch, {k: sums[k] / counts[k] for k in sums}, time.perf_counter() - started)
+            if stop_after is not None and steps_this_run >= stop_after and self.state.step < self.total_steps:
+                self.save_checkpoint()
+                progress.close()
+                return None
+        progress.close()
+        self.save_checkpoint()
+        return self.finish()
+
+    def log_epoch(self, epoch: int, mean_losses: dict[str, float], seconds: float) -> None:
+        metrics = self.evaluate_val() if self.val_set is not None else None
+        if not self.group.is_main:
+            return
+        record = {
+            "epoch": epoch,
+            "step": self.state.step,
+            "seconds": round(seconds, 2),
+            "loss": mean_losses,
+            "weights": self.balancer.weights(),
+            "lr": {g["name"]: g["lr"] for g in self.optimizer.param_groups},
+            "val": metrics,
+        }
+        with (self.run_dir / "log.jsonl").open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def evaluate_val(self) -> Metrics | None:
+        if self.val_set is None or not self.group.is_main:
+            return None
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.config.batch_size, num_workers=self.config.num_workers)
+        return evaluate(self.model, loader, self.tasks, self.model.config.mean, self.model.config.std, self.device, self.progress)
+
+    def finish(self) -> ModelPackage | None:
+        barrier(self.group)
+        if not self.group.is_main:
+            return None
+        package = save_package(self.out, self.model, self.config.name or self.out.name, training=self.provenance())
+        if self.val_set is not None:
+            metrics = self.evaluate_val()
+            trivial = self.trivial_baselines()
+            save_metrics(self.out, metrics, self.val_description(), baselines={"trivial": trivial})
+        return package
+
+    def trivial_baselines(self) -> Metrics:
+        """Majority class / mean depth / most common normal / majority attribute, fit on the training
+        set and scored on the validation set like the model."""
+        plain = TaskDataset(self.train_folder, self.tasks, self.config.input_size)
+        constant = fit_constant_predictor(torch.utils.data.DataLoader(plain, batch_size=32), self.tasks)
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.config.batch_size)
+        return evaluate(constant, loader, self.tasks, self.model.config.mean, self.model.config.std, "cpu", False)
+
+    def val_description(self) -> dict[str, Any]:
+        return {"path": str(self.config.val_data), "images": len(self.val_set), **_dataset_provenance(self.config.val_data)}
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_json(),
+            "steps": self.state.step,
+            "epochs": self.state.epoch,
+            "train_images": len(self.train_folder),
+            "train_data": _dataset_provenance(self.config.data),
+            "seconds": round(self.state.wall_time, 1),
+            "processes": self.group.world_size,
+            "device": str(self.device),
+            "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "command": " ".join(sys.argv) if sys.argv else None,
+            "versions": {"onepass": onepass.__version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()},
+            "balancer_weights": self.balancer.weights(),
+        }
+
+
+def _dataset_provenance(path: str) -> dict[str, Any]:
+    """What made the data, when the folder says so (`onepass data synth` writes synth.json)."""
+    origin = Path(path) / "synth.json"
+    return {"synth": json.loads(origin.read_text())} if origin.is_file() else {}
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> ModelPackage | None:
+    """Train a model package from `config`; see `Trainer.fit`."""
+    return Trainer(config, progress).fit(resume=resume, stop_after=stop_after)
