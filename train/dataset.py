@@ -67,10 +67,14 @@ class TaskDataset(torch.utils.data.Dataset):
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, targets = augment(image, targets, self.tasks, self.augmentation, rng)
-        item = {"image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), "index": torch.tensor(index)}
+        item = {"image": _tensor(image.transpose(2, 0, 1)), "index": torch.tensor(index)}
         for name, target in targets.items():
-            item[name] = torch.from_numpy(np.ascontiguousarray(target))
+            item[name] = _tensor(target)
         return item
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))  # decoded PNGs are read-only
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""End-to-end training on tiny data: package output, bit-for-bit resume, per-task LRs, torchrun DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from onepass.models import open_package
+from onepass.train.config import TrainConfig
+from onepass.train.loop import Trainer, train
+from tests.tiny import TINY_ENCODER, write_random_dataset
+
+
+def tiny_train_config(tmp_path, **overrides) -> TrainConfig:
+    data = tmp_path / "train_data"
+    if not data.exists():
+        write_random_dataset(data, n=12, size=(64, 96))
+        write_random_dataset(tmp_path / "val_data", n=4, size=(64, 96), seed=1)
+    values = dict(
+        data=str(data), val_data=str(tmp_path / "val_data"), out=str(tmp_path / "pkg"), encoder=TINY_ENCODER,
+        decoder_channels=16, input_size=(64, 96), epochs=2, batch_size=4, num_workers=0, warmup_steps=2, log_every=1,
+    )  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("architecture", ["shared-fpn", "hps"])
+@pytest.mark.parametrize("balancer", ["fixed", "uncertainty", "gradnorm", "dwa"])
+def test_train_writes_a_complete_package(tmp_path, architecture, balancer):
+    config = tiny_train_config(tmp_path, architecture=architecture, balancer=balancer)
+    package = train(config, progress=False)
+    assert package is not None
+    reopened = open_package(config.out)
+    assert reopened.config.architecture == architecture
+    assert reopened.training["steps"] == 6 and reopened.training["epochs"] == 2
+    metrics = reopened.metrics
+    assert set(metrics["metrics"]) == {"semseg", "depth", "normals", "attributes"}
+    assert set(metrics["baselines"]["trivial"]) == set(metrics["metrics"])
+    assert metrics["data"]["images"] == 4
+    log = [json.loads(line) for line in (tmp_path / "pkg" / "train" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [0, 1]
+    assert set(log[0]["weights"]) == set(metrics["metrics"])
+    reopened.load_model()
+
+
+def test_resume_continues_bit_for_bit(tmp_path):
+    straight = tiny_train_config(tmp_path, out=str(tmp_path / "a"), balancer="gradnorm", epochs=3)
+    train(straight, progress=False)
+    interrupted = tiny_train_config(tmp_path, out=str(tmp_path / "b"), balancer="gradnorm", epochs=3)
+    assert train(interrupted, progress=False, stop_after=4) is None  # stops mid-epoch 1 (3 steps/epoch)
+    assert (tmp_path / "b" / "train" / "checkpoint.pt").is_file()
+    assert not (tmp_path / "b" / "weights.safetensors").exists()
+    train(interrupted, resume=True, progress=False)
+    a = open_package(tmp_path / "a").load_model().state_dict()
+    b = open_package(tmp_path / "b").load_model().state_dict()
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], rtol=0, atol=0, msg=name)
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    config = tiny_train_config(tmp_path, epochs=2)
+    train(config, progress=False, stop_after=1)
+    changed = tiny_train_config(tmp_path, epochs=2, lr=0.5)
+    with pytest.raises(ValueError, match="different lr"):
+        train(changed, resume=True, progress=False)
+
+
+def test_per_task_learning_rates_are_parameter_groups(tmp_path):
+    config = tiny_train_config(tmp_path, lr=1e-3, lr_shared=1e-4, lr_tasks={"depth": 5e-3}, balancer="uncertainty")
+    trainer = Trainer(config, progress=False)
+    groups = {g["name"]: g["base_lr"] for g in trainer.optimizer.param_groups}
+    assert groups == {"shared": 1e-4, "semseg": 1e-3, "depth": 5e-3, "normals": 1e-3, "attributes": 1e-3, "balancer": 1e-3}
+    depth_head = {id(p) for p in trainer.model.task_parameters("depth")}
+    (depth_group,) = [g for g in trainer.optimizer.param_groups if g["name"] == "depth"]
+    assert {id(p) for p in depth_group["params"]} == depth_head
+
+
+def test_partially_labelled_data_trains(tmp_path):
+    data = tmp_path / "partial"
+    write_random_dataset(data, n=8, size=(64, 96), drop={"depth": range(0, 8, 2), "attributes": [1, 2, 3], "normals": range(8)})
+    config = tiny_train_config(tmp_path, data=str(data), val_data=None, epochs=1, balancer="gradnorm")
+    assert train(config, progress=False) is not None
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(tmp_path):
+    config = tiny_train_config(tmp_path, epochs=1, balancer="uncertainty")
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "onepass", "train",
+        "--data", config.data, "--out", config.out, "--encoder", TINY_ENCODER, "--input-size", "64x96", "--epochs", "1",
+        "--batch-size", "2", "--num-workers", "0", "--device", "cpu", "--set", "decoder_channels=16",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    package = open_package(config.out)
+    assert package.training["processes"] == 2
+    assert package.training["steps"] == 3  # 12 images / (2 per process x 2 processes)
