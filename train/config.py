@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from onepass.models.architectures import architecture_class
+from onepass.models.tasks import TASK_TYPES
 from onepass.models.tasks.base import ConfigError, unknown_name_error
+from onepass.train.balancing import BALANCERS
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
@@ -62,6 +65,12 @@ class TrainConfig:
             raise unknown_name_error("optimizer", self.optimizer, list(OPTIMIZERS))
         if self.schedule not in SCHEDULES:
             raise unknown_name_error("schedule", self.schedule, list(SCHEDULES))
+        if self.balancer not in BALANCERS:
+            raise unknown_name_error("balancer", self.balancer, list(BALANCERS))
+        for task in self.tasks:
+            if task not in TASK_TYPES:
+                raise unknown_name_error("task", task, list(TASK_TYPES))
+        architecture_class(self.architecture)
         unknown = set(self.lr_tasks) - set(self.tasks)
         if unknown:
             raise ConfigError(f"lr_tasks names {sorted(unknown)}, which are not among the tasks {list(self.tasks)}")

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up the environment with the dev extra and run the linters and the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh ".[dev]"
+venv="${ONEPASS_VENV:-.venv}"
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
+"$venv/bin/python" -m pytest "$@"

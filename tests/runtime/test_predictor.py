@@ -1,0 +1,81 @@
+"""The torch Predictor: any input size and type, outputs at the image's size, same as the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import onepass
+from onepass.models import InferenceGraph, MultiTaskModel, save_package
+from onepass.models.tasks import ConfigError
+from tests.tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def package_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pkg")
+    torch.manual_seed(0)
+    save_package(path, MultiTaskModel(tiny_config()).eval(), "tiny")
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(package_path):
+    return onepass.load(package_path)
+
+
+def test_outputs_at_each_images_own_size(predictor):
+    images = [np.zeros((30, 50, 3), np.uint8), Image.new("L", (77, 41)), Image.new("RGBA", (64, 96))]
+    results = predictor.predict(images)
+    for result, (height, width) in zip(results, [(30, 50), (41, 77), (96, 64)], strict=True):
+        assert result["semseg"].shape == (height, width) and result["semseg"].dtype == np.uint8
+        assert result["depth"].shape == (height, width) and result["depth"].dtype == np.float32
+        assert result["normals"].shape == (height, width, 3)
+        np.testing.assert_allclose(np.linalg.norm(result["normals"], axis=-1), 1.0, atol=1e-4)
+        assert set(result["attributes"]) == {"people", "facing"}
+        assert result["attributes"]["people"]["label"] in ("0", "1", "2")
+
+
+def test_matches_the_inference_graph_at_input_size(predictor, package_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    result = predictor.predict(image)[0]
+    model = onepass.models.open_package(package_path).load_model()
+    with torch.no_grad():
+        expected = InferenceGraph(model)(torch.from_numpy(image)[None])
+    np.testing.assert_array_equal(result["semseg"], expected["semseg"][0].numpy())
+    np.testing.assert_allclose(result["depth"], expected["depth"][0].numpy(), rtol=1e-4, atol=1e-5)
+    probabilities = list(result["attributes"]["facing"]["probabilities"].values())
+    np.testing.assert_allclose(probabilities, expected["attr_facing"][0].numpy(), rtol=1e-4)
+
+
+def test_single_image_and_task_selection(predictor):
+    (result,) = predictor.predict(np.zeros((10, 10, 3), np.uint8), tasks=["depth"])
+    assert list(result) == ["depth"]
+    assert predictor.predict([]) == []
+
+
+def test_bad_inputs_are_clear(predictor):
+    with pytest.raises(ConfigError, match="did you mean 'depth'"):
+        predictor.predict(np.zeros((10, 10, 3), np.uint8), tasks=["dpeth"])
+    with pytest.raises(ConfigError, match="image 0: expected an \\(H, W, 3\\) or \\(H, W\\) uint8 array"):
+        predictor.predict(np.zeros((10, 10, 3), np.float32))
+    with pytest.raises(ConfigError, match="expected a PIL image or a numpy array, got str"):
+        predictor.predict(["photo.jpg"])
+
+
+def test_bf16_precision_runs_and_stays_close(package_path):
+    fp32 = onepass.load(package_path)
+    bf16 = onepass.load(package_path, precision="bf16")
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    a, b = fp32.predict(image)[0], bf16.predict(image)[0]
+    assert np.abs(a["depth"] - b["depth"]).max() < 0.1 * a["depth"].max()
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        onepass.load(package_path, precision="fp16")
+
+
+def test_unknown_backend(package_path):
+    with pytest.raises(ConfigError, match="unknown backend 'onnx'"):
+        onepass.load(package_path, backend="onnx")

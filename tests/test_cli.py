@@ -1,0 +1,79 @@
+"""The `onepass` command: subcommands work end to end and user errors print one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from onepass.cli import main
+from onepass.models import MultiTaskModel, save_package
+from onepass.models.package import save_metrics
+from onepass.models.tasks import DepthTask, SemsegTask
+from tests.tiny import CLASSES, tiny_config, write_random_dataset
+
+
+@pytest.fixture
+def package(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "pkg"
+    save_package(path, MultiTaskModel(tiny_config()).eval(), "tiny")
+    return path
+
+
+def test_info_lists_tasks_classes_and_files(package, capsys):
+    save_metrics(package, {"semseg": {"miou": 0.5}}, {"path": "somewhere", "images": 3})
+    assert main(["info", str(package)]) == 0
+    out = capsys.readouterr().out
+    for text in ("tiny", "test_efficientnet", "64x96", "floor, wall, person", "people: 0/1/2", "attr_facing", "weights.safetensors", "miou"):
+        assert text in out, text
+
+
+def test_eval_prints_table_writes_json_and_delta_mtl(package, tmp_path, capsys):
+    data = write_random_dataset(tmp_path / "d", n=4, size=(64, 96))
+    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "e.json")]) == 0
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert set(report["metrics"]) == {"semseg", "depth", "normals", "attributes"}
+    assert report["data"]["images"] == 4
+    # the model as its own baseline: Δ_MTL is exactly 0
+    baselines = []
+    for task in report["metrics"]:
+        path = tmp_path / f"{task}.json"
+        path.write_text(json.dumps({"metrics": {task: report["metrics"][task]}}))
+        baselines.append(f"{task}={path}")
+    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "f.json"), "--baseline", *baselines]) == 0
+    assert json.loads((tmp_path / "f.json").read_text())["delta_mtl"] == pytest.approx(0.0)
+    assert "Δ_MTL = +0.00 %" in capsys.readouterr().out
+
+
+def test_single_task_package_evaluates_on_a_multi_task_dataset(tmp_path):
+    path = tmp_path / "st"
+    save_package(path, MultiTaskModel(tiny_config(tasks=(SemsegTask(CLASSES),))), "st")
+    data = write_random_dataset(tmp_path / "d", n=2, size=(64, 96))
+    assert main(["eval", str(path), "--data", str(data), "--json", str(tmp_path / "st.json")]) == 0
+    assert list(json.loads((tmp_path / "st.json").read_text())["metrics"]) == ["semseg"]
+    assert DepthTask  # the depth labels on disk are simply not read
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["info", "/nonexistent/pkg"], "not a model package directory"),
+        (["eval", "/nonexistent/pkg", "--data", "x"], "not a model package directory"),
+        (["train", "--data", "/nonexistent/data", "--out", "o"], "dataset folder does not exist"),
+        (["train", "--data", "d", "--out", "o", "--balancer", "gradnrom"], "did you mean 'gradnorm'"),
+        (["train", "--data", "d", "--out", "o", "--set", "lr"], "must look like key=value"),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_console_script_runs():
+    result = subprocess.run([sys.executable, "-m", "onepass", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "data" in result.stdout and "train" in result.stdout
