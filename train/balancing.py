@@ -64,9 +64,7 @@ def build_balancer(name: str, tasks: Sequence[str], **options: Any) -> LossBalan
     unknown = sorted(set(options) - set(valid))
     if unknown:
         valid_text = ", ".join(sorted(valid)) or "none"
-        raise ConfigError(
-            f"loss balancer {name!r}: unknown option(s) {unknown} (valid: {valid_text})"
-        )
+        raise ConfigError(f"loss balancer {name!r}: unknown option(s) {unknown} (valid: {valid_text})")
     return cls(tasks, **options)
 
 
@@ -81,9 +79,7 @@ class LossBalancer(nn.Module, ABC):
         self._task_index = {task: i for i, task in enumerate(self.tasks)}
 
     # ---- the interface the training loop uses ---------------------------------------------
-    def combine(
-        self, losses: Mapping[str, Tensor], shared_parameters: Sequence[nn.Parameter]
-    ) -> Tensor:
+    def combine(self, losses: Mapping[str, Tensor], shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         """The scalar total loss to call `.backward()` on.
 
         `losses` holds the scalar loss of each task present in this batch (any non-empty subset of
@@ -107,9 +103,7 @@ class LossBalancer(nn.Module, ABC):
 
     # ---- what a strategy implements -------------------------------------------------------
     @abstractmethod
-    def _combine(
-        self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]
-    ) -> Tensor:
+    def _combine(self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         """`losses` (P,) are the present tasks' losses in `present` order (= `tasks` order)."""
 
     def _config(self) -> dict[str, Any]:
@@ -160,9 +154,7 @@ class LossBalancer(nn.Module, ABC):
         for task, loss in losses.items():
             if not isinstance(loss, Tensor) or loss.ndim != 0:
                 shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-                raise ValueError(
-                    f"combine: loss of task {task!r} must be a scalar tensor, got {shape}"
-                )
+                raise ValueError(f"combine: loss of task {task!r} must be a scalar tensor, got {shape}")
         return [task for task in self.tasks if task in losses]
 
 
@@ -197,15 +189,13 @@ class FixedBalancer(LossBalancer):
         weights = dict(weights or {})
         unknown = sorted(set(weights) - set(self.tasks))
         if unknown:
-            raise ConfigError(
-                f"fixed balancer: weights for unknown task(s) {unknown} (tasks: {list(self.tasks)})"
-            )
+            raise ConfigError(f"fixed balancer: weights for unknown task(s) {unknown} (tasks: {list(self.tasks)})")
         values = [float(weights.get(task, 1.0)) for task in self.tasks]
         if not all(math.isfinite(v) and v >= 0 for v in values):
             raise ConfigError(f"fixed balancer: weights must be finite and >= 0, got {weights}")
         self.register_buffer("task_weights", torch.tensor(values))  # (K,)
 
-    def _combine(self, present, losses, shared_parameters):
+    def _combine(self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         weights = self.task_weights[self._index_of(present, self.task_weights.device)]  # (P,)
         return (weights.to(losses) * losses).sum()
 
@@ -236,7 +226,7 @@ class UncertaintyBalancer(LossBalancer):
         super().__init__(tasks)
         self.log_variances = nn.Parameter(torch.zeros(len(self.tasks)))  # (K,) s_i
 
-    def _combine(self, present, losses, shared_parameters):
+    def _combine(self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         log_variances = self.log_variances[self._index_of(present, self.log_variances.device)]
         # (P,): absent tasks get no gradient, so their s_i stay where they are.
         return (0.5 * torch.exp(-log_variances) * losses + 0.5 * log_variances).sum()
@@ -304,17 +294,9 @@ class GradNormBalancer(LossBalancer):
         if not (math.isfinite(lr) and lr > 0):
             raise ConfigError(f"gradnorm balancer: lr must be > 0, got {lr}")
         if optimizer not in _GRADNORM_OPTIMISERS:
-            raise unknown_name_error(
-                "gradnorm optimizer", str(optimizer), list(_GRADNORM_OPTIMISERS)
-            )
-        if (
-            isinstance(initial_steps, bool)
-            or not isinstance(initial_steps, int)
-            or initial_steps < 1
-        ):
-            raise ConfigError(
-                f"gradnorm balancer: initial_steps must be an int >= 1, got {initial_steps}"
-            )
+            raise unknown_name_error("gradnorm optimizer", str(optimizer), list(_GRADNORM_OPTIMISERS))
+        if isinstance(initial_steps, bool) or not isinstance(initial_steps, int) or initial_steps < 1:
+            raise ConfigError(f"gradnorm balancer: initial_steps must be an int >= 1, got {initial_steps}")
         self.alpha = float(alpha)
         self.lr = float(lr)
         self.optimizer_name = optimizer
@@ -330,7 +312,7 @@ class GradNormBalancer(LossBalancer):
         return _GRADNORM_OPTIMISERS[self.optimizer_name](list(self.task_weights), lr=self.lr)
 
     # ---- combine --------------------------------------------------------------------------
-    def _combine(self, present, losses, shared_parameters):
+    def _combine(self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         index = [self._task_index[task] for task in present]
         weights = torch.stack([self.task_weights[i] for i in index])  # (P,), a copy of w(t)
         # Detached: the model's backward must not reach w. torch.stack copied the values, so the
@@ -346,14 +328,10 @@ class GradNormBalancer(LossBalancer):
         with torch.no_grad():
             positions = torch.tensor(index, device=self.initial_loss_count.device)  # (P,)
             still_counting = self.initial_loss_count[positions] < self.initial_steps  # (P,)
-            self.initial_loss_sum[positions] += torch.where(
-                still_counting, losses.to(self.initial_loss_sum), 0.0
-            )
+            self.initial_loss_sum[positions] += torch.where(still_counting, losses.to(self.initial_loss_sum), 0.0)
             self.initial_loss_count[positions] += still_counting.long()
 
-    def _update_weights(
-        self, index: list[int], weights: Tensor, losses: Tensor, shared: list[nn.Parameter]
-    ) -> None:
+    def _update_weights(self, index: list[int], weights: Tensor, losses: Tensor, shared: list[nn.Parameter]) -> None:
         """One step of the weights' own optimiser on L_grad, then clamp and renormalise."""
         if not shared:
             raise ValueError("gradnorm balancer: combine needs the last shared layer's parameters")
@@ -383,7 +361,8 @@ class GradNormBalancer(LossBalancer):
     @torch.no_grad()
     def _renormalise(self, index: list[int]) -> None:
         """Present weights positive and summing to K − Σ(absent weights), so Σ_all w = K."""
-        absent_sum = sum(float(w) for i, w in enumerate(self.task_weights) if i not in set(index))
+        present_set = set(index)
+        absent_sum = sum(float(w) for i, w in enumerate(self.task_weights) if i not in present_set)
         present = torch.stack([self.task_weights[i] for i in index]).clamp_min(_MIN_GRADNORM_WEIGHT)
         present = present * ((len(self.tasks) - absent_sum) / present.sum())  # (P,)
         for i, value in zip(index, present, strict=True):
@@ -455,7 +434,7 @@ class DwaBalancer(LossBalancer):
         self.register_buffer("epoch_losses", torch.full((2, len(self.tasks)), math.nan))  # (2, K)
         self.register_buffer("task_weights", torch.ones(len(self.tasks)))  # (K,)
 
-    def _combine(self, present, losses, shared_parameters):
+    def _combine(self, present: list[str], losses: Tensor, shared_parameters: Sequence[nn.Parameter]) -> Tensor:
         weights = self.task_weights[self._index_of(present, self.task_weights.device)]  # (P,)
         return (weights.to(losses) * losses).sum()
 

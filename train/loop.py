@@ -243,6 +243,8 @@ class Trainer:
             loss = task.loss(raw[task.name], batch[task.name].to(self.device, non_blocking=True))
             if loss is not None:
                 losses[task.name] = loss
+        if not losses:  # no task labelled in this batch: nothing to learn from it
+            return {}
         total = self.balancer.combine(losses, self.model.last_shared_parameters())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
@@ -287,7 +289,7 @@ class Trainer:
                     counts[name] = counts.get(name, 0) + 1
                 images_per_second = self.config.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
                 progress.update(1)
-                if self.state.step % self.config.log_every == 0 or self.state.step == self.total_steps:
+                if losses and (self.state.step % self.config.log_every == 0 or self.state.step == self.total_steps):
                     progress.set_postfix(loss=f"{losses['total']:.3f}", img_s=f"{images_per_second:.0f}", epoch=epoch)
                 if self.state.step % self.config.checkpoint_every == 0:
                     self.save_checkpoint()
@@ -295,7 +297,7 @@ class Trainer:
                     break
             epoch_finished = self.state.step == (epoch + 1) * self.steps_per_epoch or self.state.step >= self.total_steps
             if epoch_finished:
-                mean_losses = {k: sums[k] / counts[k] for k in sums if k != "total"}
+                mean_losses = {k: sums[k] / counts[k] for k in sums if k != "total"}  # tasks seen this epoch
                 self.balancer.end_epoch(mean_losses)
                 self.state.epoch += 1
                 self.log_epoch(epoch, {k: sums[k] / counts[k] for k in sums}, time.perf_counter() - started)

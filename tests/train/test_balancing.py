@@ -224,6 +224,40 @@ def test_gradnorm_brings_the_weighted_gradient_norms_together() -> None:
     assert weights["large"] < 0.3 * weights["small"]  # the ×10-gradient task is damped
 
 
+def test_gradnorm_update_matches_the_paper_by_hand() -> None:
+    """Two SGD steps of the weights on L_i = c_i·||W − t_i||², where ||∇_W L_i|| is closed-form."""
+    scales = torch.tensor([1.0, 4.0, 0.5])  # c_i
+    centres = torch.tensor([[0.0, 0.0], [1.0, -1.0], [3.0, 1.0]])  # t_i (3, 2)
+    shared = nn.Parameter(torch.tensor([1.0, 2.0]))  # W (2,)
+    tasks = ["a", "b", "c"]
+    balancer = build_balancer("gradnorm", tasks, optimizer="sgd", lr=0.1, alpha=1.5)
+
+    def losses() -> Tensor:
+        return scales * (shared - centres).square().sum(dim=1)  # (3,)
+
+    def expected_step(weights: Tensor, loss: Tensor, initial: Tensor) -> Tensor:
+        grad_norms = 2 * scales * (shared.detach() - centres).norm(dim=1)  # ||∇_W L_i|| (3,)
+        weighted = weights * grad_norms  # G_i
+        ratios = (loss / initial) / (loss / initial).mean()  # r_i
+        target = weighted.mean() * ratios**1.5
+        updated = weights - 0.1 * torch.sign(weighted - target) * grad_norms  # ∂L_grad/∂w_i
+        updated = updated.clamp_min(1e-4)
+        return 3 * updated / updated.sum()
+
+    first = losses()
+    balancer.combine(dict(zip(tasks, first, strict=True)), [shared])
+    expected = expected_step(torch.ones(3), first.detach(), first.detach())
+    assert list(balancer.weights().values()) == pytest.approx(expected.tolist(), rel=1e-5)
+
+    with torch.no_grad():
+        shared.copy_(torch.tensor([0.5, 0.5]))  # as if the network had trained
+    second = losses()
+    balancer.combine(dict(zip(tasks, second, strict=True)), [shared])
+    expected = expected_step(expected, second.detach(), first.detach())
+    assert list(balancer.weights().values()) == pytest.approx(expected.tolist(), rel=1e-5)
+    assert balancer.initial_losses() == pytest.approx(dict(zip(tasks, first.tolist(), strict=True)))
+
+
 def test_gradnorm_records_initial_losses_from_the_first_steps() -> None:
     problem = TwoScaleProblem()
     first = {t: loss.item() for t, loss in problem.losses().items()}

@@ -101,3 +101,13 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     package = open_package(config.out)
     assert package.training["processes"] == 2
     assert package.training["steps"] == 3  # 12 images / (2 per process x 2 processes)
+
+
+def test_batches_without_any_label_are_skipped(tmp_path):
+    data = tmp_path / "sparse"
+    unlabelled = [0, 1, 2]
+    drop = {task: unlabelled for task in ("semseg", "depth", "normals", "attributes")}
+    write_random_dataset(data, n=4, size=(64, 96), drop=drop)
+    config = tiny_train_config(tmp_path, data=str(data), val_data=None, epochs=1, batch_size=1, balancer="gradnorm")
+    package = train(config, progress=False)
+    assert package is not None and package.training["steps"] == 4
