@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from onepass.data.codecs import Codec, LabelFileError
 from PIL import Image
+
+from onepass.data.codecs import Codec, LabelFileError
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
@@ -56,7 +57,9 @@ class DatasetDescription:
     def load(cls, root: Path) -> DatasetDescription:
         path = Path(root) / "dataset.json"
         if not path.is_file():
-            raise DatasetError(f"{path}: missing; every dataset folder needs a dataset.json (classes, attribute groups)")
+            raise DatasetError(
+                f"{path}: missing; every dataset folder needs a dataset.json (classes, attribute groups)"
+            )
         try:
             data = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -113,9 +116,7 @@ class FolderDataset(Sequence[Sample]):
         images_dir = self.root / "images"
         if not images_dir.is_dir():
             raise DatasetError(f"{images_dir}: missing; the images go in an images/ folder")
-        self._images = sorted(
-            p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        self._images = sorted(p for p in images_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
         if not self._images:
             raise DatasetError(f"{images_dir}: no images ({', '.join(IMAGE_EXTENSIONS)})")
         self.ids = [p.relative_to(images_dir).with_suffix("").as_posix() for p in self._images]
@@ -128,7 +129,9 @@ class FolderDataset(Sequence[Sample]):
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         image = read_rgb(self._images[index])
         sample_id = self.ids[index]
-        dense = {name: self._read_dense(name, codec, sample_id, image.shape[:2]) for name, codec in self.dense_codecs.items()}
+        dense = {
+            name: self._read_dense(name, codec, sample_id, image.shape[:2]) for name, codec in self.dense_codecs.items()
+        }
         attributes = self._attributes.get(sample_id, dict.fromkeys(self.description.attribute_groups))
         return Sample(sample_id, image, dense, attributes)
 
@@ -188,7 +191,9 @@ class DatasetWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         self._attribute_rows: list[dict[str, str]] = []
 
-    def write(self, sample_id: str, image: np.ndarray, dense: Mapping[str, np.ndarray], attributes: Mapping[str, str]) -> None:
+    def write(
+        self, sample_id: str, image: np.ndarray, dense: Mapping[str, np.ndarray], attributes: Mapping[str, str]
+    ) -> None:
         image_path = self.root / "images" / f"{sample_id}.png"
         image_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image).save(image_path, compress_level=1)

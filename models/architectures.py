@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from torch import Tensor, nn
+
 from onepass.models.decoders import FPNDecoder
 from onepass.models.tasks.base import Task, unknown_name_error
-from torch import Tensor, nn
 
 ARCHITECTURES: dict[str, type[Architecture]] = {}
 

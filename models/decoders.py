@@ -7,8 +7,9 @@ the encoder itself or its name.
 from __future__ import annotations
 
 import torch.nn.functional as F
-from onepass.models.tasks.base import conv_bn_relu
 from torch import Tensor, nn
+
+from onepass.models.tasks.base import conv_bn_relu
 
 
 class FPNDecoder(nn.Module):

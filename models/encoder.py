@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import timm
-from onepass.models.tasks.base import ConfigError
 from torch import Tensor, nn
+
+from onepass.models.tasks.base import ConfigError
 
 MIN_REDUCTION = 4  # decoders start at stride 4; a stride-2 map costs memory and adds little
 

@@ -7,8 +7,9 @@ one definition of normalisation and post-processing (each task's own `postproces
 from __future__ import annotations
 
 import torch
-from onepass.models.model import MultiTaskModel
 from torch import Tensor, nn
+
+from onepass.models.model import MultiTaskModel
 
 
 class InferenceGraph(nn.Module):

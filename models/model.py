@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from onepass.models.architectures import architecture_class
 from onepass.models.encoder import Encoder
 from onepass.models.tasks.base import ConfigError, Task, build_task
-from torch import Tensor, nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -99,7 +100,9 @@ class MultiTaskModel(nn.Module):
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters()) + [
-            p for name, p in self.heads.named_parameters() if not name.startswith(("dense_heads.", "image_heads.", "decoders."))
+            p
+            for name, p in self.heads.named_parameters()
+            if not name.startswith(("dense_heads.", "image_heads.", "decoders."))
         ]
 
     def task_parameters(self, name: str) -> list[nn.Parameter]:

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from onepass.models.model import ModelConfig, MultiTaskModel
-from onepass.models.tasks.base import ConfigError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+
+from onepass.models.model import ModelConfig, MultiTaskModel
+from onepass.models.tasks.base import ConfigError
 
 PACKAGE_FORMAT = "onepass-model"
 PACKAGE_VERSION = 1
@@ -123,7 +124,9 @@ def open_package(path: str | os.PathLike | None) -> ModelPackage:
         config = ModelConfig.from_json(data["model"])
     except (KeyError, TypeError, ConfigError) as error:
         raise PackageError(f"{root / CONFIG_FILE}: invalid 'model' section ({error})") from None
-    return ModelPackage(root, str(data.get("name", root.name)), str(data.get("version", "0")), config, data.get("training", {}))
+    return ModelPackage(
+        root, str(data.get("name", root.name)), str(data.get("version", "0")), config, data.get("training", {})
+    )
 
 
 def save_package(

@@ -7,9 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
+
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import ConfigError, unknown_name_error
-from PIL import Image
 
 ImageInput = Image.Image | np.ndarray
 
@@ -45,7 +46,9 @@ class Predictor:
             batch[i] = np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR))
         return batch, sizes
 
-    def predict(self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def predict(
+        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """One image or several; always returns a list with one result dict per image."""
         if isinstance(images, Image.Image | np.ndarray):
             images = [images]

@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 import torch
+
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import ModelPackage
 from onepass.models.tasks.base import ConfigError
@@ -43,4 +44,7 @@ class TorchBackend:
         batch = torch.from_numpy(images).to(self.device, non_blocking=True)
         with self._autocast():
             outputs = self._run(batch)
-        return {name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy() for name, value in outputs.items()}
+        return {
+            name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+            for name, value in outputs.items()
+        }

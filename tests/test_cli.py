@@ -28,7 +28,16 @@ def test_info_lists_tasks_classes_and_files(package, capsys):
     save_metrics(package, {"semseg": {"miou": 0.5}}, {"path": "somewhere", "images": 3})
     assert main(["info", str(package)]) == 0
     out = capsys.readouterr().out
-    for text in ("tiny", "test_efficientnet", "64x96", "floor, wall, person", "people: 0/1/2", "attr_facing", "weights.safetensors", "miou"):
+    for text in (
+        "tiny",
+        "test_efficientnet",
+        "64x96",
+        "floor, wall, person",
+        "people: 0/1/2",
+        "attr_facing",
+        "weights.safetensors",
+        "miou",
+    ):
         assert text in out, text
 
 
@@ -44,7 +53,10 @@ def test_eval_prints_table_writes_json_and_delta_mtl(package, tmp_path, capsys):
         path = tmp_path / f"{task}.json"
         path.write_text(json.dumps({"metrics": {task: report["metrics"][task]}}))
         baselines.append(f"{task}={path}")
-    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "f.json"), "--baseline", *baselines]) == 0
+    assert (
+        main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "f.json"), "--baseline", *baselines])
+        == 0
+    )
     assert json.loads((tmp_path / "f.json").read_text())["delta_mtl"] == pytest.approx(0.0)
     assert "Δ_MTL = +0.00 %" in capsys.readouterr().out
 

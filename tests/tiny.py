@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter
@@ -20,7 +19,9 @@ def all_tasks() -> tuple:
     return (SemsegTask(CLASSES), DepthTask(), NormalsTask(), AttributesTask(GROUPS))
 
 
-def tiny_config(architecture: str = "shared-fpn", tasks: tuple | None = None, encoder: str = TINY_ENCODER) -> ModelConfig:
+def tiny_config(
+    architecture: str = "shared-fpn", tasks: tuple | None = None, encoder: str = TINY_ENCODER
+) -> ModelConfig:
     return ModelConfig(
         tasks=tasks or all_tasks(), encoder=encoder, architecture=architecture, decoder_channels=16, input_size=(64, 96)
     )

@@ -35,8 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
-from onepass.models.tasks.base import ConfigError, unknown_name_error
 from torch import Tensor, nn
+
+from onepass.models.tasks.base import ConfigError, unknown_name_error
 
 BALANCERS: dict[str, type[LossBalancer]] = {}
 

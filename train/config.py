@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from onepass.models.architectures import architecture_class
 from onepass.models.tasks import TASK_TYPES
 from onepass.models.tasks.base import ConfigError, unknown_name_error
@@ -89,7 +90,9 @@ class TrainConfig:
         if unknown:
             name = sorted(unknown)[0]
             raise unknown_name_error("training option", name, sorted(fields))
-        converted = {k: tuple(v) if isinstance(v, list) and k in ("tasks", "input_size") else v for k, v in values.items()}
+        converted = {
+            k: tuple(v) if isinstance(v, list) and k in ("tasks", "input_size") else v for k, v in values.items()
+        }
         try:
             return cls(**converted)
         except TypeError as error:

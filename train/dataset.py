@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
+
 from onepass.data.folder import DatasetError, FolderDataset
 from onepass.models.tasks.base import Task
-from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ def resize_target(task: Task, target: np.ndarray, size: tuple[int, int]) -> np.n
 
 
 def augment(
-    image: np.ndarray, targets: dict[str, np.ndarray], tasks: Sequence[Task], config: Augmentation, rng: np.random.Generator
+    image: np.ndarray,
+    targets: dict[str, np.ndarray],
+    tasks: Sequence[Task],
+    config: Augmentation,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     height, width = image.shape[:2]
     if config.flip and rng.random() < 0.5:

@@ -6,9 +6,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
-from onepass.models.tasks.base import Task
 from torch import Tensor, nn
 from tqdm import tqdm
+
+from onepass.models.tasks.base import Task
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
 
@@ -89,7 +90,9 @@ class ConstantPredictor(nn.Module):
 
 
 @torch.no_grad()
-def fit_constant_predictor(batches: Iterable[Mapping[str, Tensor]], tasks: Sequence[Task], max_images: int = 256) -> ConstantPredictor:
+def fit_constant_predictor(
+    batches: Iterable[Mapping[str, Tensor]], tasks: Sequence[Task], max_images: int = 256
+) -> ConstantPredictor:
     """Each task's trivial constant (`Task.constant_output`), estimated on up to `max_images`
     training images — plenty for a majority class or a mean."""
     collected: dict[str, list[Tensor]] = {t.name: [] for t in tasks}

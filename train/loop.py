@@ -93,7 +93,13 @@ def parameter_groups(config: TrainConfig, model: MultiTaskModel, balancer: LossB
     shared_lr = config.lr_shared if config.lr_shared is not None else config.lr
     groups = [{"name": "shared", "params": model.shared_parameters(), "lr": shared_lr}]
     for task in model.config.tasks:
-        groups.append({"name": task.name, "params": model.task_parameters(task.name), "lr": config.lr_tasks.get(task.name, config.lr)})
+        groups.append(
+            {
+                "name": task.name,
+                "params": model.task_parameters(task.name),
+                "lr": config.lr_tasks.get(task.name, config.lr),
+            }
+        )
     if balancer.model_parameters():
         groups.append({"name": "balancer", "params": balancer.model_parameters(), "lr": config.lr, "weight_decay": 0.0})
     for group in groups:
@@ -150,11 +156,15 @@ class Trainer:
         )
 
         self.model = MultiTaskModel(model_config(config, self.tasks)).to(device).to(memory_format=torch.channels_last)
-        self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(device)
+        self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(
+            device
+        )
         self.optimizer = build_optimizer(config, parameter_groups(config, self.model, self.balancer))
         self.network: nn.Module = self.model
         if self.group.enabled:
-            self.network = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.network = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
 
         self.amp_dtype = None
         if device.type == "cuda" and config.amp:
@@ -205,7 +215,9 @@ class Trainer:
             raise ConfigError(f"{path}: not an onepass checkpoint of version {CHECKPOINT_VERSION}")
         saved = json.loads(checkpoint["config"])
         current = self.config.to_json()
-        changed = sorted(k for k in current if k not in ("epochs", "steps", "out", "num_workers") and saved.get(k) != current[k])
+        changed = sorted(
+            k for k in current if k not in ("epochs", "steps", "out", "num_workers") and saved.get(k) != current[k]
+        )
         if changed:
             raise ConfigError(f"{path}: cannot resume with a different {', '.join(changed)} than the checkpoint's")
         self.model.load_state_dict(checkpoint["model"])
@@ -218,7 +230,9 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------
     def loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
         self.train_set.epoch = epoch
-        sampler = EpochSampler(len(self.train_set), self.config.batch_size, self.config.seed, epoch, self.group, skip_batches)
+        sampler = EpochSampler(
+            len(self.train_set), self.config.batch_size, self.config.seed, epoch, self.group, skip_batches
+        )
         return torch.utils.data.DataLoader(
             self.train_set,
             batch_size=self.config.batch_size,
@@ -235,7 +249,9 @@ class Trainer:
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         images = batch["image"].to(self.device, non_blocking=True)
-        x = normalise(images, self.model.config.mean, self.model.config.std).contiguous(memory_format=torch.channels_last)
+        x = normalise(images, self.model.config.mean, self.model.config.std).contiguous(
+            memory_format=torch.channels_last
+        )
         with self.autocast():
             raw = self.network(x)
         losses = {}
@@ -287,7 +303,9 @@ class Trainer:
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + value
                     counts[name] = counts.get(name, 0) + 1
-                images_per_second = self.config.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
+                images_per_second = (
+                    self.config.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
+                )
                 progress.update(1)
                 if losses and (self.state.step % self.config.log_every == 0 or self.state.step == self.total_steps):
                     progress.set_postfix(loss=f"{losses['total']:.3f}", img_s=f"{images_per_second:.0f}", epoch=epoch)
@@ -295,7 +313,9 @@ class Trainer:
                     self.save_checkpoint()
                 if self.state.step >= self.total_steps or (stop_after is not None and steps_this_run >= stop_after):
                     break
-            epoch_finished = self.state.step == (epoch + 1) * self.steps_per_epoch or self.state.step >= self.total_steps
+            epoch_finished = (
+                self.state.step == (epoch + 1) * self.steps_per_epoch or self.state.step >= self.total_steps
+            )
             if epoch_finished:
                 mean_losses = {k: sums[k] / counts[k] for k in sums if k != "total"}  # tasks seen this epoch
                 self.balancer.end_epoch(mean_losses)
@@ -328,8 +348,12 @@ class Trainer:
     def evaluate_val(self) -> Metrics | None:
         if self.val_set is None or not self.group.is_main:
             return None
-        loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.config.batch_size, num_workers=self.config.num_workers)
-        return evaluate(self.model, loader, self.tasks, self.model.config.mean, self.model.config.std, self.device, self.progress)
+        loader = torch.utils.data.DataLoader(
+            self.val_set, batch_size=self.config.batch_size, num_workers=self.config.num_workers
+        )
+        return evaluate(
+            self.model, loader, self.tasks, self.model.config.mean, self.model.config.std, self.device, self.progress
+        )
 
     def finish(self) -> ModelPackage | None:
         barrier(self.group)
@@ -351,7 +375,11 @@ class Trainer:
         return evaluate(constant, loader, self.tasks, self.model.config.mean, self.model.config.std, "cpu", False)
 
     def val_description(self) -> dict[str, Any]:
-        return {"path": str(self.config.val_data), "images": len(self.val_set), **_dataset_provenance(self.config.val_data)}
+        return {
+            "path": str(self.config.val_data),
+            "images": len(self.val_set),
+            **_dataset_provenance(self.config.val_data),
+        }
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -365,7 +393,12 @@ class Trainer:
             "device": str(self.device),
             "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv) if sys.argv else None,
-            "versions": {"onepass": onepass.__version__, "torch": torch.__version__, "timm": timm.__version__, "python": platform.python_version()},
+            "versions": {
+                "onepass": onepass.__version__,
+                "torch": torch.__version__,
+                "timm": timm.__version__,
+                "python": platform.python_version(),
+            },
             "balancer_weights": self.balancer.weights(),
         }
 
@@ -376,6 +409,8 @@ def _dataset_provenance(path: str) -> dict[str, Any]:
     return {"synth": json.loads(origin.read_text())} if origin.is_file() else {}
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None) -> ModelPackage | None:
+def train(
+    config: TrainConfig, resume: bool = False, progress: bool = True, stop_after: int | None = None
+) -> ModelPackage | None:
     """Train a model package from `config`; see `Trainer.fit`."""
     return Trainer(config, progress).fit(resume=resume, stop_after=stop_after)

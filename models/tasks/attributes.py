@@ -14,8 +14,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from onepass.models.tasks.base import ConfigError, OutputSpec, Task, one_hot_logits, register_task
 from torch import Tensor, nn
+
+from onepass.models.tasks.base import ConfigError, OutputSpec, Task, one_hot_logits, register_task
 
 MISSING = -1
 
@@ -65,7 +66,9 @@ class AttributesTask(Task):
             elif value in classes:
                 indices.append(classes.index(value))
             else:
-                raise ValueError(f"{source}: {value!r} is not a class of attribute group {group!r} ({', '.join(classes)})")
+                raise ValueError(
+                    f"{source}: {value!r} is not a class of attribute group {group!r} ({', '.join(classes)})"
+                )
         return np.array(indices, np.int64)
 
     def _split(self, raw: Tensor) -> dict[str, Tensor]:
@@ -111,6 +114,9 @@ class AttributesTask(Task):
             }
         return result
 
+    def label_summary(self) -> str:
+        return "; ".join(f"{group}: {'/'.join(classes)}" for group, classes in self.groups.items())
+
 
 class PooledClassifier(nn.Module):
     """(B, C, h, w) -> (B, out). Average AND max pooling: counting people needs "how much" and
@@ -118,8 +124,12 @@ class PooledClassifier(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, hidden: int = 128):
         super().__init__()
-        self.reduce = nn.Sequential(nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True))
-        self.classify = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_channels))
+        self.reduce = nn.Sequential(
+            nn.Conv2d(in_channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU(inplace=True)
+        )
+        self.classify = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_channels)
+        )
 
     def forward(self, features: Tensor) -> Tensor:
         x = self.reduce(features)  # (B, hidden, h, w)

@@ -26,8 +26,9 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from onepass.data.codecs import Codec
 from torch import Tensor, nn
+
+from onepass.data.codecs import Codec
 
 TASK_TYPES: dict[str, type[Task]] = {}
 
@@ -126,6 +127,10 @@ class Task(ABC):
         """(H, W, 3) uint8 picture of a dense result; None for image-level tasks."""
         return None
 
+    def label_summary(self) -> str:
+        """What the labels mean, in one line (class names, groups), for `onepass info`."""
+        return "-"
+
     # ---- config ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"type": self.name}
@@ -147,7 +152,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def unknown_name_error(kind: str, name: str, valid: list[str]) -> ConfigError:
-    """"unknown X 'nmae'; did you mean 'name'? valid: ..." — for every registry."""
+    """ "unknown X 'nmae'; did you mean 'name'? valid: ..." — for every registry."""
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return ConfigError(f"unknown {kind} {name!r}{hint} (valid: {', '.join(sorted(valid))})")
@@ -198,4 +203,3 @@ def dense_head(in_channels: int, out_channels: int, hidden: int | None = None) -
     """The thin per-task head: one 3x3 conv block, then a 1x1 projection."""
     hidden = hidden or in_channels
     return nn.Sequential(conv_bn_relu(in_channels, hidden), nn.Conv2d(hidden, out_channels, 1))
-

@@ -10,10 +10,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
-from torch import Tensor, nn
 
 
 @register_task

@@ -13,10 +13,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
-from torch import Tensor, nn
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
 

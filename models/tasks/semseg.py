@@ -9,6 +9,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
 from onepass.models.tasks._resize import resize_nearest
 from onepass.models.tasks.base import (
@@ -19,7 +21,6 @@ from onepass.models.tasks.base import (
     one_hot_logits,
     register_task,
 )
-from torch import Tensor, nn
 
 
 @register_task
@@ -86,6 +87,9 @@ class SemsegTask(Task):
 
     def visualize(self, result: np.ndarray) -> np.ndarray:
         return palette(256)[result]  # (H, W, 3)
+
+    def label_summary(self) -> str:
+        return ", ".join(self.classes)
 
 
 class ConfusionMatrix:

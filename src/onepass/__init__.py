@@ -1,8 +1,8 @@
 """onepass: one forward pass, every answer.
 
-    import onepass
-    predictor = onepass.load()              # the shipped default model
-    result = predictor.predict(image)[0]    # semseg, depth, normals, attributes
+import onepass
+predictor = onepass.load()              # the shipped default model
+result = predictor.predict(image)[0]    # semseg, depth, normals, attributes
 """
 
 from onepass.runtime.predictor import Predictor, load

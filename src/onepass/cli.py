@@ -16,8 +16,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+
 def parse_size(text: str) -> tuple[int, int]:
-    """"128x160" -> (128, 160), as (H, W)."""
+    """ "128x160" -> (128, 160), as (H, W)."""
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -81,7 +82,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if metrics:
             from onepass.train.evaluate import format_metrics_table
 
-            print(format_metrics_table(metrics["metrics"], package.config.tasks, {"trivial": metrics["baselines"].get("trivial", {})}))
+            print(
+                format_metrics_table(
+                    metrics["metrics"], package.config.tasks, {"trivial": metrics["baselines"].get("trivial", {})}
+                )
+            )
     return 0
 
 
@@ -99,7 +104,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for pair in args.baseline or []:
         task, sep, path = pair.partition("=")
         if not sep or task not in {t.name for t in config.tasks}:
-            raise SystemExit(f"onepass eval: --baseline {pair!r} must be TASK=metrics.json with TASK one of the model's tasks")
+            raise SystemExit(
+                f"onepass eval: --baseline {pair!r} must be TASK=metrics.json with TASK one of the model's tasks"
+            )
         baselines[task] = _read_metrics_file(Path(path), task)
     folder = FolderDataset(args.data, {t.name: t.codec for t in config.tasks if t.dense})
     dataset = TaskDataset(folder, config.tasks, config.input_size)
@@ -164,7 +171,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     for column in ("task", "labels", "outputs"):
         tasks.add_column(column)
     for task in config.tasks:
-        tasks.add_row(task.name, _describe_labels(task), ", ".join(f"{o.name} {o.dtype} {list(o.shape)}" for o in task.output_specs()))
+        tasks.add_row(
+            task.name,
+            task.label_summary(),
+            ", ".join(f"{o.name} {o.dtype} {list(o.shape)}" for o in task.output_specs()),
+        )
     console.print(tasks)
     metrics = package.metrics
     if metrics:
@@ -190,14 +201,6 @@ def _numel(shape: Sequence[int]) -> int:
     for dimension in shape:
         count *= dimension
     return count
-
-
-def _describe_labels(task) -> str:
-    if hasattr(task, "classes"):
-        return ", ".join(task.classes)
-    if hasattr(task, "groups"):
-        return "; ".join(f"{g}: {'/'.join(c)}" for g, c in task.groups.items())
-    return "-"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -233,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     train.add_argument("--num-workers", dest="num_workers", type=int)
-    train.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="any other option, e.g. lr_tasks=\"{'depth': 1e-3}\"")
+    train.add_argument(
+        "--set", nargs="*", metavar="KEY=VALUE", help="any other option, e.g. lr_tasks=\"{'depth': 1e-3}\""
+    )
     train.add_argument("--resume", action="store_true", help="continue from OUT/train/checkpoint.pt")
     train.set_defaults(run=cmd_train)
 
@@ -248,7 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=cmd_eval)
 
     info = commands.add_parser("info", help="describe a model package")
-    info.add_argument("model", nargs="?", default="default", help="model package directory (default: the shipped model)")
+    info.add_argument(
+        "model", nargs="?", default="default", help="model package directory (default: the shipped model)"
+    )
     info.set_defaults(run=cmd_info)
     return parser
 

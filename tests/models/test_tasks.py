@@ -68,7 +68,9 @@ def test_semseg_loss_and_metrics_by_hand():
 def test_semseg_metrics_are_pooled_not_batch_averaged():
     task = SemsegTask(("a", "b"))
     metric = task.new_metric()
-    good = torch.tensor([[[[5.0] * 9 + [0.0]], [[0.0] * 10]]]).permute(0, 1, 2, 3)  # (1, 2, 1, 10): predicts a everywhere
+    good = torch.tensor([[[[5.0] * 9 + [0.0]], [[0.0] * 10]]]).permute(
+        0, 1, 2, 3
+    )  # (1, 2, 1, 10): predicts a everywhere
     metric.update(good, torch.zeros(1, 1, 10, dtype=torch.uint8))  # 10 correct pixels
     metric.update(good[..., :1], torch.ones(1, 1, 1, dtype=torch.uint8))  # 1 wrong pixel
     assert metric.compute()["pixel_acc"] == pytest.approx(10 / 11)  # a mean of batch means would say 0.5
@@ -158,5 +160,8 @@ def test_constant_output_is_the_trivial_predictor(task):
     else:
         targets = torch.tensor([[1, 0], [1, 1], [2, -1]])
         probabilities = task.postprocess(task.constant_output(targets).view(1, -1))
-        assert probabilities["attr_people"].argmax().item() == 1 and probabilities["attr_facing"].argmax().item() in (0, 1)
+        assert probabilities["attr_people"].argmax().item() == 1 and probabilities["attr_facing"].argmax().item() in (
+            0,
+            1,
+        )
     assert size

@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from torch import Tensor, nn
+
 from onepass.train.balancing import (
     BALANCERS,
     DwaBalancer,
@@ -16,7 +18,6 @@ from onepass.train.balancing import (
     UncertaintyBalancer,
     build_balancer,
 )
-from torch import Tensor, nn
 
 TASKS = ("semseg", "depth", "normals")
 

@@ -23,7 +23,9 @@ def test_items_have_every_target(random_dataset):
 
 
 def test_missing_labels_become_ignored_targets(tmp_path):
-    root = write_random_dataset(tmp_path / "d", n=2, drop={"semseg": [0], "depth": [0], "normals": [0], "attributes": [0]})
+    root = write_random_dataset(
+        tmp_path / "d", n=2, drop={"semseg": [0], "depth": [0], "normals": [0], "attributes": [0]}
+    )
     item = dataset(root)[0]
     assert (item["semseg"] == 255).all() and (item["depth"] == 0).all() and (item["normals"] == 0).all()
     assert (item["attributes"] == -1).all()

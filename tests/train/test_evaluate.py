@@ -11,8 +11,14 @@ from onepass.train.evaluate import delta_mtl
 
 def test_delta_mtl_by_hand():
     tasks = (SemsegTask(("a", "b")), DepthTask())
-    baselines = {"semseg": {"miou": 0.50, "pixel_acc": 0.80}, "depth": {"abs_err": 1.0, "abs_rel": 0.2, "rmse": 2.0, "delta1": 50.0}}
-    results = {"semseg": {"miou": 0.55, "pixel_acc": 0.80}, "depth": {"abs_err": 0.9, "abs_rel": 0.2, "rmse": 2.2, "delta1": 50.0}}
+    baselines = {
+        "semseg": {"miou": 0.50, "pixel_acc": 0.80},
+        "depth": {"abs_err": 1.0, "abs_rel": 0.2, "rmse": 2.0, "delta1": 50.0},
+    }
+    results = {
+        "semseg": {"miou": 0.55, "pixel_acc": 0.80},
+        "depth": {"abs_err": 0.9, "abs_rel": 0.2, "rmse": 2.2, "delta1": 50.0},
+    }
     semseg = (10.0 + 0.0) / 2  # +10 % mIoU
     depth = (10.0 + 0.0 - 10.0 + 0.0) / 4  # lower abs_err is better (+10), higher rmse is worse (-10)
     assert delta_mtl(results, baselines, tasks) == pytest.approx((semseg + depth) / 2)
@@ -26,7 +32,9 @@ def test_delta_mtl_needs_every_task():
 
 def test_config_files_and_overrides(tmp_path):
     (tmp_path / "c.yaml").write_text("data: d\nout: o\nlr: 0.01\ntasks: [semseg, depth]\ninput_size: [64, 96]\n")
-    (tmp_path / "c.toml").write_text('data = "d"\nout = "o"\nlr = 0.01\ntasks = ["semseg", "depth"]\ninput_size = [64, 96]\n')
+    (tmp_path / "c.toml").write_text(
+        'data = "d"\nout = "o"\nlr = 0.01\ntasks = ["semseg", "depth"]\ninput_size = [64, 96]\n'
+    )
     yaml_config = TrainConfig.from_mapping(read_config_file(tmp_path / "c.yaml"))
     toml_config = TrainConfig.from_mapping(read_config_file(tmp_path / "c.toml"))
     assert yaml_config == toml_config

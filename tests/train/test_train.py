@@ -74,7 +74,14 @@ def test_per_task_learning_rates_are_parameter_groups(tmp_path):
     config = tiny_train_config(tmp_path, lr=1e-3, lr_shared=1e-4, lr_tasks={"depth": 5e-3}, balancer="uncertainty")
     trainer = Trainer(config, progress=False)
     groups = {g["name"]: g["base_lr"] for g in trainer.optimizer.param_groups}
-    assert groups == {"shared": 1e-4, "semseg": 1e-3, "depth": 5e-3, "normals": 1e-3, "attributes": 1e-3, "balancer": 1e-3}
+    assert groups == {
+        "shared": 1e-4,
+        "semseg": 1e-3,
+        "depth": 5e-3,
+        "normals": 1e-3,
+        "attributes": 1e-3,
+        "balancer": 1e-3,
+    }
     depth_head = {id(p) for p in trainer.model.task_parameters("depth")}
     (depth_group,) = [g for g in trainer.optimizer.param_groups if g["name"] == "depth"]
     assert {id(p) for p in depth_group["params"]} == depth_head
@@ -82,7 +89,9 @@ def test_per_task_learning_rates_are_parameter_groups(tmp_path):
 
 def test_partially_labelled_data_trains(tmp_path):
     data = tmp_path / "partial"
-    write_random_dataset(data, n=8, size=(64, 96), drop={"depth": range(0, 8, 2), "attributes": [1, 2, 3], "normals": range(8)})
+    write_random_dataset(
+        data, n=8, size=(64, 96), drop={"depth": range(0, 8, 2), "attributes": [1, 2, 3], "normals": range(8)}
+    )
     config = tiny_train_config(tmp_path, data=str(data), val_data=None, epochs=1, balancer="gradnorm")
     assert train(config, progress=False) is not None
 
