@@ -11,11 +11,12 @@ Later stages add files (model.onnx, engines); `files()` lists whatever is there.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,22 +173,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
         Path(temporary).write_text(json.dumps(data, indent=2) + "\n")
 
 
-class _atomic_path:
-    """A temporary file beside `path`, renamed over it only if the block succeeds."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def __enter__(self) -> str:
-        handle, self.temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(handle)
-        return self.temporary
-
-    def __exit__(self, error_type, error, traceback) -> None:
-        if error_type is None:
-            os.replace(self.temporary, self.path)
-        else:
-            Path(self.temporary).unlink(missing_ok=True)
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[str]:
+    """A temporary file beside `path`, renamed over it only if the block succeeds: a reader never
+    sees half a file, and a failure leaves the old one in place."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

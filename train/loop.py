@@ -14,7 +14,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,10 @@ class TrainingState:
     step: int = 0
     epoch: int = 0
     wall_time: float = 0.0
+    # running sums of this epoch's losses: checkpointed, so that a run resumed mid-epoch hands DWA
+    # the same epoch means as an uninterrupted one
+    loss_sums: dict[str, float] = field(default_factory=dict)
+    loss_counts: dict[str, int] = field(default_factory=dict)
 
 
 class Trainer:
@@ -196,6 +200,8 @@ class Trainer:
             "step": self.state.step,
             "epoch": self.state.epoch,
             "wall_time": self.state.wall_time,
+            "loss_sums": self.state.loss_sums,
+            "loss_counts": self.state.loss_counts,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "balancer": self.balancer.state_dict(),
@@ -225,7 +231,9 @@ class Trainer:
         self.balancer.load_state_dict(checkpoint["balancer"])
         self.scaler.load_state_dict(checkpoint["scaler"])
         torch.set_rng_state(checkpoint["torch_rng"].cpu())
-        self.state = TrainingState(checkpoint["step"], checkpoint["epoch"], checkpoint["wall_time"])
+        self.state = TrainingState(
+            checkpoint["step"], checkpoint["epoch"], checkpoint["wall_time"], checkpoint["loss_sums"], checkpoint["loss_counts"]
+        )
 
     # ---- the loop -------------------------------------------------------------------------
     def loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
@@ -290,8 +298,9 @@ class Trainer:
         while self.state.step < self.total_steps:
             epoch = self.state.epoch
             done_in_epoch = self.state.step - epoch * self.steps_per_epoch
-            sums: dict[str, float] = {}
-            counts: dict[str, int] = {}
+            if done_in_epoch == 0:
+                self.state.loss_sums, self.state.loss_counts = {}, {}
+            sums, counts = self.state.loss_sums, self.state.loss_counts
             started = time.perf_counter()
             for batch in self.loader(epoch, done_in_epoch):
                 self.set_learning_rate()

@@ -48,10 +48,11 @@ def test_train_writes_a_complete_package(tmp_path, architecture, balancer):
     reopened.load_model()
 
 
-def test_resume_continues_bit_for_bit(tmp_path):
-    straight = tiny_train_config(tmp_path, out=str(tmp_path / "a"), balancer="gradnorm", epochs=3)
+@pytest.mark.parametrize("balancer", ["gradnorm", "dwa"])  # stateful: own optimiser; epoch-mean history
+def test_resume_continues_bit_for_bit(tmp_path, balancer):
+    straight = tiny_train_config(tmp_path, out=str(tmp_path / "a"), balancer=balancer, epochs=3)
     train(straight, progress=False)
-    interrupted = tiny_train_config(tmp_path, out=str(tmp_path / "b"), balancer="gradnorm", epochs=3)
+    interrupted = tiny_train_config(tmp_path, out=str(tmp_path / "b"), balancer=balancer, epochs=3)
     assert train(interrupted, progress=False, stop_after=4) is None  # stops mid-epoch 1 (3 steps/epoch)
     assert (tmp_path / "b" / "train" / "checkpoint.pt").is_file()
     assert not (tmp_path / "b" / "weights.safetensors").exists()
