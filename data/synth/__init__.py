@@ -1,0 +1,51 @@
+"""Procedural indoor scenes, ray cast with numpy: an image and exact labels from one geometry.
+
+The scenario: a camera on an advertising display looks into a room. The model must tell how
+many people stand in front of it, whether anyone faces the screen, whether the nearest person is
+a child or an adult (by TRUE height, so depth is needed: a near child and a far adult can look
+the same size), and the scene layout (segmentation, depth, normals).
+
+World frame: metres, y up. The room spans x in [-width/2, width/2], y in [0, height] (floor at
+y = 0) and z in [-depth, 0]; the camera hangs near the wall z = 0 and looks towards -z.
+Camera frame: x right, y up, z towards the camera (the camera looks along -z).
+
+Every pixel casts one ray through its centre. The camera-space ray direction is scaled so its
+z component is -1, which makes the ray parameter of a hit equal to its z-depth. All primitives
+are intersected analytically (room box from the inside, yaw-rotated boxes, ellipsoids and spheres,
+vertical capped cylinders); the nearest hit gives class, depth and the geometric normal, so the
+labels are exact and mutually consistent. Shading (Lambert, a point light with hard shadows,
+ambient, vignetting, sensor noise) uses the same hits.
+
+Scene parameters are drawn from the generator before anything depends on the image size, so the
+same generator state gives the same scene at any resolution; only the sensor noise, drawn last,
+depends on the size.
+"""
+
+from onepass.data.synth._camera import CameraPose
+from onepass.data.synth._render import render_scene, render_scene_with_pose
+from onepass.data.synth._scene import (
+    ATTRIBUTE_GROUPS,
+    CEILING,
+    CLASS_NAMES,
+    FLOOR,
+    FURNITURE,
+    OBJECT,
+    PERSON,
+    WALL,
+    Scene,
+)
+
+__all__ = [
+    "ATTRIBUTE_GROUPS",
+    "CEILING",
+    "CLASS_NAMES",
+    "FLOOR",
+    "FURNITURE",
+    "OBJECT",
+    "PERSON",
+    "WALL",
+    "CameraPose",
+    "Scene",
+    "render_scene",
+    "render_scene_with_pose",
+]
