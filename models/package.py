@@ -179,6 +179,9 @@ def _atomic_path(path: Path) -> Iterator[str]:
     sees half a file, and a failure leaves the old one in place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a package is for others to read
     try:
         yield temporary
         os.replace(temporary, path)

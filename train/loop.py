@@ -232,7 +232,11 @@ class Trainer:
         self.scaler.load_state_dict(checkpoint["scaler"])
         torch.set_rng_state(checkpoint["torch_rng"].cpu())
         self.state = TrainingState(
-            checkpoint["step"], checkpoint["epoch"], checkpoint["wall_time"], checkpoint["loss_sums"], checkpoint["loss_counts"]
+            checkpoint["step"],
+            checkpoint["epoch"],
+            checkpoint["wall_time"],
+            checkpoint["loss_sums"],
+            checkpoint["loss_counts"],
         )
 
     # ---- the loop -------------------------------------------------------------------------
