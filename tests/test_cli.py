@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 
 from onepass.cli import main
 from onepass.models import MultiTaskModel, save_package
@@ -43,8 +44,10 @@ def test_info_lists_tasks_classes_and_files(package, capsys):
 
 def test_eval_prints_table_writes_json_and_delta_mtl(package, tmp_path, capsys):
     data = write_random_dataset(tmp_path / "d", n=4, size=(64, 96))
-    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "e.json")]) == 0
+    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "e.json"), "--visualize", "3"]) == 0
     report = json.loads((tmp_path / "e.json").read_text())
+    with Image.open(tmp_path / "e.png") as picture:  # 3 rows of input + truth/prediction for 3 dense tasks
+        assert picture.width == 7 * 96 and picture.height > 3 * 64
     assert set(report["metrics"]) == {"semseg", "depth", "normals", "attributes"}
     assert report["data"]["images"] == 4
     # the model as its own baseline: Δ_MTL is exactly 0

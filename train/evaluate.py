@@ -6,9 +6,13 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import torch
+from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from onepass.models.inference_graph import InferenceGraph
+from onepass.models.model import MultiTaskModel
+from onepass.models.panel import attribute_caption, compose, tiles_for
 from onepass.models.tasks.base import Task
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
@@ -104,6 +108,31 @@ def fit_constant_predictor(
         if seen >= max_images:
             break
     return ConstantPredictor(tasks, {t.name: t.constant_output(torch.cat(collected[t.name])) for t in tasks})
+
+
+@torch.no_grad()
+def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tensor]], count: int) -> Image.Image:
+    """The first `count` images of `dataset`: input, then truth and prediction per dense task, and
+    the predicted attributes above the true ones."""
+    tasks = model.config.tasks
+    graph = InferenceGraph(model).eval()
+    rows, captions = [], []
+    for index in range(min(count, len(dataset))):
+        item = dataset[index]
+        image = item["image"].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
+        outputs = {k: v[0].numpy() for k, v in graph(torch.from_numpy(image)[None]).items()}
+        size = image.shape[:2]
+        predicted = {t.name: t.to_result(outputs, size) for t in tasks}
+        truth = {t.name: item[t.name].numpy() for t in tasks if t.dense}
+        row = [("input", image)]
+        for (true_title, true_tile), (title, tile) in zip(
+            tiles_for(image, truth, tasks, "true"), tiles_for(image, predicted, tasks, "predicted"), strict=True
+        ):
+            row += [(true_title, true_tile), (title, tile)]
+        rows.append(row)
+        truth_words = "  ".join(t.target_summary(item[t.name].numpy()) for t in tasks if not t.dense)
+        captions.append(f"{attribute_caption(predicted)}   |   true: {truth_words}" if truth_words else "")
+    return compose(rows, captions)
 
 
 def format_metrics_table(results: Metrics, tasks: Sequence[Task], columns: Mapping[str, Metrics] | None = None) -> str:

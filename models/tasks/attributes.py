@@ -114,6 +114,11 @@ class AttributesTask(Task):
             }
         return result
 
+    def target_summary(self, target: np.ndarray) -> str:
+        return "  ".join(
+            f"{g} {c[i] if i != MISSING else '?'}" for (g, c), i in zip(self.groups.items(), target, strict=True)
+        )
+
     def label_summary(self) -> str:
         return "; ".join(f"{group}: {'/'.join(classes)}" for group, classes in self.groups.items())
 

@@ -123,9 +123,14 @@ class Task(ABC):
         """One image's post-processed outputs -> the user-facing result at the image's (H, W)."""
 
     # ---- predict / serve ------------------------------------------------------------------
-    def visualize(self, result: Any) -> np.ndarray | None:
-        """(H, W, 3) uint8 picture of a dense result; None for image-level tasks."""
+    def visualize(self, result: Any, image: np.ndarray | None = None) -> np.ndarray | None:
+        """(H, W, 3) uint8 picture of a dense result (drawn over `image` where that reads better);
+        None for image-level tasks."""
         return None
+
+    def target_summary(self, target: np.ndarray) -> str:
+        """One image's image-level target in words (for captions); "" for dense tasks."""
+        return ""
 
     def label_summary(self) -> str:
         """What the labels mean, in one line (class names, groups), for `onepass info`."""

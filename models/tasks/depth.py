@@ -17,6 +17,9 @@ from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
 
 
+VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
+
+
 @register_task
 @dataclass(frozen=True)
 class DepthTask(Task):
@@ -73,15 +76,14 @@ class DepthTask(Task):
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         return resize_linear(outputs[self.name], size)
 
-    def visualize(self, result: np.ndarray) -> np.ndarray:
+    def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        """Turbo colours on a fixed scale from 0.5 m (warm) to 10 m (cold) and beyond: the same colour
+        is the same distance in every picture, so truth and prediction (and frames) compare by eye."""
         from onepass.models.tasks._colormaps import turbo
 
         valid = result > 0
-        if not valid.any():
-            return np.zeros((*result.shape, 3), np.uint8)
-        near, far = np.percentile(result[valid], [2, 98])
-        scaled = np.clip((result - near) / max(far - near, 1e-6), 0, 1)
-        picture = turbo(1.0 - scaled)  # near = warm
+        scaled = (np.clip(result, VIEW_NEAR, VIEW_FAR) - VIEW_NEAR) / (VIEW_FAR - VIEW_NEAR)
+        picture = turbo(1.0 - scaled)
         picture[~valid] = 0
         return picture
 

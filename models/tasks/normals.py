@@ -88,7 +88,7 @@ class NormalsTask(Task):
         normals = resize_linear(outputs[self.name], size)  # (H, W, 3), no longer unit after blending
         return normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
 
-    def visualize(self, result: np.ndarray) -> np.ndarray:
+    def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         return np.clip(np.round((result + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 

@@ -85,8 +85,12 @@ class SemsegTask(Task):
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         return resize_nearest(outputs[self.name], size)
 
-    def visualize(self, result: np.ndarray) -> np.ndarray:
-        return palette(256)[result]  # (H, W, 3)
+    def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
+        colours = palette(256)[result]  # (H, W, 3)
+        if image is None:
+            return colours
+        # blended over the scene, so the classes read against what they label
+        return (image.astype(np.float32) * 0.45 + colours.astype(np.float32) * 0.55).astype(np.uint8)
 
     def label_summary(self) -> str:
         return ", ".join(self.classes)

@@ -133,6 +133,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.json or f"eval-{package.name}.json")
     write_json_atomic(out, report)
     print(f"wrote {out}")
+    if args.visualize:
+        from onepass.train.evaluate import prediction_panel
+
+        picture = out.with_suffix(".png")
+        prediction_panel(model, dataset, args.visualize).save(picture)
+        print(f"wrote {picture} (predictions next to the truth for {min(args.visualize, len(dataset))} images)")
     return 0
 
 
@@ -247,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, help="dataset folder")
     evaluate.add_argument("--json", help="where to write the results (default eval-<name>.json)")
     evaluate.add_argument("--baseline", nargs="*", metavar="TASK=METRICS_JSON", help="single-task results for Δ_MTL")
+    evaluate.add_argument(
+        "--visualize", type=int, default=0, metavar="N", help="also draw the first N images (PNG beside the JSON)"
+    )
     evaluate.add_argument("--batch-size", dest="batch_size", type=int, default=16)
     evaluate.add_argument("--num-workers", dest="num_workers", type=int, default=0)
     evaluate.add_argument("--device", default="cpu")
