@@ -44,7 +44,9 @@ def test_info_lists_tasks_classes_and_files(package, capsys):
 
 def test_eval_prints_table_writes_json_and_delta_mtl(package, tmp_path, capsys):
     data = write_random_dataset(tmp_path / "d", n=4, size=(64, 96))
-    assert main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "e.json"), "--visualize", "3"]) == 0
+    assert (
+        main(["eval", str(package), "--data", str(data), "--json", str(tmp_path / "e.json"), "--visualize", "3"]) == 0
+    )
     report = json.loads((tmp_path / "e.json").read_text())
     with Image.open(tmp_path / "e.png") as picture:  # 3 rows of input + truth/prediction for 3 dense tasks
         assert picture.width == 7 * 96 and picture.height > 3 * 64

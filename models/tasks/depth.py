@@ -16,7 +16,6 @@ from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
 
-
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
 
 
