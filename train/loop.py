@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import onepass
-from onepass.data.folder import FolderDataset
+from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
 from onepass.models.model import ModelConfig, MultiTaskModel
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
@@ -40,8 +40,7 @@ CHECKPOINT_VERSION = 1
 RUN_DIR = "train"  # inside the package: checkpoint.pt, log.jsonl (not part of the shipped package)
 
 
-def tasks_for_dataset(names: tuple[str, ...], folder: FolderDataset) -> tuple[Task, ...]:
-    description = folder.description
+def tasks_for_dataset(names: tuple[str, ...], description: DatasetDescription) -> tuple[Task, ...]:
     tasks = []
     for name in names:
         if name not in TASK_TYPES:
@@ -147,10 +146,11 @@ class Trainer:
         self.device = device
         torch.manual_seed(config.seed)
 
-        self.train_folder = FolderDataset(config.data, {})
-        self.tasks = tasks_for_dataset(config.tasks, self.train_folder)
+        if not Path(config.data).is_dir():
+            raise DatasetError(f"{config.data}: dataset folder does not exist")
+        self.tasks = tasks_for_dataset(config.tasks, DatasetDescription.load(Path(config.data)))
         codecs = {t.name: t.codec for t in self.tasks if t.dense}
-        self.train_folder.dense_codecs = codecs
+        self.train_folder = FolderDataset(config.data, codecs)
         augmentation = Augmentation(min_zoom=config.min_zoom) if config.augment else None
         self.train_set = TaskDataset(self.train_folder, self.tasks, config.input_size, augmentation, config.seed)
         self.val_set = (
@@ -291,6 +291,11 @@ class Trainer:
         write the package. Returns None when stopped early."""
         if resume:
             self.load_checkpoint()
+        elif self.checkpoint_path.exists():
+            raise ConfigError(
+                f"{self.out}: already holds a training run ({self.checkpoint_path}); "
+                "continue it with --resume, or choose another --out"
+            )
         if self.group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         steps_this_run = 0

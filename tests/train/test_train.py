@@ -121,3 +121,10 @@ def test_batches_without_any_label_are_skipped(tmp_path):
     config = tiny_train_config(tmp_path, data=str(data), val_data=None, epochs=1, batch_size=1, balancer="gradnorm")
     package = train(config, progress=False)
     assert package is not None and package.training["steps"] == 4
+
+
+def test_an_existing_run_is_never_overwritten(tmp_path):
+    config = tiny_train_config(tmp_path, epochs=1, val_data=None)
+    train(config, progress=False)
+    with pytest.raises(ValueError, match="already holds a training run.*--resume"):
+        train(config, progress=False)
