@@ -9,4 +9,4 @@ out=runs/quickstart
 rm -rf "$out" && mkdir -p "$out"
 "$venv/bin/onepass" info
 "$venv/bin/onepass" data synth --out "$out/scenes" --n 200 --size 128x160 --seed 2026
-"$venv/bin/onepass" eval default --data "$out/scenes" --json "$out/eval.json"
+"$venv/bin/onepass" eval default --data "$out/scenes" --json "$out/eval.json" --visualize 6

@@ -197,7 +197,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     files.add_column("file")
     files.add_column("size", justify="right")
     for name, size in package.files().items():
-        files.add_row(name, f"{size / 1e6:.2f} MB")
+        files.add_row(name, f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB")
     console.print(files)
     return 0
 
