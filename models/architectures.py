@@ -30,8 +30,8 @@ def register_architecture(name: str) -> Callable[[type[Architecture]], type[Arch
 
 
 class Architecture(nn.Module):
-    """Encoder features -> raw output per task. Dense outputs are at `out_reduction`; the model
-    upsamples them to the input size."""
+    """Encoder features -> raw output per task. Dense outputs are at the encoder's finest stride;
+    the model upsamples them to the input size."""
 
     name: str
 
@@ -39,7 +39,6 @@ class Architecture(nn.Module):
         self, encoder_channels: list[int], encoder_reductions: list[int], tasks: Sequence[Task], decoder_channels: int
     ):
         super().__init__()
-        self.out_reduction = encoder_reductions[0]
         dense = [t for t in tasks if t.dense]
         self.image_heads = nn.ModuleDict({t.name: t.build_head(encoder_channels[-1]) for t in tasks if not t.dense})
         self.build_dense(encoder_channels, encoder_reductions, dense, decoder_channels)

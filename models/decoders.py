@@ -19,8 +19,6 @@ class FPNDecoder(nn.Module):
 
     def __init__(self, encoder_channels: list[int], encoder_reductions: list[int], channels: int = 64):
         super().__init__()
-        self.out_channels = channels
-        self.out_reduction = encoder_reductions[0]
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in encoder_channels)
         self.smooth = nn.ModuleList(conv_bn_relu(channels, channels) for _ in encoder_channels)
         self.fuse = conv_bn_relu(channels, channels)
