@@ -35,15 +35,13 @@ class Architecture(nn.Module):
 
     name: str
 
-    def __init__(
-        self, encoder_channels: list[int], encoder_reductions: list[int], tasks: Sequence[Task], decoder_channels: int
-    ):
+    def __init__(self, encoder_channels: list[int], tasks: Sequence[Task], decoder_channels: int):
         super().__init__()
         dense = [t for t in tasks if t.dense]
         self.image_heads = nn.ModuleDict({t.name: t.build_head(encoder_channels[-1]) for t in tasks if not t.dense})
-        self.build_dense(encoder_channels, encoder_reductions, dense, decoder_channels)
+        self.build_dense(encoder_channels, dense, decoder_channels)
 
-    def build_dense(self, channels: list[int], reductions: list[int], tasks: list[Task], decoder_channels: int) -> None:
+    def build_dense(self, channels: list[int], tasks: list[Task], decoder_channels: int) -> None:
         raise NotImplementedError
 
     def dense_forward(self, features: list[Tensor]) -> dict[str, Tensor]:
@@ -62,8 +60,8 @@ class Architecture(nn.Module):
 
 @register_architecture("shared-fpn")
 class SharedFPN(Architecture):
-    def build_dense(self, channels: list[int], reductions: list[int], tasks: list[Task], decoder_channels: int) -> None:
-        self.decoder = FPNDecoder(channels, reductions, decoder_channels) if tasks else None
+    def build_dense(self, channels: list[int], tasks: list[Task], decoder_channels: int) -> None:
+        self.decoder = FPNDecoder(channels, decoder_channels) if tasks else None
         self.dense_heads = nn.ModuleDict({t.name: t.build_head(decoder_channels) for t in tasks})
 
     def dense_forward(self, features: list[Tensor]) -> dict[str, Tensor]:
@@ -81,10 +79,10 @@ class SharedFPN(Architecture):
 
 @register_architecture("hps")
 class HardParameterSharing(Architecture):
-    def build_dense(self, channels: list[int], reductions: list[int], tasks: list[Task], decoder_channels: int) -> None:
+    def build_dense(self, channels: list[int], tasks: list[Task], decoder_channels: int) -> None:
         # "light": each task's decoder has half the shared decoder's width
         width = max(decoder_channels // 2, 16)
-        self.decoders = nn.ModuleDict({t.name: FPNDecoder(channels, reductions, width) for t in tasks})
+        self.decoders = nn.ModuleDict({t.name: FPNDecoder(channels, width) for t in tasks})
         self.dense_heads = nn.ModuleDict({t.name: t.build_head(width) for t in tasks})
 
     def dense_forward(self, features: list[Tensor]) -> dict[str, Tensor]:

@@ -1,7 +1,7 @@
 """Decoders: multi-scale encoder features -> one feature map at the finest stride.
 
-A decoder receives channel counts and strides (`encoder_channels`, `encoder_reductions`), never
-the encoder itself or its name.
+A decoder receives the encoder's channel counts (`encoder_channels`, finest first), never the
+encoder itself or its name; it follows the features' own spatial sizes, so it needs no strides.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class FPNDecoder(nn.Module):
     top-down pathway with lateral 1x1 convs, each level smoothed, upsampled to the finest stride and
     summed, then one fusing 3x3 block. Output: (B, channels, H / r0, W / r0), r0 = finest reduction."""
 
-    def __init__(self, encoder_channels: list[int], encoder_reductions: list[int], channels: int = 64):
+    def __init__(self, encoder_channels: list[int], channels: int = 64):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in encoder_channels)
         self.smooth = nn.ModuleList(conv_bn_relu(channels, channels) for _ in encoder_channels)

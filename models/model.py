@@ -86,7 +86,7 @@ class MultiTaskModel(nn.Module):
         self.config = config
         self.encoder = Encoder(config.encoder, pretrained=config.pretrained)
         self.heads = architecture_class(config.architecture)(
-            self.encoder.channels, self.encoder.reductions, config.tasks, config.decoder_channels
+            self.encoder.channels, config.tasks, config.decoder_channels
         )
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
