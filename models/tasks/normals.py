@@ -86,7 +86,8 @@ class NormalsTask(Task):
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         normals = resize_linear(outputs[self.name], size)  # (H, W, 3), no longer unit after blending
-        return normals / np.maximum(np.linalg.norm(normals, axis=-1, keepdims=True), 1e-6)
+        squared = np.einsum("hwc,hwc->hw", normals, normals)  # half the time of np.linalg.norm here
+        return normals * (1.0 / np.sqrt(np.maximum(squared, 1e-12)))[..., None]
 
     def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         return np.clip(np.round((result + 1.0) * 127.5), 0, 255).astype(np.uint8)
