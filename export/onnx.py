@@ -1,0 +1,75 @@
+"""ONNX export: the package's InferenceGraph (uint8 NHWC in, post-processed named outputs out)
+through `torch.onnx.export(dynamo=True)`, checked, with the package JSON in the metadata.
+
+Usable with onnxruntime and numpy alone: normalisation and every task's post-processing are in the
+graph, and `onepass.json` travels in `metadata_props["onepass.json"]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+
+from onepass.models.inference_graph import InferenceGraph
+from onepass.models.package import ModelPackage, PackageError
+
+ONNX_FILE = "model.onnx"
+METADATA_KEY = "onepass.json"
+OPSET = 18
+
+
+class ExportError(RuntimeError):
+    """An export could not be written or did not pass its checks; the message says why."""
+
+
+def output_names(package: ModelPackage) -> list[str]:
+    """The graph's outputs in order: each task's output specs, in the config's task order."""
+    return [spec.name for task in package.config.tasks for spec in task.output_specs()]
+
+
+def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dynamic_size: bool = False) -> Path:
+    """Write `model.onnx` (or `out`) atomically: a failed export leaves no file behind."""
+    target = Path(out) if out is not None else package.path / ONNX_FILE
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise ExportError(f"{target.parent}: not a writable directory for {target.name}")
+    graph = InferenceGraph(package.load_model()).eval()
+    height, width = package.config.input_size
+    example = torch.zeros(2, height, width, 3, dtype=torch.uint8)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    dims = {0: batch}
+    if dynamic_size:
+        dims |= {1: torch.export.Dim("height", min=32, max=4096), 2: torch.export.Dim("width", min=32, max=4096)}
+    names = output_names(package)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            graph, (example,), dynamo=True, input_names=["image"], output_names=names,
+            dynamic_shapes={"image": dims}, opset_version=OPSET, optimize=True, verbose=False,
+        )  # fmt: skip
+    model = program.model_proto
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(package.to_json()))
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    try:
+        onnx.save(model, temporary)
+        onnx.checker.check_model(temporary, full_check=True)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, target)
+    except Exception as error:
+        raise ExportError(f"{target}: the exported graph failed its checks ({error})") from error
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    return target
+
+
+def read_metadata(path: str | os.PathLike) -> dict:
+    """The package JSON embedded in an exported graph."""
+    model = onnx.load(str(path), load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    raise PackageError(f"{path}: no {METADATA_KEY} in the ONNX metadata; not exported by onepass")

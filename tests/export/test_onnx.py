@@ -1,0 +1,108 @@
+"""ONNX export: checker, per-head parity with PyTorch, a numpy + onnxruntime-only consumer,
+dynamic batch, and clear errors that leave nothing behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import onnx
+import pytest
+import torch
+
+from onepass.cli import main
+from onepass.export.onnx import ExportError, export_onnx, output_names, read_metadata
+from onepass.export.parity import onnx_parity
+from onepass.models import MultiTaskModel, open_package, save_package
+from tests.tiny import tiny_config
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pkg")
+    torch.manual_seed(0)
+    save_package(path, MultiTaskModel(tiny_config()).eval(), "tiny")
+    package = open_package(path)
+    return package, export_onnx(package)
+
+
+def test_checker_passes_and_outputs_are_named_per_task(exported):
+    package, path = exported
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == output_names(package)
+    assert read_metadata(path)["model"] == package.config.to_json()
+
+
+def test_parity_with_pytorch_per_head(exported):
+    package, path = exported
+    checks = onnx_parity(package, path)
+    assert {c.output for c in checks} == set(output_names(package))
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed]
+
+
+CONSUMER = """
+import json, sys
+import numpy as np
+import onnxruntime
+session = onnxruntime.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+meta = json.loads(session.get_modelmeta().custom_metadata_map["onepass.json"])
+height, width = meta["model"]["input_size"]
+shapes = {}
+for batch in (1, 3, 8):
+    outputs = session.run(None, {"image": np.zeros((batch, height, width, 3), np.uint8)})
+    shapes[batch] = {o.name: list(v.shape) for o, v in zip(session.get_outputs(), outputs)}
+print(json.dumps({"classes": meta["model"]["tasks"][0]["classes"], "shapes": shapes,
+                  "modules": sorted(m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("torch", "onepass"))}))
+"""
+
+
+def test_runs_with_onnxruntime_and_numpy_only_at_any_batch(exported):
+    _, path = exported
+    result = subprocess.run([sys.executable, "-c", CONSUMER, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["modules"] == [] and report["classes"] == ["floor", "wall", "person"]
+    for batch in ("1", "3", "8"):
+        shapes = report["shapes"][batch]
+        assert shapes["semseg"] == [int(batch), 64, 96] and shapes["normals"] == [int(batch), 64, 96, 3]
+        assert shapes["attr_people"] == [int(batch), 3]
+
+
+def test_missing_weights_unknown_format_and_unwritable_output(tmp_path, capsys):
+    torch.manual_seed(0)
+    save_package(tmp_path / "pkg", MultiTaskModel(tiny_config()).eval(), "tiny")
+    assert main(["export", str(tmp_path / "pkg"), "--format", "onxx"]) == 2
+    assert "did you mean 'onnx'" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "pkg"), "--out", "/nonexistent/dir/model.onnx"]) == 2
+    assert "not a writable directory" in capsys.readouterr().err
+    (tmp_path / "pkg" / "weights.safetensors").unlink()
+    assert main(["export", str(tmp_path / "pkg")]) == 2
+    assert "weights.safetensors: missing" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "pkg").iterdir()) == ["onepass.json"]  # nothing half-written
+
+
+def test_failed_check_leaves_no_file(tmp_path, monkeypatch, exported):
+    package, _ = exported
+
+    def broken(*args, **kwargs):
+        raise onnx.checker.ValidationError("simulated")
+
+    monkeypatch.setattr(onnx.checker, "check_model", broken)
+    with pytest.raises(ExportError, match="failed its checks"):
+        export_onnx(package, tmp_path / "model.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dynamic_size_export_runs_at_other_sizes(exported, tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    package, _ = exported
+    path = export_onnx(package, tmp_path / "dynamic.onnx", dynamic_size=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for shape in ((1, 96, 128, 3), (2, 128, 64, 3)):
+        semseg, depth = session.run(["semseg", "depth"], {"image": np.zeros(shape, np.uint8)})
+        assert semseg.shape == depth.shape == shape[:3]
