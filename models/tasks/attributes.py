@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError, OutputSpec, Task, one_hot_logits, register_task
+from onepass.models.tasks.base import ConfigError, OutputAgreement, OutputSpec, Task, one_hot_logits, register_task
 
 MISSING = -1
 
@@ -103,6 +103,13 @@ class AttributesTask(Task):
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return tuple(OutputSpec(self.output_name(g), "float32", ("N", len(c))) for g, c in self.groups.items())
+
+    def agreement(self, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> list[OutputAgreement]:
+        names = [self.output_name(g) for g in self.groups]
+        return [
+            OutputAgreement(n, "max abs difference", float(np.abs(actual[n] - expected[n]).max()), 1e-4, False)
+            for n in names
+        ]
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> dict[str, dict]:
         result = {}

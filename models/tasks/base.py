@@ -46,6 +46,22 @@ class OutputSpec:
     shape: tuple[str | int, ...]
 
 
+@dataclass(frozen=True)
+class OutputAgreement:
+    """How closely one output of an exported graph matches the reference model (the export issue's
+    fp32 thresholds live with each task, since each output type needs its own measure)."""
+
+    output: str
+    measure: str
+    value: float
+    limit: float
+    higher_is_better: bool
+
+    @property
+    def passed(self) -> bool:
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+
 class Metric(Protocol):
     """Accumulates over a whole evaluation set (pooled, never averaged per batch)."""
 
@@ -117,6 +133,10 @@ class Task(ABC):
 
     @abstractmethod
     def output_specs(self) -> tuple[OutputSpec, ...]: ...
+
+    @abstractmethod
+    def agreement(self, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> list[OutputAgreement]:
+        """Compare this task's outputs from two runs of the graph (reference first)."""
 
     @abstractmethod
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> Any:

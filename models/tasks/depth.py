@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
+from onepass.models.tasks.base import OutputAgreement, OutputSpec, Task, dense_head, register_task
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
 
@@ -71,6 +71,11 @@ class DepthTask(Task):
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W")),)
+
+    def agreement(self, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> list[OutputAgreement]:
+        reference = expected[self.name]
+        relative = np.abs(actual[self.name] - reference) / np.maximum(np.abs(reference), 1e-6)
+        return [OutputAgreement(self.name, "max relative error", float(relative.max()), 1e-3, False)]
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         return resize_linear(outputs[self.name], size)

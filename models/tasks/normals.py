@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import OutputSpec, Task, dense_head, register_task
+from onepass.models.tasks.base import OutputAgreement, OutputSpec, Task, dense_head, register_task
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
 
@@ -83,6 +83,11 @@ class NormalsTask(Task):
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W", 3)),)
+
+    def agreement(self, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> list[OutputAgreement]:
+        cosine = np.clip((expected[self.name] * actual[self.name]).sum(-1), -1.0, 1.0)
+        angle = float(np.degrees(np.arccos(cosine)).max())
+        return [OutputAgreement(self.name, "max angle error °", angle, 0.1, False)]
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         normals = resize_linear(outputs[self.name], size)  # (H, W, 3), no longer unit after blending

@@ -15,6 +15,7 @@ from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
 from onepass.models.tasks._resize import resize_nearest
 from onepass.models.tasks.base import (
     ConfigError,
+    OutputAgreement,
     OutputSpec,
     Task,
     dense_head,
@@ -81,6 +82,10 @@ class SemsegTask(Task):
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "uint8", ("N", "H", "W")),)
+
+    def agreement(self, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]) -> list[OutputAgreement]:
+        same = float((expected[self.name] == actual[self.name]).mean())
+        return [OutputAgreement(self.name, "pixel agreement %", 100.0 * same, 99.9, True)]
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
         return resize_nearest(outputs[self.name], size)

@@ -165,3 +165,14 @@ def test_constant_output_is_the_trivial_predictor(task):
             1,
         )
     assert size
+
+
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+def test_agreement_passes_for_identical_outputs_and_fails_for_perturbed(task):
+    raw = torch.randn(2, task.out_channels, 8, 12) if task.dense else torch.randn(2, task.out_channels)
+    reference = {k: v.numpy() for k, v in task.postprocess(raw).items()}
+    assert all(check.passed for check in task.agreement(reference, reference))
+    perturbed = {k: v.numpy() for k, v in task.postprocess(raw + 2.0 * torch.randn_like(raw)).items()}
+    checks = task.agreement(reference, perturbed)
+    assert [c.output for c in checks] == [o.name for o in task.output_specs()]
+    assert not any(check.passed for check in checks)
