@@ -16,10 +16,9 @@ from onepass.data.synth._materials import FloorMaterial, Material, PlainMaterial
 from onepass.data.synth._people import Person, _Body, _person_primitives, _sample_gaze, _sample_look, _sample_people
 from onepass.data.synth._sampling import (
     PLACEMENT_CANDIDATES,
-    _first,
+    _first_clear,
     _Footprint,
     _Frustum,
-    _hides,
     _inside_room,
     _random_colour,
     _shifted,
@@ -136,11 +135,7 @@ def _sample_furniture(
         cones = frustum.cones(lo, hi)
         reach = math.hypot(extent[0], extent[2])
         valid = _inside_room(room, lo, hi, margin=0.02) & (cones[:, 4] > 1.0)
-        for person in person_cones:
-            valid &= ~_hides(cones, person)
-        for footprint in footprints:
-            valid &= ~footprint.overlaps(x, z, reach)
-        chosen = _first(valid)
+        chosen = _first_clear(valid, cones, person_cones, footprints, x, z, reach)
         if chosen is None:
             continue
         boxes.append(Box((float(x[chosen]), half_size[1], float(z[chosen])), half_size, yaw, FURNITURE, material))
@@ -209,11 +204,7 @@ def _sample_objects(
         )
         for footprint in furniture_footprints:
             valid &= ~on_floor | ~footprint.overlaps(x, z, radius)
-        for person in person_cones:
-            valid &= ~_hides(cones, person)
-        for footprint in footprints:
-            valid &= ~footprint.overlaps(x, z, radius)
-        chosen = _first(valid)
+        chosen = _first_clear(valid, cones, person_cones, footprints, x, z, radius)
         if chosen is None:
             continue
         cx, cz, cbase = float(x[chosen]), float(z[chosen]), float(base[chosen])

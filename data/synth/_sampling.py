@@ -100,3 +100,21 @@ def _first(valid: np.ndarray) -> int | None:
     """Index of the first valid candidate, None if there is none."""
     hits = np.flatnonzero(valid)
     return int(hits[0]) if hits.size else None
+
+
+def _first_clear(
+    valid: np.ndarray,
+    cones: np.ndarray,
+    person_cones: list[np.ndarray],
+    footprints: list[_Footprint],
+    x: np.ndarray,
+    z: np.ndarray,
+    reach: np.ndarray | float,
+) -> int | None:
+    """The first candidate that is `valid`, could not cover any person and keeps clear of every
+    footprint already placed; None if there is none."""
+    for person in person_cones:
+        valid = valid & ~_hides(cones, person)
+    for footprint in footprints:
+        valid = valid & ~footprint.overlaps(x, z, reach)
+    return _first(valid)
