@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from onepass.data.codecs import Codec, LabelFileError
 
@@ -95,8 +95,6 @@ class Sample:
 
 def read_rgb(path: Path) -> np.ndarray:
     """Decode any common image file to (H, W, 3) uint8 RGB, honouring EXIF orientation."""
-    from PIL import ImageOps
-
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -72,6 +73,16 @@ class ModelConfig:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(tasks=tasks, **data)
+
+
+def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """(B, 3, H, W) uint8 -> the model's float input, normalised with the config's mean/std.
+
+    The one definition for training, evaluation and the exported graph, so they cannot drift.
+    """
+    mean_255 = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255.0
+    std_255 = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255.0
+    return (images.float() - mean_255) / std_255
 
 
 class MultiTaskModel(nn.Module):

@@ -11,18 +11,11 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from onepass.models.inference_graph import InferenceGraph
-from onepass.models.model import MultiTaskModel
+from onepass.models.model import MultiTaskModel, normalise
 from onepass.models.panel import attribute_caption, compose, tiles_for
 from onepass.models.tasks.base import Task
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
-
-
-def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """(B, 3, H, W) uint8 -> float normalised, the model's training input."""
-    mean_t = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255.0
-    std_t = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255.0
-    return (images.float() - mean_t) / std_t
 
 
 @torch.no_grad()

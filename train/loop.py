@@ -26,14 +26,14 @@ from tqdm import tqdm
 
 import onepass
 from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
-from onepass.models.model import ModelConfig, MultiTaskModel
+from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
 from onepass.train.balancing import LossBalancer, build_balancer
 from onepass.train.config import TrainConfig
 from onepass.train.dataset import Augmentation, TaskDataset
 from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
-from onepass.train.evaluate import Metrics, evaluate, fit_constant_predictor, normalise
+from onepass.train.evaluate import Metrics, evaluate, fit_constant_predictor
 
 CHECKPOINT_FORMAT = "onepass-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -335,10 +335,10 @@ class Trainer:
                 self.state.step == (epoch + 1) * self.steps_per_epoch or self.state.step >= self.total_steps
             )
             if epoch_finished:
-                mean_losses = {k: sums[k] / counts[k] for k in sums if k != "total"}  # tasks seen this epoch
-                self.balancer.end_epoch(mean_losses)
+                means = {k: sums[k] / counts[k] for k in sums}  # the tasks seen this epoch, and "total"
+                self.balancer.end_epoch({k: v for k, v in means.items() if k != "total"})
                 self.state.epoch += 1
-                self.log_epoch(epoch, {k: sums[k] / counts[k] for k in sums}, time.perf_counter() - started)
+                self.log_epoch(epoch, means, time.perf_counter() - started)
             if stop_after is not None and steps_this_run >= stop_after and self.state.step < self.total_steps:
                 self.save_checkpoint()
                 progress.close()

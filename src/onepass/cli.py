@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -167,7 +168,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     parameters = None
     if (package.path / WEIGHTS_FILE).is_file():
         with safe_open(package.path / WEIGHTS_FILE, "pt") as weights:
-            parameters = sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())
+            parameters = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
     console.print(f"[bold]{package.name}[/bold] version {package.version}  ({package.path})")
     console.print(
         f"encoder {config.encoder} (pretrained={config.pretrained}), architecture {config.architecture}, "
@@ -201,13 +202,6 @@ def cmd_info(args: argparse.Namespace) -> int:
         files.add_row(name, f"{size / 1e6:.2f} MB" if size >= 1e5 else f"{size / 1e3:.1f} kB")
     console.print(files)
     return 0
-
-
-def _numel(shape: Sequence[int]) -> int:
-    count = 1
-    for dimension in shape:
-        count *= dimension
-    return count
 
 
 EXPORT_FORMATS = ("onnx",)  # fp16/int8 ONNX and TensorRT engines: the rest of the export issue
