@@ -58,10 +58,11 @@ class Predictor:
             return []
         batch, sizes = self.preprocess(images)
         outputs = self.backend.run(batch)
-        return [
-            {name: self.tasks[name].to_result({k: v[i] for k, v in outputs.items()}, size) for name in chosen}
-            for i, size in enumerate(sizes)
-        ]
+        results = []
+        for i, size in enumerate(sizes):
+            image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice of every output
+            results.append({name: self.tasks[name].to_result(image_outputs, size) for name in chosen})
+        return results
 
     def select_tasks(self, tasks: Sequence[str] | None) -> list[str]:
         if tasks is None:
