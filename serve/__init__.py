@@ -1,1 +1,1 @@
-"""onepass.serve: the BentoML service (the serve issue)."""
+"""onepass.serve: the BentoML service."""

@@ -12,6 +12,7 @@ Errors a user can cause print one clear line (no traceback) and exit with status
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import sys
@@ -235,6 +236,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# Later stages add their own subcommands (and user errors): each module has `add_parser(commands)`
+# and `USER_ERRORS`, and imports nothing heavy at module level so that `onepass --help` stays fast.
+STAGE_COMMANDS = ("onepass.serve.cli", "onepass.predict.cli", "onepass.bench.cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onepass", description="One forward pass, every answer.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -299,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         "model", nargs="?", default="default", help="model package directory (default: the shipped model)"
     )
     info.set_defaults(run=cmd_info)
+
+    for module in STAGE_COMMANDS:
+        importlib.import_module(module).add_parser(commands)
     return parser
 
 
@@ -309,7 +318,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from onepass.models.package import PackageError
     from onepass.models.tasks.base import ConfigError
 
-    return (ConfigError, DatasetError, PackageError, LabelFileError, ExportError, FileExistsError, FileNotFoundError)
+    stage_errors = tuple(e for module in STAGE_COMMANDS for e in importlib.import_module(module).USER_ERRORS)
+    return (
+        (ConfigError, DatasetError, PackageError, LabelFileError, ExportError, FileExistsError, FileNotFoundError)
+        + stage_errors
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""onepass.bench: benchmarks."""

@@ -1,0 +1,1 @@
+"""onepass.predict: the batch inference CLI."""
