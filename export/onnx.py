@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import onnx
 import torch
 
 from onepass.models.inference_graph import InferenceGraph
-from onepass.models.package import ModelPackage, PackageError
+from onepass.models.package import ModelPackage, PackageError, atomic_path
 
 ONNX_FILE = "model.onnx"
+ONNX_FILES = {"fp32": ONNX_FILE, "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
 METADATA_KEY = "onepass.json"
 OPSET = 18
 
@@ -32,11 +32,18 @@ def output_names(package: ModelPackage) -> list[str]:
     return [spec.name for task in package.config.tasks for spec in task.output_specs()]
 
 
-def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dynamic_size: bool = False) -> Path:
-    """Write `model.onnx` (or `out`) atomically: a failed export leaves no file behind."""
-    target = Path(out) if out is not None else package.path / ONNX_FILE
+def export_target(package: ModelPackage, out: str | os.PathLike | None, precision: str) -> Path:
+    """Where an export goes (`out`, or the package's file for the precision), checked writable
+    before any slow work starts."""
+    target = Path(out) if out is not None else package.path / ONNX_FILES[precision]
     if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
         raise ExportError(f"{target.parent}: not a writable directory for {target.name}")
+    return target
+
+
+def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dynamic_size: bool = False) -> Path:
+    """Write `model.onnx` (or `out`) atomically: a failed export leaves no file behind."""
+    target = export_target(package, out, "fp32")
     graph = InferenceGraph(package.load_model()).eval()
     height, width = package.config.input_size
     example = torch.zeros(2, height, width, 3, dtype=torch.uint8)
@@ -52,17 +59,17 @@ def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dyn
         )  # fmt: skip
     model = program.model_proto
     model.metadata_props.add(key=METADATA_KEY, value=json.dumps(package.to_json()))
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
+    return save_checked(model, target)
+
+
+def save_checked(model: onnx.ModelProto, target: Path) -> Path:
+    """Save, run the full checker, then rename into place: a failed export leaves no file behind."""
     try:
-        onnx.save(model, temporary)
-        onnx.checker.check_model(temporary, full_check=True)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, target)
-    except Exception as error:
+        with atomic_path(target) as temporary:
+            onnx.save(model, temporary)
+            onnx.checker.check_model(temporary, full_check=True)
+    except (onnx.checker.ValidationError, ValueError, OSError) as error:
         raise ExportError(f"{target}: the exported graph failed its checks ({error})") from error
-    finally:
-        Path(temporary).unlink(missing_ok=True)
     return target
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -14,23 +15,42 @@ from onepass.models.tasks.base import OutputAgreement
 
 PARITY_SEED = 20261123  # fixed scenes, so every export is checked on the same images
 
+GraphRunner = Callable[[np.ndarray], Mapping[str, np.ndarray]]  # (N, H, W, 3) uint8 -> named outputs
+
 
 def parity_images(package: ModelPackage, count: int = 8) -> np.ndarray:
     height, width = package.config.input_size
     return np.stack([render_scene(np.random.default_rng([PARITY_SEED, i]), height, width).image for i in range(count)])
 
 
+def torch_runner(package: ModelPackage) -> GraphRunner:
+    """The reference: the package's InferenceGraph in PyTorch fp32."""
+    graph = InferenceGraph(package.load_model()).eval()
+
+    @torch.no_grad()
+    def run(images: np.ndarray) -> dict[str, np.ndarray]:
+        return {k: v.numpy() for k, v in graph(torch.from_numpy(images)).items()}
+
+    return run
+
+
+def onnx_runner(path: str | os.PathLike) -> GraphRunner:
+    """An exported graph on onnxruntime's CPU provider."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return lambda images: dict(zip(names, session.run(None, {"image": images}), strict=True))
+
+
+def parity(package: ModelPackage, run: GraphRunner, images: np.ndarray | None = None) -> list[OutputAgreement]:
+    """Each task's own agreement measures (`Task.agreement`), a runner against PyTorch."""
+    images = parity_images(package) if images is None else images
+    expected, actual = torch_runner(package)(images), run(images)
+    return [check for task in package.config.tasks for check in task.agreement(expected, actual)]
+
+
 def onnx_parity(
     package: ModelPackage, onnx_path: str | os.PathLike, images: np.ndarray | None = None
 ) -> list[OutputAgreement]:
-    """Each task's own agreement measures (`Task.agreement`), onnxruntime against PyTorch."""
-    import onnxruntime
-
-    images = parity_images(package) if images is None else images
-    with torch.no_grad():
-        expected = {
-            k: v.numpy() for k, v in InferenceGraph(package.load_model()).eval()(torch.from_numpy(images)).items()
-        }
-    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    actual = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": images}), strict=True))
-    return [check for task in package.config.tasks for check in task.agreement(expected, actual)]
+    return parity(package, onnx_runner(onnx_path), images)

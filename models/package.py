@@ -142,7 +142,7 @@ def save_package(
     root.mkdir(parents=True, exist_ok=True)
     package = ModelPackage(root, name, version, model.config, dict(training or {}))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with _atomic_path(root / WEIGHTS_FILE) as temporary:
+    with atomic_path(root / WEIGHTS_FILE) as temporary:
         save_file(state, temporary, metadata={"format": PACKAGE_FORMAT})
     write_json_atomic(root / CONFIG_FILE, package.to_json())
     return package
@@ -169,12 +169,12 @@ def save_metrics(
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    with _atomic_path(path) as temporary:
+    with atomic_path(path) as temporary:
         Path(temporary).write_text(json.dumps(data, indent=2) + "\n")
 
 
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[str]:
+def atomic_path(path: Path) -> Iterator[str]:
     """A temporary file beside `path`, renamed over it only if the block succeeds: a reader never
     sees half a file, and a failure leaves the old one in place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from onepass.models.package import ModelPackage, open_package
+from onepass.models.model import resize_to_input
+from onepass.models.package import ModelPackage, PackageError, open_package
 from onepass.models.tasks.base import ConfigError, unknown_name_error
 
 ImageInput = Image.Image | np.ndarray
+log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
@@ -34,16 +38,16 @@ class Predictor:
         self.backend = backend
         self.config = package.config
         self.tasks = {t.name: t for t in self.config.tasks}
+        self.backend_choice = backend.name
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Resize every image to the model's input and stack: (N, H, W, 3) uint8, original (H, W)s."""
-        height, width = self.config.input_size
-        batch = np.empty((len(images), height, width, 3), np.uint8)
+        batch = np.empty((len(images), *self.config.input_size, 3), np.uint8)
         sizes = []
         for i, image in enumerate(images):
             rgb = as_rgb_image(image, f"image {i}")
             sizes.append((rgb.height, rgb.width))
-            batch[i] = np.asarray(rgb.resize((width, height), Image.Resampling.BILINEAR))
+            batch[i] = resize_to_input(rgb, self.config.input_size)
         return batch, sizes
 
     def predict(
@@ -84,24 +88,88 @@ def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
     raise ConfigError(f"{what}: expected a PIL image or a numpy array, got {type(image).__name__}")
 
 
-BACKENDS = ("auto", "torch")
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+AUTO_TIMED_RUNS = 5  # batch-1 runs per candidate when "auto" measures which backend is fastest
 
 
 def load(
     path: str | os.PathLike | None = None,
     backend: str = "auto",
-    device: str = "cpu",
+    device: str = "auto",
     precision: str = "fp32",
     compile: bool = False,
 ) -> Predictor:
     """A Predictor for a model package directory (None or "default": the shipped model).
 
-    backend "auto" picks the fastest backend available; today that is "torch" (the ONNX Runtime
-    and TensorRT backends come with the export stage).
+    device "auto" is the first CUDA GPU when there is one, else the CPU. backend "auto" builds every
+    backend that can run this package at `precision` on `device`, times a few batch-1 runs of each
+    and keeps the fastest; `predictor.backend_choice` says what it measured.
     """
     package = open_package(path)
     if backend not in BACKENDS:
         raise unknown_name_error("backend", backend, list(BACKENDS))
-    from onepass.runtime.torch_backend import TorchBackend
+    device = resolve_device(device)
+    if backend != "auto":
+        predictor = Predictor(package, build_backend(backend, package, device, precision, compile))
+        predictor.backend_choice = f"{backend} (asked for)"
+        return predictor
+    return _fastest(package, device, precision, compile)
 
-    return Predictor(package, TorchBackend(package, device=device, precision=precision, compile=compile))
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def build_backend(name: str, package: ModelPackage, device: str, precision: str, compile: bool = False) -> Backend:
+    if name == "torch":
+        from onepass.runtime.torch_backend import TorchBackend
+
+        return TorchBackend(package, device=device, precision=precision, compile=compile)
+    if name == "onnxruntime":
+        from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(package, device=device, precision=precision)
+    if name == "tensorrt":
+        from onepass.runtime.tensorrt_backend import TensorRTBackend
+
+        return TensorRTBackend(package, device=device, precision=precision)
+    raise unknown_name_error("backend", name, list(BACKENDS))
+
+
+def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) -> Predictor:
+    """Every backend that loads for this package, precision and device, timed; the fastest kept."""
+    height, width = package.config.input_size
+    image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+    timings: dict[str, float] = {}
+    refused: dict[str, str] = {}
+    best: Backend | None = None
+    for name in BACKENDS[1:]:
+        try:
+            candidate = build_backend(name, package, device, precision, compile)
+        except (ConfigError, PackageError, ImportError) as error:  # not available here: say why, go on
+            refused[name] = str(error)
+            continue
+        for _ in range(2):  # warm-up: first-run allocations, kernel selection, lazy initialisation
+            candidate.run(image)
+        times = []
+        for _ in range(AUTO_TIMED_RUNS):
+            start = time.perf_counter()
+            candidate.run(image)
+            times.append(time.perf_counter() - start)
+        timings[name] = sorted(times)[len(times) // 2]
+        if best is None or timings[name] < timings[best.name]:
+            best = candidate
+    if best is None:
+        raise ConfigError(
+            f"no backend can run {package.path} at {precision} on {device}: "
+            + "; ".join(f"{k}: {v}" for k, v in refused.items())
+        )
+    predictor = Predictor(package, best)
+    measured = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
+    predictor.backend_choice = f"{best.name} (auto: batch-1 median on {device}: {measured})"
+    log.info("onepass: backend %s", predictor.backend_choice)
+    return predictor

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 
 from onepass.data.folder import DatasetError, FolderDataset
+from onepass.models.model import resize_to_input
 from onepass.models.tasks.base import Task
 
 
@@ -63,7 +63,7 @@ class TaskDataset(torch.utils.data.Dataset):
                 targets[task.name] = task.target(label, size, source)
             except ValueError as error:
                 raise DatasetError(str(error)) from None
-        image = resize_image(sample.image, self.input_size)
+        image = resize_to_input(sample.image, self.input_size)
         targets = {t.name: resize_target(t, targets[t.name], self.input_size) for t in self.tasks}
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -76,12 +76,6 @@ class TaskDataset(torch.utils.data.Dataset):
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.require(array, requirements=["C", "W"]))  # decoded PNGs are read-only
-
-
-def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if image.shape[:2] == size:
-        return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BILINEAR))
 
 
 def resize_target(task: Task, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -110,7 +104,7 @@ def augment(
         top, left = rng.integers(0, height - inner[0] + 1), rng.integers(0, width - inner[1] + 1)
         canvas = np.empty_like(image)
         canvas[:] = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
-        canvas[top : top + inner[0], left : left + inner[1]] = resize_image(np.ascontiguousarray(image), inner)
+        canvas[top : top + inner[0], left : left + inner[1]] = resize_to_input(np.ascontiguousarray(image), inner)
         image = canvas
         for task in tasks:
             if task.dense:

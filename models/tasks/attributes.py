@@ -101,6 +101,10 @@ class AttributesTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.output_name(g): logits.float().softmax(dim=1) for g, logits in self._split(raw).items()}
 
+    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        # log-probabilities: softmax gives the probabilities back
+        return torch.cat([outputs[self.output_name(g)].float().clamp_min(1e-12).log() for g in self.groups], dim=1)
+
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return tuple(OutputSpec(self.output_name(g), "float32", ("N", len(c))) for g, c in self.groups.items())
 

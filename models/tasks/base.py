@@ -132,6 +132,11 @@ class Task(ABC):
         """In-graph post-processing: raw head output -> named outputs (see `output_specs`)."""
 
     @abstractmethod
+    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        """A raw head output whose `postprocess` gives `outputs` (as far as post-processing keeps the
+        information, enough for every metric): how any backend's outputs are scored by `new_metric`."""
+
+    @abstractmethod
     def output_specs(self) -> tuple[OutputSpec, ...]: ...
 
     @abstractmethod

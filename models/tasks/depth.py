@@ -69,6 +69,10 @@ class DepthTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: self.metres(raw)}
 
+    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        metres = outputs[self.name].double().clamp_min(1e-6)  # (B, H, W)
+        return (metres + torch.log(-torch.expm1(-metres)))[:, None]  # softplus⁻¹, stable for any depth
+
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W")),)
 

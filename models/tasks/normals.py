@@ -81,6 +81,9 @@ class NormalsTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: self.unit(raw)}
 
+    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        return outputs[self.name].float().permute(0, 3, 1, 2)  # unit vectors are their own normalisation
+
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W", 3)),)
 
@@ -90,9 +93,18 @@ class NormalsTask(Task):
         return [OutputAgreement(self.name, "max angle error °", angle, 0.1, False)]
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
-        normals = resize_linear(outputs[self.name], size)  # (H, W, 3), no longer unit after blending
-        squared = np.einsum("hwc,hwc->hw", normals, normals)  # half the time of np.linalg.norm here
-        return normals * (1.0 / np.sqrt(np.maximum(squared, 1e-12)))[..., None]
+        # Channel by channel on contiguous planes, in place: three times faster than one einsum over
+        # (H, W, 3) at 480x640, where this step otherwise costs more than the model.
+        x, y, z = (resize_linear(np.ascontiguousarray(outputs[self.name][..., c]), size) for c in range(3))
+        scale = x * x  # bilinear blending shortens the vectors: bring them back to unit length
+        scale += y * y
+        scale += z * z
+        np.sqrt(np.maximum(scale, 1e-12, out=scale), out=scale)
+        np.divide(1.0, scale, out=scale)
+        normals = np.empty((*size, 3), np.float32)
+        for c, plane in enumerate((x, y, z)):
+            np.multiply(plane, scale, out=normals[..., c])
+        return normals
 
     def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         return np.clip(np.round((result + 1.0) * 127.5), 0, 255).astype(np.uint8)

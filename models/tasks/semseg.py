@@ -80,6 +80,10 @@ class SemsegTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: raw.argmax(dim=1).to(torch.uint8)}  # (B, H, W)
 
+    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
+        ids = outputs[self.name].long()  # (B, H, W)
+        return F.one_hot(ids, self.out_channels).permute(0, 3, 1, 2).float()  # argmax gives the ids back
+
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "uint8", ("N", "H", "W")),)
 

@@ -3,7 +3,7 @@
     onepass data synth --out DIR --n N --size HxW --seed S
     onepass train [--config FILE] [flags] [--set key=value ...] [--resume]
     onepass eval MODEL --data DIR [--baseline TASK=metrics.json ...]
-    onepass export MODEL [--format onnx] [--out FILE] [--dynamic-size]
+    onepass export MODEL [--format onnx|tensorrt] [--half] [--int8 --calib DIR] ...
     onepass info [MODEL]
 
 Errors a user can cause print one clear line (no traceback) and exit with status 2.
@@ -205,40 +205,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-EXPORT_FORMATS = ("onnx",)  # fp16/int8 ONNX and TensorRT engines: the rest of the export issue
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from onepass.export.onnx import ExportError, export_onnx
-    from onepass.export.parity import onnx_parity
-    from onepass.models.package import open_package
-    from onepass.models.tasks.base import unknown_name_error
-
-    if args.format not in EXPORT_FORMATS:
-        raise unknown_name_error("export format", args.format, list(EXPORT_FORMATS))
-    package = open_package(args.model)
-    path = export_onnx(package, args.out, dynamic_size=args.dynamic_size)
-    checks = onnx_parity(package, path)
-    table = Table(title=f"parity of {path.name} against PyTorch (8 fixed synthetic scenes)")
-    for column in ("output", "measure", "value", "limit", "status"):
-        table.add_column(column)
-    for check in checks:
-        limit = f"{'≥' if check.higher_is_better else '≤'} {check.limit:g}"
-        table.add_row(check.output, check.measure, f"{check.value:.4g}", limit, "ok" if check.passed else "FAILED")
-    Console(width=120).print(table)
-    if not all(check.passed for check in checks):
-        path.unlink()
-        raise ExportError(f"{path}: parity check failed; the export was removed")
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
 # Later stages add their own subcommands (and user errors): each module has `add_parser(commands)`
 # and `USER_ERRORS`, and imports nothing heavy at module level so that `onepass --help` stays fast.
-STAGE_COMMANDS = ("onepass.serve.cli", "onepass.predict.cli", "onepass.bench.cli")
+STAGE_COMMANDS = ("onepass.export.cli", "onepass.serve.cli", "onepass.predict.cli", "onepass.bench.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,13 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu")
     evaluate.set_defaults(run=cmd_eval)
 
-    export = commands.add_parser("export", help="export a model package (ONNX), with a parity check")
-    export.add_argument("model", help="model package directory (or 'default')")
-    export.add_argument("--format", default="onnx", help=f"one of: {', '.join(EXPORT_FORMATS)}")
-    export.add_argument("--out", help="output file (default: MODEL/model.onnx)")
-    export.add_argument("--dynamic-size", dest="dynamic_size", action="store_true", help="dynamic H and W too")
-    export.set_defaults(run=cmd_export)
-
     info = commands.add_parser("info", help="describe a model package")
     info.add_argument(
         "model", nargs="?", default="default", help="model package directory (default: the shipped model)"
@@ -320,9 +282,14 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     stage_errors = tuple(e for module in STAGE_COMMANDS for e in importlib.import_module(module).USER_ERRORS)
     return (
-        (ConfigError, DatasetError, PackageError, LabelFileError, ExportError, FileExistsError, FileNotFoundError)
-        + stage_errors
-    )
+        ConfigError,
+        DatasetError,
+        PackageError,
+        LabelFileError,
+        ExportError,
+        FileExistsError,
+        FileNotFoundError,
+    ) + stage_errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,31 @@
+"""fp16 ONNX (`model.fp16.onnx`): the fp32 export with weights and activations in half precision.
+
+The graph's inputs and outputs keep their types (uint8 image in; fp32 depth, normals and
+probabilities out), so a consumer's code is the same for both files. Half precision pays on GPUs
+(TensorRT, CUDA); on a CPU without fp16 arithmetic it is slower than fp32 — use int8 there.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnx
+
+from onepass.export.onnx import ONNX_FILES, ExportError, export_onnx, export_target, save_checked
+from onepass.models.package import ModelPackage
+
+
+def export_fp16(package: ModelPackage, out: str | os.PathLike | None = None) -> Path:
+    """Convert the package's model.onnx (exported first if missing) to fp16; written atomically."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    target = export_target(package, out, "fp16")
+    source = package.path / ONNX_FILES["fp32"]
+    if not source.is_file():
+        export_onnx(package)
+    try:
+        half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
+    except Exception as error:  # the converter raises bare exceptions for graphs it cannot handle
+        raise ExportError(f"{source}: fp16 conversion failed ({error})") from error
+    return save_checked(half, target)

@@ -1,0 +1,120 @@
+"""The ONNX Runtime backend: runs the package's exported graph (model.onnx, .fp16.onnx or .int8.onnx).
+
+Providers come from what this onnxruntime build offers: on a CUDA device the TensorRT EP (fp16,
+engine cache in the package directory), then the CUDA EP, then the CPU; on the CPU, the CPU EP
+with one intra-op thread per core. On CUDA, inputs and outputs go through IO binding, so the
+copies are explicit and happen once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from onepass.export.onnx import METADATA_KEY, ONNX_FILES
+from onepass.models.package import ModelPackage, PackageError
+from onepass.models.tasks.base import ConfigError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+TRT_CACHE_DIR = "trt-cache"  # TensorRT EP engines, beside the model they were built from
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def providers_for(device: str, package_path: Path, precision: str) -> list[str | tuple[str, dict]]:
+    """The provider list for a device, from the providers this onnxruntime build has."""
+    import onnxruntime
+
+    available = onnxruntime.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    index = int(device.partition(":")[2] or 0)
+    chosen: list[str | tuple[str, dict]] = []
+    if "TensorrtExecutionProvider" in available:
+        cache = package_path / TRT_CACHE_DIR
+        chosen.append(
+            (
+                "TensorrtExecutionProvider",
+                {
+                    "device_id": index,
+                    "trt_fp16_enable": precision != "fp32",  # an fp32 request stays fp32: refuse, don't downgrade
+                    "trt_int8_enable": False,  # int8 comes from the QDQ nodes of model.int8.onnx
+                    "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": str(cache),
+                    "trt_timing_cache_enable": True,
+                    "trt_timing_cache_path": str(cache),
+                },
+            )
+        )
+    if "CUDAExecutionProvider" in available:
+        chosen.append(("CUDAExecutionProvider", {"device_id": index}))
+    if not chosen:
+        raise ConfigError(
+            f"onnxruntime backend: device {device!r} needs onnxruntime-gpu (this onnxruntime has only "
+            f"{', '.join(available)}); see the README's GPU install"
+        )
+    return [*chosen, "CPUExecutionProvider"]
+
+
+class OnnxRuntimeBackend:
+    """uint8 (N, H, W, 3) batches in, the exported graph's named outputs out."""
+
+    name = "onnxruntime"
+
+    def __init__(self, package: ModelPackage, device: str = "cpu", precision: str = "fp32", threads: int | None = None):
+        import onnxruntime
+
+        if precision not in PRECISIONS:
+            raise ConfigError(f"onnxruntime backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
+        self.path = package.path / ONNX_FILES[precision]
+        if not self.path.is_file():
+            flag = {"fp32": "", "fp16": " --half", "int8": " --int8"}[precision]
+            raise PackageError(f"{self.path} not found: export it first with `onepass export {package.path}{flag}`")
+        self.device = device
+        self.precision = precision
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        options.log_severity_level = 3  # errors only: the TensorRT EP is chatty
+        providers = providers_for(device, package.path, precision)
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as error:  # onnxruntime raises its own exception types for a corrupt file
+            raise PackageError(f"{self.path}: onnxruntime cannot load it ({error})") from error
+        self._check_exported_from(package)
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.providers = self.session.get_providers()
+
+    def _check_exported_from(self, package: ModelPackage) -> None:
+        """A model.onnx from another model (stale after retraining with a new config) is refused."""
+        embedded = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if embedded is None:
+            raise PackageError(f"{self.path}: no {METADATA_KEY} in its metadata; not exported by onepass")
+        if json.loads(embedded).get("model") != package.config.to_json():
+            raise PackageError(
+                f"{self.path} was exported from a different model configuration than {package.path / 'onepass.json'}; "
+                f"export it again with `onepass export {package.path}`"
+            )
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        images = np.ascontiguousarray(images)
+        if self.device == "cpu":
+            return dict(zip(self.output_names, self.session.run(None, {"image": images}), strict=True))
+        import onnxruntime
+
+        index = int(self.device.partition(":")[2] or 0)
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input("image", onnxruntime.OrtValue.ortvalue_from_numpy(images, "cuda", index))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", index)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))

@@ -1,0 +1,123 @@
+"""fp16 and int8 ONNX exports: what they contain, that they run, and what they cost in task metrics."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import onnx
+import pytest
+
+from onepass.cli import main
+from onepass.export.int8 import calibration_images
+from onepass.export.onnx import ExportError, read_metadata
+from onepass.export.parity import onnx_runner
+from onepass.export.quality import folder_examples, graph_metrics, held_out_scenes, precision_metrics
+from onepass.models import open_package
+
+
+def test_fp16_keeps_fp32_outputs_and_halves_the_weights(exported_tiny_package):
+    fp32 = onnx.load(str(exported_tiny_package / "model.onnx"))
+    fp16 = onnx.load(str(exported_tiny_package / "model.fp16.onnx"))
+    outputs = {o.name: o.type.tensor_type.elem_type for o in fp16.graph.output}
+    assert outputs == {o.name: o.type.tensor_type.elem_type for o in fp32.graph.output}  # same I/O for consumers
+    assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert {i.data_type for i in fp16.graph.initializer if i.dims} >= {onnx.TensorProto.FLOAT16}
+    assert read_metadata(exported_tiny_package / "model.fp16.onnx") == read_metadata(
+        exported_tiny_package / "model.onnx"
+    )
+
+
+def test_int8_is_qdq_with_fp32_post_processing_and_keeps_the_metadata(exported_tiny_package):
+    model = onnx.load(str(exported_tiny_package / "model.int8.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > 10
+    produced_by = {out: n.op_type for n in model.graph.node for out in n.output}
+    softmax_inputs = [produced_by.get(n.input[0]) for n in model.graph.node if n.op_type == "Softmax"]
+    assert softmax_inputs and "DequantizeLinear" not in [
+        produced_by.get(n.output[0]) for n in model.graph.node if n.op_type == "Softmax"
+    ]
+    assert read_metadata(exported_tiny_package / "model.int8.onnx")["name"] == "tiny"
+
+
+@pytest.mark.parametrize("file", ["model.onnx", "model.fp16.onnx", "model.int8.onnx"])
+def test_every_precision_runs_at_batch_1_3_8(exported_tiny_package, file):
+    run = onnx_runner(exported_tiny_package / file)
+    for batch in (1, 3, 8):
+        outputs = run(np.zeros((batch, 64, 96, 3), np.uint8))
+        assert outputs["semseg"].shape == (batch, 64, 96) and outputs["semseg"].dtype == np.uint8
+        assert outputs["normals"].dtype == np.float32 and outputs["attr_people"].shape == (batch, 3)
+        np.testing.assert_allclose(outputs["attr_people"].sum(1), 1.0, atol=1e-3)
+
+
+def test_metric_costs_are_measured_on_the_same_images(exported_tiny_package, random_dataset):
+    package = open_package(exported_tiny_package)
+    examples = folder_examples(package, random_dataset)
+    results = precision_metrics(package, exported_tiny_package / "model.int8.onnx", examples)
+    assert list(results) == ["pytorch fp32", "model.int8.onnx"]
+    for metrics in results.values():
+        assert set(metrics) == {"semseg", "depth", "normals", "attributes"}
+        assert all(math.isfinite(v) for task in metrics.values() for v in task.values())
+    # the fp32 export scores exactly as PyTorch does: the scoring path itself adds no error
+    fp32 = graph_metrics(package, onnx_runner(exported_tiny_package / "model.onnx"), examples)
+    for task, values in fp32.items():
+        for metric, value in values.items():
+            assert value == pytest.approx(results["pytorch fp32"][task][metric], rel=1e-4, abs=1e-6), (task, metric)
+
+
+def test_synthetic_scenes_measure_only_models_with_their_labels(exported_tiny_package):
+    with pytest.raises(ExportError, match="--eval-data"):
+        held_out_scenes(open_package(exported_tiny_package))
+    images, targets = held_out_scenes(open_package("default"), count=3)
+    assert images.shape == (3, 128, 160, 3) and targets["semseg"].shape == (3, 128, 160)
+
+
+def test_calibration_images_come_from_a_folder_at_the_input_size(exported_tiny_package, random_dataset, tmp_path):
+    package = open_package(exported_tiny_package)
+    images = calibration_images(package, random_dataset / "images")
+    assert images.shape == (8, 64, 96, 3) and images.dtype == np.uint8
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ExportError, match="no images"):
+        calibration_images(package, tmp_path / "empty")
+    with pytest.raises(ExportError, match="not a directory"):
+        calibration_images(package, tmp_path / "missing")
+
+
+def test_cli_half_int8_reports_metrics_and_writes_exports_json(exported_tiny_package, random_dataset, tmp_path, capsys):
+    import shutil
+
+    path = tmp_path / "pkg"
+    shutil.copytree(exported_tiny_package, path)
+    assert main(["export", str(path), "--half", "--int8", "--calib", str(random_dataset / "images")]) == 2
+    assert "give a labelled folder dataset with --eval-data" in capsys.readouterr().err  # tiny model: not synth labels
+    argv = ["export", str(path), "--half", "--int8", "--calib", str(random_dataset / "images")]
+    assert main([*argv, "--eval-data", str(random_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "task metrics on 8 images of" in out and "model.int8.onnx" in out
+    report = json.loads((path / "exports.json").read_text())
+    assert report["format"] == "onepass-exports" and report["version"] == 1
+    assert all(check["passed"] for check in report["files"]["model.onnx"]["parity"])
+    assert set(report["files"]["model.fp16.onnx"]["metrics"]) == {"semseg", "depth", "normals", "attributes"}
+    assert report["files"]["model.int8.onnx"]["calibration"] == str(random_dataset / "images")
+    assert report["reference"]["count"] == 8 and set(report["reference"]["pytorch fp32"]) == {
+        "semseg",
+        "depth",
+        "normals",
+        "attributes",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--int8"], "--int8 needs --calib"),
+        (["--calib", "x"], "--calib is for --int8"),
+        (["--half", "--out", "x.onnx"], "--out names one file"),
+        (["--format", "tensorrt", "--int8"], "--int8 does not apply to --format tensorrt"),
+        (["--max-batch", "4"], "--max-batch does not apply to --format onnx"),
+    ],
+)
+def test_option_errors_are_one_clear_line(exported_tiny_package, argv, message, capsys):
+    assert main(["export", str(exported_tiny_package), *argv]) == 2
+    assert message in capsys.readouterr().err
