@@ -15,11 +15,12 @@ import onnx
 import torch
 
 from onepass.models.inference_graph import InferenceGraph
-from onepass.models.package import ModelPackage, PackageError, atomic_path
+from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
 
 ONNX_FILE = "model.onnx"
 ONNX_FILES = {"fp32": ONNX_FILE, "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
 METADATA_KEY = "onepass.json"
+WEIGHTS_KEY = "onepass.weights_sha256"  # which weights the graph holds: a retrained package makes it stale
 OPSET = 18
 
 
@@ -59,6 +60,7 @@ def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dyn
         )  # fmt: skip
     model = program.model_proto
     model.metadata_props.add(key=METADATA_KEY, value=json.dumps(package.to_json()))
+    model.metadata_props.add(key=WEIGHTS_KEY, value=file_sha256(package.path / WEIGHTS_FILE))
     return save_checked(model, target)
 
 

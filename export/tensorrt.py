@@ -14,7 +14,6 @@ TensorRT is imported lazily: without it (or without a GPU), building fails with 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from onepass.export.onnx import ONNX_FILES, ExportError, export_onnx
-from onepass.models.package import ModelPackage, PackageError, atomic_path
+from onepass.models.package import ModelPackage, PackageError, atomic_path, file_sha256
 
 ENGINE_FORMAT = "onepass-tensorrt-engine"
 ENGINE_VERSION = 1
@@ -82,14 +81,6 @@ class EngineInfo:
             raise PackageError(f"{path}: engine description has missing or unknown fields ({error})") from None
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def find_engine(package: ModelPackage, gpu_name: str, tensorrt_version: str, precision: str) -> tuple[Path, EngineInfo]:
     """The package's engine for this GPU, TensorRT version and precision, checked against the package."""
     plan = package.path / engine_file(gpu_name, tensorrt_version, precision)
@@ -102,7 +93,7 @@ def find_engine(package: ModelPackage, gpu_name: str, tensorrt_version: str, pre
         )
     info = EngineInfo.read(plan.with_name(plan.name + ".json"))
     onnx_path = package.path / info.onnx_file
-    if info.model != package.config.to_json() or (onnx_path.is_file() and sha256(onnx_path) != info.onnx_sha256):
+    if info.model != package.config.to_json() or (onnx_path.is_file() and file_sha256(onnx_path) != info.onnx_sha256):
         raise PackageError(
             f"{plan} was built from another version of this model; rebuild it with "
             f"`onepass export {package.path} --format tensorrt{flag}`"
@@ -168,7 +159,7 @@ def build_engine(
         tensorrt=trt.__version__,
         precision=precision,
         onnx_file=onnx_path.name,
-        onnx_sha256=sha256(onnx_path),
+        onnx_sha256=file_sha256(onnx_path),
         input_size=(height, width),
         max_batch=max_batch,
         outputs=tuple(spec.name for task in package.config.tasks for spec in task.output_specs()),

@@ -12,6 +12,7 @@ Later stages add files (model.onnx, engines); `files()` lists whatever is there.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.resources
 import json
 import os
@@ -166,6 +167,14 @@ def save_metrics(
             "baselines": {k: {t: dict(m) for t, m in v.items()} for k, v in (baselines or {}).items()},
         },
     )
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

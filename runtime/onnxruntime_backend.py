@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from onepass.export.onnx import METADATA_KEY, ONNX_FILES
-from onepass.models.package import ModelPackage, PackageError
+from onepass.export.onnx import METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
+from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, file_sha256
 from onepass.models.tasks.base import ConfigError
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -95,15 +95,19 @@ class OnnxRuntimeBackend:
         self.providers = self.session.get_providers()
 
     def _check_exported_from(self, package: ModelPackage) -> None:
-        """A model.onnx from another model (stale after retraining with a new config) is refused."""
-        embedded = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        if embedded is None:
+        """An export of another model, or of this one before it was retrained, is refused."""
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in metadata:
             raise PackageError(f"{self.path}: no {METADATA_KEY} in its metadata; not exported by onepass")
-        if json.loads(embedded).get("model") != package.config.to_json():
-            raise PackageError(
-                f"{self.path} was exported from a different model configuration than {package.path / 'onepass.json'}; "
-                f"export it again with `onepass export {package.path}`"
-            )
+        if json.loads(metadata[METADATA_KEY]).get("model") != package.config.to_json():
+            stale = "a different model configuration than"
+        elif metadata.get(WEIGHTS_KEY) != file_sha256(package.path / WEIGHTS_FILE):
+            stale = "other weights than"
+        else:
+            return
+        raise PackageError(
+            f"{self.path} was exported from {stale} {package.path}; export it again with `onepass export {package.path}`"
+        )
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         images = np.ascontiguousarray(images)

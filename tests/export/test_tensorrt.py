@@ -13,9 +13,9 @@ import torch
 
 from onepass.cli import main
 from onepass.export.onnx import ExportError
-from onepass.export.tensorrt import ENGINE_FORMAT, ENGINE_VERSION, engine_file, find_engine, gpu_slug, sha256
+from onepass.export.tensorrt import ENGINE_FORMAT, ENGINE_VERSION, engine_file, find_engine, gpu_slug
 from onepass.models import open_package
-from onepass.models.package import PackageError
+from onepass.models.package import PackageError, file_sha256
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 HAS_GPU = torch.cuda.is_available()
@@ -38,7 +38,7 @@ def _fake_engine(path, package, **changes):
     plan.write_bytes(b"plan bytes, as TensorRT wrote them")
     info = {
         "format": ENGINE_FORMAT, "version": ENGINE_VERSION, "gpu": "Test GPU", "tensorrt": "10.0.0", "precision": "fp32",
-        "onnx_file": "model.onnx", "onnx_sha256": sha256(path / "model.onnx"), "input_size": [64, 96], "max_batch": 8,
+        "onnx_file": "model.onnx", "onnx_sha256": file_sha256(path / "model.onnx"), "input_size": [64, 96], "max_batch": 8,
         "outputs": ["semseg"], "model": package.config.to_json(),
     } | changes  # fmt: skip
     (path / (plan.name + ".json")).write_text(json.dumps(info))

@@ -83,6 +83,11 @@ def test_missing_and_stale_exports_are_clear_errors(tmp_path, exported_tiny_pack
     onnx.save(stale, str(tmp_path / "pkg" / "model.onnx"))
     with pytest.raises(PackageError, match="exported from a different model configuration"):
         onepass.load(tmp_path / "pkg", backend="onnxruntime")
+    meta.value = json.dumps(data | {"model": open_package(tmp_path / "pkg").config.to_json()})
+    next(p for p in stale.metadata_props if p.key == "onepass.weights_sha256").value = "0" * 64
+    onnx.save(stale, str(tmp_path / "pkg" / "model.onnx"))
+    with pytest.raises(PackageError, match="exported from other weights than"):
+        onepass.load(tmp_path / "pkg", backend="onnxruntime")
     (tmp_path / "pkg" / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(PackageError, match="onnxruntime cannot load it"):
         onepass.load(tmp_path / "pkg", backend="onnxruntime")
@@ -119,13 +124,20 @@ def test_cuda_backends_match_cpu(exported_tiny_package, backend, precision):
     )
 
 
-def test_default_model_predictor_on_onnxruntime_equals_torch(tmp_path):
-    shutil.copytree(open_package("default").path, tmp_path / "pkg")
-    from onepass.export.onnx import export_onnx
+def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current(tmp_path):
+    from onepass.export.onnx import WEIGHTS_KEY, export_onnx
+    from onepass.export.parity import onnx_parity
+    from onepass.models.package import file_sha256
 
-    export_onnx(open_package(tmp_path / "pkg"))
+    shipped = open_package("default")
+    for name in ("model.onnx", "model.int8.onnx"):  # shipped exports were made from the shipped weights
+        props = {p.key: p.value for p in onnx.load(str(shipped.path / name), load_external_data=False).metadata_props}
+        assert props[WEIGHTS_KEY] == file_sha256(shipped.path / "weights.safetensors")
+    shutil.copytree(shipped.path, tmp_path / "pkg", ignore=shutil.ignore_patterns("*.onnx"))
+    package = open_package(tmp_path / "pkg")
+    checks = onnx_parity(package, export_onnx(package))
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     image = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    reference = onepass.load(tmp_path / "pkg", backend="torch", device="cpu").predict(image)
-    _assert_close(
-        onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu").predict(image), reference, 0.999, 1e-3, 1e-4
-    )
+    reference = onepass.load(package.path, backend="torch", device="cpu").predict(image)
+    on_onnxruntime = onepass.load(package.path, backend="onnxruntime", device="cpu").predict(image)
+    _assert_close(on_onnxruntime, reference, 0.999, 1e-3, 1e-4)
