@@ -1,7 +1,219 @@
-"""`onepass bench`: added by the bench stage (placeholder until it lands)."""
+"""`onepass bench`: measured latency, throughput and memory.
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
+    onepass bench MODEL [--backends torch,onnxruntime] [--precisions fp32,int8] [--batch-sizes 1,8]
+                        [--input-sizes 128x160,256x320] [--device cpu|cuda] [--vs-single-task [DIR ...]]
+                        [--json FILE] [--plot DIR]
+    onepass bench serve --url http://127.0.0.1:3000 [--concurrency 1,4,16,64] [--duration S | --requests N]
+                        [--in-process MODEL] [--json FILE] [--plot DIR]
+
+Imports nothing heavy at module level: the `onepass` parser imports this module to build itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from onepass.bench.plan import FORMATS, PRECISIONS, BenchError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (BenchError,)
+
+SERVE = "serve"
+MODEL_OPTIONS = (
+    "backends", "precisions", "batch_sizes", "input_sizes", "device", "source_size", "iters", "seconds",
+    "threads", "metric_images", "eval_data", "vs_single_task", "workdir", "roofline_seconds",
+)  # fmt: skip
+SERVE_OPTIONS = ("url", "concurrency", "duration", "requests", "image", "field", "timeout", "in_process", "backend")
 
 
 def add_parser(commands) -> None:
-    pass
+    parser = commands.add_parser(
+        "bench",
+        help="benchmark a model (backends x precisions x batch sizes) or a running server (HTTP load)",
+        description=(
+            "onepass bench MODEL: every backend and precision this machine has, in a fresh process each: "
+            "p50/p90/p99 model time, images/s, pre/post-processing, peak memory, file size, parity and metric "
+            "cost, achieved FLOP/s against a matmul roofline. onepass bench serve --url URL: HTTP load."
+        ),
+    )
+    parser.add_argument("model", help="model package directory or 'default'; or 'serve' for the HTTP load generator")
+    model = parser.add_argument_group("onepass bench MODEL")
+    model.add_argument("--backends", help=f"comma-separated, from: {', '.join(FORMATS)} (default: all this device has)")
+    model.add_argument("--precisions", help=f"comma-separated, from: {', '.join(PRECISIONS)} (default: all each has)")
+    model.add_argument("--batch-sizes", dest="batch_sizes", help="comma-separated (default 1,8)")
+    model.add_argument("--input-sizes", dest="input_sizes", help="HxW,... model input sizes (default: the model's)")
+    model.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto)")
+    model.add_argument("--source-size", dest="source_size", help="HxW camera frame for pre/post-processing (480x640)")
+    model.add_argument("--iters", type=int, help="at least this many timed runs per batch size (default 10)")
+    model.add_argument("--seconds", type=float, help="and at least this long per batch size (default 2)")
+    model.add_argument("--threads", type=int, help="torch threads (default: torch's; onnxruntime: one per core)")
+    model.add_argument(
+        "--metric-images", dest="metric_images", type=int, help="held-out scenes for the metric cost (96; 0 skips)"
+    )
+    model.add_argument(
+        "--eval-data", dest="eval_data", help="labelled folder dataset for the metric cost (default: synthetic scenes)"
+    )
+    model.add_argument(
+        "--vs-single-task",
+        dest="vs_single_task",
+        nargs="*",
+        metavar="DIR",
+        help="also measure one single-task model per task (given DIRs, or built with the same encoder and size)",
+    )
+    model.add_argument("--workdir", help="keep exports and built models here (default: a temporary directory)")
+    model.add_argument("--roofline-seconds", dest="roofline_seconds", type=float, help=argparse.SUPPRESS)
+    serve = parser.add_argument_group("onepass bench serve")
+    serve.add_argument("--url", help="the server, e.g. http://127.0.0.1:3000")
+    serve.add_argument("--concurrency", help="comma-separated client counts (default 1,4,16,64)")
+    serve.add_argument("--duration", type=float, help="seconds per concurrency level (default 10)")
+    serve.add_argument("--requests", type=int, help="requests per concurrency level (instead of --duration)")
+    serve.add_argument("--image", help="image file to upload (default: a rendered synthetic frame)")
+    serve.add_argument("--field", action="append", metavar="KEY=VALUE", help="extra form field sent with each request")
+    serve.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 60)")
+    serve.add_argument("--in-process", dest="in_process", metavar="MODEL", help="also time MODEL in this process")
+    serve.add_argument("--backend", help="backend for --in-process (default auto)")
+    common = parser.add_argument_group("both")
+    common.add_argument("--warmup", type=int, help="warm-up runs per batch size (3) / requests per level (16)")
+    common.add_argument("--json", help="results file (default bench-NAME-DEVICE.json / bench-serve.json)")
+    common.add_argument("--plot", metavar="DIR", help="write PNG charts into DIR (needs matplotlib)")
+    parser.set_defaults(run=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    serve_mode = args.model == SERVE
+    wrong = [o for o in (MODEL_OPTIONS if serve_mode else SERVE_OPTIONS) if getattr(args, o) is not None]
+    if wrong:
+        mode = "onepass bench serve" if serve_mode else "onepass bench MODEL"
+        flags = ", ".join("--" + o.replace("_", "-") for o in wrong)
+        raise BenchError(f"{flags}: not an option of {mode} (see onepass bench --help)")
+    if args.plot:
+        from onepass.bench.plots import require_matplotlib
+
+        require_matplotlib()
+    return _serve(args) if serve_mode else _model(args)
+
+
+def command_line(args: argparse.Namespace, options: tuple[str, ...]) -> str:
+    """The command as given (options in a fixed order), for the JSON and BENCHMARKS.md."""
+    words = ["onepass", "bench", args.model]
+    for name in (*options, "warmup", "json", "plot"):
+        value = getattr(args, name)
+        if value is None or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, list):
+            words += [flag, *value] if name != "field" else [w for v in value for w in (flag, v)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def _model(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from onepass.bench.plan import BenchSettings, parse_ints, parse_list, parse_sizes
+    from onepass.bench.run import run_bench
+    from onepass.bench.tables import model_tables, render_rich, summary_lines
+    from onepass.models.package import write_json_atomic
+
+    settings = BenchSettings(
+        model=args.model,
+        formats=parse_list(args.backends, "backend", tuple(FORMATS)) if args.backends else None,
+        precisions=parse_list(args.precisions, "precision", PRECISIONS) if args.precisions else None,
+        batch_sizes=parse_ints(args.batch_sizes, "--batch-sizes") if args.batch_sizes else (1, 8),
+        input_sizes=parse_sizes(args.input_sizes) if args.input_sizes else None,
+        device=args.device or "auto",
+        source_size=_source_size(args.source_size),
+        warmup=_at_least(args.warmup, 3, 0, "--warmup"),
+        iters=_at_least(args.iters, 10, 1, "--iters"),
+        seconds=_at_least(args.seconds, 2.0, 0, "--seconds"),
+        threads=_at_least(args.threads, None, 1, "--threads"),
+        metric_images=_at_least(args.metric_images, 96, 0, "--metric-images"),
+        eval_data=args.eval_data,
+        vs_single_task=args.vs_single_task is not None,
+        single_task_models=tuple(args.vs_single_task or ()),
+        roofline_seconds=_at_least(args.roofline_seconds, 1.0, 0, "--roofline-seconds"),
+        workdir=args.workdir,
+        command=command_line(args, MODEL_OPTIONS),
+    )
+    document = run_bench(settings)
+    console = Console(width=200)
+    for line in summary_lines(document):
+        console.print(line)
+    for table in model_tables(document):
+        render_rich(table, console)
+    out = Path(args.json or f"bench-{document['model']['name']}-{document['device'].replace(':', '')}.json")
+    write_json_atomic(out, document)
+    print(f"wrote {out}")
+    if args.plot:
+        from onepass.bench.plots import plot_model
+
+        for path in plot_model(document, args.plot, out.stem):
+            print(f"wrote {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from onepass.bench.plan import parse_ints
+    from onepass.bench.serve_load import ServeSettings, run_serve_bench
+    from onepass.bench.tables import render_rich, serve_table
+    from onepass.models.package import write_json_atomic
+
+    if not args.url:
+        raise BenchError("onepass bench serve needs --url, e.g. --url http://127.0.0.1:3000")
+    if args.duration is not None and args.requests is not None:
+        raise BenchError("give --duration or --requests, not both")
+    fields = []
+    for item in args.field or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BenchError(f"--field {item!r} must be KEY=VALUE")
+        fields.append((key, value))
+    settings = ServeSettings(
+        url=args.url,
+        concurrency=parse_ints(args.concurrency, "--concurrency") if args.concurrency else (1, 4, 16, 64),
+        duration=None if args.requests is not None else _at_least(args.duration, 10.0, 0.1, "--duration"),
+        requests=_at_least(args.requests, None, 1, "--requests"),
+        warmup=_at_least(args.warmup, 16, 0, "--warmup"),
+        image=args.image,
+        fields=tuple(fields),
+        timeout=_at_least(args.timeout, 60.0, 0.1, "--timeout"),
+        model=args.in_process,
+        backend=args.backend or "auto",
+        command=command_line(args, SERVE_OPTIONS),
+    )
+    document = run_serve_bench(settings, lambda message: print(message, file=sys.stderr, flush=True))
+    render_rich(serve_table(document), Console(width=200))
+    out = Path(args.json or "bench-serve.json")
+    write_json_atomic(out, document)
+    print(f"wrote {out}")
+    if args.plot:
+        from onepass.bench.plots import plot_serve
+
+        for path in plot_serve(document, args.plot, out.stem):
+            print(f"wrote {path}")
+    return 0
+
+
+def _source_size(text: str | None) -> tuple[int, int]:
+    if text is None:
+        return (480, 640)
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise BenchError(f"--source-size {text!r} must look like HxW, e.g. 480x640") from None
+    if min(height, width) < 1:
+        raise BenchError(f"--source-size {text!r}: both sides must be positive")
+    return height, width
+
+
+def _at_least(value, default, minimum, flag: str):
+    if value is None:
+        return default
+    if value < minimum:
+        raise BenchError(f"{flag} {value}: must be at least {minimum}")
+    return value

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Set up the environment with the dev and ray extras and run the linters and the whole test suite.
+# Set up the environment with the dev, ray and bench extras and run the linters and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh ".[dev,ray]"
+bash scripts/setup.sh ".[dev,ray,bench]"
 venv="${ONEPASS_VENV:-.venv}"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

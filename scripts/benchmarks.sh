@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Measure the shipped default model and write BENCHMARKS.md from the results (numbers only from runs).
+#
+#   bash scripts/benchmarks.sh            # no GPU: "cpu serve"; with a CUDA GPU: "gpu"
+#   bash scripts/benchmarks.sh cpu        # or any of: cpu gpu serve report, e.g. "cpu serve"
+#
+# Results (JSON) and charts (PNG) go to docs/bench/; BENCHMARKS.md is regenerated from every JSON
+# there, so a GPU machine's run adds its section next to the CPU results already in the repo.
+# About 10 minutes on 2 CPU cores; run it on a quiet machine (each result records the load average).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${ONEPASS_VENV:-.venv}"
+py="$venv/bin/python"
+onepass="$venv/bin/onepass"
+results=docs/bench
+work=runs/bench-work  # exports and the built single-task models, shared by the runs below
+model=default
+
+if ! "$py" -c "import matplotlib" 2>/dev/null; then
+  echo "the charts need matplotlib: $venv/bin/pip install '.[bench]'" >&2
+  exit 2
+fi
+parts="$*"
+if [ -z "$parts" ]; then
+  if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then parts="gpu"; else parts="cpu serve"; fi
+fi
+mkdir -p "$results"
+rm -rf "$work"
+
+bench() {  # bench NAME ARGS...: one `onepass bench` run -> docs/bench/NAME.json (+ NAME-*.png)
+  local name="$1"
+  shift
+  echo "== onepass bench $model $* ($name)"
+  "$onepass" bench "$model" --workdir "$work" --json "$results/$name.json" --plot "$results" "$@"
+}
+
+stop_server() {  # BentoML shuts down gracefully on SIGTERM (about 30 s); wait for it, then insist
+  kill -TERM "$server" 2>/dev/null || return 0
+  for _ in $(seq 90); do kill -0 "$server" 2>/dev/null || return 0; sleep 1; done
+  pkill -KILL -P "$server" || true
+  kill -KILL "$server" 2>/dev/null || true
+}
+
+for part in $parts; do
+  case "$part" in
+    cpu)
+      # every precision of the eager and exported backends this CPU has, at the model's input size
+      bench cpu --device cpu --backends torch,onnxruntime --batch-sizes 1,8
+      # input size: the same model at 2x and 3x the pixels per side
+      bench cpu-input-sizes --device cpu --backends torch,onnxruntime --precisions fp32 \
+        --batch-sizes 1,8 --input-sizes 128x160,256x320,384x480 --metric-images 0
+      # one pass against four single-task models (the 0.30x goal is for onnxruntime on CPU)
+      bench cpu-vs-single-task --device cpu --backends torch,onnxruntime --precisions fp32 \
+        --batch-sizes 1,8 --vs-single-task --metric-images 0
+      # torch.compile on its own: compiling takes minutes on 2 cores (first_run_s in the JSON)
+      bench cpu-compile --device cpu --backends torch-compile --precisions fp32 --batch-sizes 1,8 --metric-images 0
+      ;;
+    gpu)
+      bench gpu --device cuda --batch-sizes 1,8,32
+      bench gpu-vs-single-task --device cuda --backends torch,onnxruntime,tensorrt --precisions fp16 \
+        --batch-sizes 1,8,32 --vs-single-task --metric-images 0
+      ;;
+    serve)
+      port="${ONEPASS_BENCH_PORT:-3123}"
+      mkdir -p runs
+      # `onepass serve` becomes `bentoml serve` (exec), so $! is the server; it stops its workers itself
+      "$onepass" serve "$model" --host 127.0.0.1 --port "$port" >runs/bench-serve.log 2>&1 &
+      server=$!
+      trap 'stop_server' EXIT
+      "$py" - "$port" <<'EOF'
+import sys, time, httpx
+url = f"http://127.0.0.1:{sys.argv[1]}/readyz"
+for _ in range(300):
+    try:
+        if httpx.get(url, timeout=2).status_code == 200:
+            sys.exit(0)
+    except httpx.HTTPError:
+        pass
+    time.sleep(1)
+sys.exit("onepass serve did not become ready in 300 s (see runs/bench-serve.log)")
+EOF
+      echo "== onepass bench serve --url http://127.0.0.1:$port"
+      "$onepass" bench serve --url "http://127.0.0.1:$port" --concurrency 1,4,16,64 --duration 10 \
+        --in-process "$model" --json "$results/serve.json" --plot "$results"
+      stop_server
+      trap - EXIT
+      ;;
+    report) ;;
+    *)
+      echo "unknown part '$part' (cpu, gpu, serve, report)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+"$py" -m onepass.bench.report --out BENCHMARKS.md --plots "$results" "$results"/*.json
