@@ -7,6 +7,7 @@ as a label. Every decoder validates what it reads and names the source in its er
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
@@ -46,8 +47,11 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+@functools.lru_cache(maxsize=8)
 def palette(n: int) -> np.ndarray:
-    """A fixed, well separated colour per class id (Pascal VOC's bit-interleaving scheme)."""
+    """A fixed, well separated colour per class id (Pascal VOC's bit-interleaving scheme).
+
+    Cached (every semseg PNG and picture needs it) and therefore read-only."""
     colours = np.zeros((max(n, 256), 3), np.uint8)
     for index in range(len(colours)):
         r = g = b = 0
@@ -59,6 +63,7 @@ def palette(n: int) -> np.ndarray:
             c >>= 3
         colours[index] = (r, g, b)
     colours[IGNORE_INDEX] = (0, 0, 0)
+    colours.flags.writeable = False
     return colours
 
 

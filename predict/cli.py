@@ -1,7 +1,92 @@
-"""`onepass predict`: added by the predict stage (placeholder until it lands)."""
+"""`onepass predict INPUT... --out DIR`: batch inference, local or on Ray Data (docs/predict.md).
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()
+Exit status: 0 when every image is done, 1 when some inputs failed (see DIR/errors.jsonl),
+2 for a usage error (printed as one line by the main CLI). Nothing heavy is imported here:
+`onepass --help` builds this parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from onepass.predict.inputs import InputError
+from onepass.predict.outputs import FORMATS, OutputError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, OutputError)
 
 
 def add_parser(commands) -> None:
-    pass
+    parser = commands.add_parser(
+        "predict",
+        help="predict every task for many images, written to a folder (resumable)",
+        description="Predict folders, files, glob patterns or .txt lists of images into DIR: one file per "
+        "task per image, predictions.csv (+ .parquet) with the attributes, errors.jsonl for bad inputs. "
+        "Re-running the same command skips what is complete.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder, glob pattern or .txt list")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created; re-use it to resume)")
+    parser.add_argument("--model", default="default", help="model package directory (default: the shipped model)")
+    parser.add_argument(
+        "--tasks", type=lambda s: tuple(t for t in s.split(",") if t), help="comma-separated (default: all)"
+    )
+    parser.add_argument(
+        "--format", default="png", choices=FORMATS, help="png: each task's file encoding; npz: raw arrays"
+    )
+    parser.add_argument("--visualize", action="store_true", help="also write a panel PNG per image (DIR/visualize/)")
+    parser.add_argument("--backend", default="auto", help="inference backend (default auto: the fastest available)")
+    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
+    parser.add_argument("--precision", default="fp32", help="as the backend accepts (fp32, bf16, fp16, int8)")
+    parser.add_argument(
+        "--batch-size", dest="batch_size", type=int, help="images per inference call (default: 16 on CPU, 64 on GPU)"
+    )
+    parser.add_argument("--workers", type=int, help="local engine: reader/writer processes (default: cores, max 8)")
+    parser.add_argument(
+        "--max-pixels", dest="max_pixels", type=int, help="larger images are recorded as errors (default 89478485)"
+    )
+    parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local (default) or ray")
+    parser.add_argument("--ray-address", dest="ray_address", help="join this Ray cluster (default: start a local Ray)")
+    parser.add_argument("--ray-actors", dest="ray_actors", type=int, default=1, help="Predictor actors (default 1)")
+    parser.add_argument(
+        "--ray-gpus-per-actor", dest="ray_gpus_per_actor", type=float, default=0.0, help="GPUs per actor (default 0)"
+    )
+    parser.add_argument(
+        "--ray-cpus-per-actor", dest="ray_cpus_per_actor", type=float, default=1.0, help="CPUs per actor (default 1)"
+    )
+    progress = parser.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    parser.set_defaults(run=cmd_predict)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from onepass.predict.job import PredictJob, run_job
+    from onepass.predict.stages import DEFAULT_MAX_PIXELS
+
+    job = PredictJob(
+        inputs=tuple(args.inputs),
+        out=args.out,
+        model=args.model,
+        tasks=args.tasks,
+        format=args.format,
+        visualize=args.visualize,
+        backend=args.backend,
+        device=args.device,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        ray_actors=args.ray_actors,
+        ray_gpus_per_actor=args.ray_gpus_per_actor,
+        ray_cpus_per_actor=args.ray_cpus_per_actor,
+        progress=args.progress,
+    )
+    summary = run_job(job)
+    print(f"onepass predict: {summary.line()}")
+    print(f"wrote {args.out} (predictions.csv: one row per image)")
+    if summary.failed:
+        print(f"{summary.failed} input(s) failed; reasons in {args.out / 'errors.jsonl'}")
+        return 1
+    return 0

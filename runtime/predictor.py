@@ -13,7 +13,7 @@ from PIL import Image
 
 from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage, PackageError, open_package
-from onepass.models.tasks.base import ConfigError, unknown_name_error
+from onepass.models.tasks.base import ConfigError, Task, unknown_name_error
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
@@ -41,14 +41,7 @@ class Predictor:
         self.backend_choice = backend.name
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
-        """Resize every image to the model's input and stack: (N, H, W, 3) uint8, original (H, W)s."""
-        batch = np.empty((len(images), *self.config.input_size, 3), np.uint8)
-        sizes = []
-        for i, image in enumerate(images):
-            rgb = as_rgb_image(image, f"image {i}")
-            sizes.append((rgb.height, rgb.width))
-            batch[i] = resize_to_input(rgb, self.config.input_size)
-        return batch, sizes
+        return preprocess(images, self.config.input_size)
 
     def predict(
         self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
@@ -69,12 +62,31 @@ class Predictor:
         return results
 
     def select_tasks(self, tasks: Sequence[str] | None) -> list[str]:
-        if tasks is None:
-            return list(self.tasks)
-        for name in tasks:
-            if name not in self.tasks:
-                raise unknown_name_error("task", name, list(self.tasks))
-        return list(tasks)
+        return select_tasks(self.config.tasks, tasks)
+
+
+def preprocess(images: Sequence[ImageInput], input_size: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Resize every image to the model's input and stack: (N, H, W, 3) uint8, original (H, W)s.
+
+    A function as well as a method, for workers that preprocess without loading a model."""
+    batch = np.empty((len(images), *input_size, 3), np.uint8)
+    sizes = []
+    for i, image in enumerate(images):
+        rgb = as_rgb_image(image, f"image {i}")
+        sizes.append((rgb.height, rgb.width))
+        batch[i] = resize_to_input(rgb, input_size)
+    return batch, sizes
+
+
+def select_tasks(available: Sequence[Task], tasks: Sequence[str] | None) -> list[str]:
+    """The task names asked for (all by default), each checked against the model's."""
+    names = [t.name for t in available]
+    if tasks is None:
+        return names
+    for name in tasks:
+        if name not in names:
+            raise unknown_name_error("task", name, names)
+    return list(tasks)
 
 
 def as_rgb_image(image: ImageInput, what: str) -> Image.Image:

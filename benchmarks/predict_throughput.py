@@ -1,0 +1,89 @@
+"""End-to-end images/s of `onepass predict` against the Predictor alone on pre-decoded batches.
+
+    python benchmarks/predict_throughput.py                       # 400 synthetic scenes, 128x160
+    python benchmarks/predict_throughput.py --n 2000 --size 480x640 --backend onnxruntime
+
+The predict issue's target: end to end (read files, decode, infer, encode, write, table) at least
+0.9x the Predictor's own rate on images already decoded in memory (`predictor.predict` on batches
+of the CLI's batch size: preprocessing, inference and per-image results, no files).
+
+`onepass predict` runs as a real subprocess, twice: on a quarter of the images and on all of them.
+The difference of the two wall times cancels start-up (Python, torch, the model, the workers), so
+"steady" is the rate a long job sees; "with start-up" is the full run's own rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import onepass
+from onepass.cli import parse_size
+from onepass.data.synth_dataset import write_synthetic_dataset
+from onepass.predict.job import default_batch_size
+from onepass.runtime.predictor import resolve_device
+
+
+def predictor_alone(images: list[np.ndarray], backend: str, device: str, batch_size: int, seconds: float) -> float:
+    predictor = onepass.load(backend=backend, device=device)
+    predictor.predict(images[:batch_size])  # warm-up
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for start in range(0, len(images), batch_size):
+            done += len(predictor.predict(images[start : start + batch_size]))
+    return done / (time.perf_counter() - started)
+
+
+def predict_cli(inputs: Path, out: Path, backend: str, device: str, extra: list[str]) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    command = [sys.executable, "-m", "onepass", "predict", str(inputs), "--out", str(out), "--no-progress"]
+    command += ["--backend", backend, "--device", device, *extra]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=400, help="images in the full run (default 400)")
+    parser.add_argument("--size", type=parse_size, default=(128, 160), help="HxW of the images (default 128x160)")
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long to time the Predictor alone")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `onepass predict` options")
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    batch_size = default_batch_size(args.backend, device)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        write_synthetic_dataset(root / "scenes", args.n, args.size, seed=7, progress=False)
+        files = sorted((root / "scenes" / "images").iterdir())
+        (root / "quarter").mkdir()
+        for path in files[: args.n // 4]:
+            (root / "quarter" / path.name).symlink_to(path)
+        images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+
+        alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
+        quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)
+        full = predict_cli(root / "scenes" / "images", root / "out", args.backend, device, args.extra)
+
+    steady = (args.n - args.n // 4) / (full - quarter)
+    print(
+        f"images {args.n} at {args.size[0]}x{args.size[1]}, backend {args.backend}, device {device}, batch {batch_size}"
+    )
+    print(f"Predictor alone, pre-decoded batches:  {alone:8.1f} images/s")
+    print(f"onepass predict, steady (full - 1/4):  {steady:8.1f} images/s  = {steady / alone:.2f}x the Predictor")
+    print(f"onepass predict, with start-up:        {args.n / full:8.1f} images/s  ({full:.1f} s for {args.n} images)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Everything `onepass predict` writes under DIR, and how a run resumes.
+
+    DIR/predict.json            the run's settings (model, tasks, output format); a re-run must match them
+    DIR/<task>/<stem>.png       one file per dense task per image, in the task's file encoding
+    DIR/npz/<stem>.npz          --format npz: every chosen output of one image as raw arrays
+    DIR/visualize/<stem>.png    --visualize: the panel (input, then each dense task)
+    DIR/predictions.csv         one row per finished image: key, source, size, attribute labels
+    DIR/predictions.parquet     the same table, rewritten at the end of a run (when pyarrow is there)
+    DIR/errors.jsonl            this run's bad inputs: {"image", "source", "error"} per line
+
+Crash safety: every file is written under DIR/.tmp/ and renamed into place (a reader never sees
+half a file), and an image's table row is appended only after all its files exist, in one
+`write()` on an O_APPEND descriptor. The row is the commit record: an image is done when it has a
+row and all its files; a resumed run redoes the others (rewriting files is harmless) and appends
+their rows once. A partial last line (a machine that lost power mid-write) is cut off on resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from onepass.predict.inputs import InputImage, output_stem
+
+SETTINGS_FILE = "predict.json"
+SETTINGS_FORMAT = "onepass-predict"
+SETTINGS_VERSION = 1
+TABLE_FILE = "predictions.csv"
+PARQUET_FILE = "predictions.parquet"
+ERRORS_FILE = "errors.jsonl"
+TEMP_DIR = ".tmp"
+LOCK_FILE = ".lock"
+PANEL_DIR = "visualize"
+NPZ_DIR = "npz"
+FORMATS = ("png", "npz")
+BASE_COLUMNS = ("image", "source", "height", "width")
+
+
+class OutputError(ValueError):
+    """DIR cannot take this run: another run holds it, or it was written with other settings."""
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where each output of one image goes. `dense_tasks` are the chosen per-pixel tasks."""
+
+    root: Path
+    dense_tasks: tuple[str, ...]
+    format: str  # "png" | "npz"
+    visualize: bool
+
+    def task_file(self, task: str, key: str) -> Path:
+        return self.root / task / f"{output_stem(key)}.png"
+
+    def npz_file(self, key: str) -> Path:
+        return self.root / NPZ_DIR / f"{output_stem(key)}.npz"
+
+    def panel_file(self, key: str) -> Path:
+        return self.root / PANEL_DIR / f"{output_stem(key)}.png"
+
+    def files(self, key: str) -> list[Path]:
+        """Every file one finished image has."""
+        files = [self.npz_file(key)] if self.format == "npz" else [self.task_file(t, key) for t in self.dense_tasks]
+        if self.visualize:
+            files.append(self.panel_file(key))
+        return files
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.root / TEMP_DIR
+
+
+def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
+    """Write `data` to `path` so that `path` is either absent, its old content, or all of `data`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=temp_dir)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)  # DIR/.tmp is on DIR's filesystem, so this is one rename
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def table_columns(groups: Mapping[str, Sequence[str]]) -> list[str]:
+    """image, source, height, width, then per attribute group its label and that label's probability."""
+    columns = list(BASE_COLUMNS)
+    for group in groups:
+        columns += [group, f"{group}_probability"]
+    return columns
+
+
+def table_row(image: InputImage, size: tuple[int, int], attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    row: dict[str, Any] = {"image": image.key, "source": image.source, "height": size[0], "width": size[1]}
+    for group, value in (attributes or {}).items():
+        row[group] = value["label"]
+        row[f"{group}_probability"] = f"{value['probabilities'][value['label']]:.6f}"
+    return row
+
+
+class OutputFolder:
+    """DIR for one run: holds the lock, checks the settings, knows what is done, appends rows and errors.
+
+    Use as a context manager; only this object (in the driver process) touches the table and the
+    error log, so they have a single writer.
+    """
+
+    def __init__(self, layout: OutputLayout, settings: Mapping[str, Any], columns: Sequence[str]):
+        self.layout = layout
+        self.root = layout.root
+        self.settings = dict(settings)
+        self.columns = list(columns)
+        self._lock: int | None = None
+        self._table: int | None = None
+        self._errors: int | None = None
+        self.finished: set[str] = set()  # keys with a row in the table
+
+    def __enter__(self) -> OutputFolder:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise OutputError(
+                f"{self.root}: another onepass predict is writing here; wait for it or use another --out"
+            ) from None
+        try:
+            self._check_settings()
+            shutil.rmtree(self.layout.temp_dir, ignore_errors=True)  # leftovers of a killed run
+            self.layout.temp_dir.mkdir()
+            self.finished = self._open_table()
+            self._errors = os.open(self.root / ERRORS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for name in ("_table", "_errors"):
+            descriptor = getattr(self, name)
+            if descriptor is not None:
+                os.close(descriptor)
+                setattr(self, name, None)
+        shutil.rmtree(self.layout.temp_dir, ignore_errors=True)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+
+    def _check_settings(self) -> None:
+        path = self.root / SETTINGS_FILE
+        if path.is_file():
+            try:
+                written = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise OutputError(f"{path}: unreadable ({error}); remove it or use another --out") from None
+            for field in ("model", "tasks", "output_format"):
+                if written.get(field) != self.settings.get(field):
+                    raise OutputError(
+                        f"{self.root} holds predictions made with {field} {written.get(field)!r}, this run asks "
+                        f"for {self.settings.get(field)!r}; use the same options to resume, or another --out"
+                    )
+            return
+        if (self.root / TABLE_FILE).exists():
+            raise OutputError(f"{self.root}: has {TABLE_FILE} but no {SETTINGS_FILE}; use another --out")
+        document = {"format": SETTINGS_FORMAT, "version": SETTINGS_VERSION, **self.settings}
+        write_atomic(path, (json.dumps(document, indent=2) + "\n").encode(), self.root)
+
+    def _open_table(self) -> set[str]:
+        """Open the table for appending (header first if new); the keys it already has."""
+        path = self.root / TABLE_FILE
+        self._table = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        data = b""
+        with open(path, "rb") as file:
+            data = file.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a cut-off last line is not a row
+        if len(complete) != len(data):
+            os.truncate(path, len(complete))
+        if not complete:
+            self._write(self._table, [self.columns])
+            return set()
+        reader = csv.reader(io.StringIO(complete.decode("utf-8"), newline=""))
+        header = next(reader)
+        if header != self.columns:
+            raise OutputError(f"{path}: columns {header} differ from this run's {self.columns}; use another --out")
+        return {row[0] for row in reader if row}
+
+    def pending(self, images: Iterable[InputImage]) -> list[InputImage]:
+        """The images that are not done: no row yet, or a file missing."""
+        listing: dict[Path, set[str]] = {}
+
+        def exists(path: Path) -> bool:
+            names = listing.get(path.parent)
+            if names is None:
+                try:
+                    names = set(os.listdir(path.parent))
+                except (FileNotFoundError, NotADirectoryError):
+                    names = set()
+                listing[path.parent] = names
+            return path.name in names
+
+        return [
+            image
+            for image in images
+            if image.key not in self.finished or not all(exists(f) for f in self.layout.files(image.key))
+        ]
+
+    def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Append the rows of images whose files are all written (once per image, ever)."""
+        new = [r for r in rows if r["image"] not in self.finished]
+        if new:
+            self._write(self._table, [[row.get(c, "") for c in self.columns] for row in new])
+            self.finished.update(r["image"] for r in new)
+
+    def add_errors(self, errors: Sequence[Mapping[str, str]]) -> None:
+        if errors:
+            text = "".join(json.dumps(dict(e), ensure_ascii=False) + "\n" for e in errors)
+            os.write(self._errors, text.encode("utf-8"))
+
+    @staticmethod
+    def _write(descriptor: int | None, rows: Sequence[Sequence[Any]]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        data = buffer.getvalue().encode("utf-8")
+        while data:  # one write() in practice; a regular file takes it whole
+            written = os.write(descriptor, data)
+            data = data[written:]
+
+    def write_parquet(self) -> Path | None:
+        """predictions.parquet from the whole table (skipped without pyarrow)."""
+        try:
+            import pyarrow.csv as pa_csv
+            import pyarrow.parquet as pq
+        except ImportError:
+            return None
+        types = {c: "string" for c in self.columns if not c.endswith("_probability")} | {
+            "height": "int32",
+            "width": "int32",
+        }
+        import pyarrow as pa
+
+        table = pa_csv.read_csv(
+            self.root / TABLE_FILE,
+            convert_options=pa_csv.ConvertOptions(column_types={k: pa.type_for_alias(v) for k, v in types.items()}),
+        )
+        path = self.root / PARQUET_FILE
+        with _temporary_beside(path) as temporary:
+            pq.write_table(table, temporary)
+        return path
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: Path) -> Iterator[str]:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        yield temporary
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    finally:
+        Path(temporary).unlink(missing_ok=True)

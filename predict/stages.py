@@ -1,0 +1,148 @@
+"""The work around inference, done in worker processes by both engines: read a chunk of image files
+into a model-input batch, and turn a chunk of model outputs into files and table rows.
+
+Both are small picklable objects: the local engine sends them to a process pool with each chunk,
+the Ray engine to its tasks. They reuse the Predictor's own preprocessing and each task's
+`to_result`, so the files hold exactly what `Predictor.predict` returns.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from onepass.models.package import ModelPackage
+from onepass.models.panel import attribute_caption, compose, tiles_for
+from onepass.predict.inputs import InputImage
+from onepass.predict.outputs import OutputLayout, table_row, write_atomic
+from onepass.runtime.predictor import preprocess
+
+DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own decompression-bomb limit (89 MP)
+
+
+class BadImage(ValueError):
+    """An input file that cannot be predicted; the message says why (recorded, then skipped)."""
+
+
+def read_image(source: str, max_pixels: int) -> Image.Image:
+    """Decode a file to an RGB image, EXIF orientation applied; BadImage for anything else."""
+    try:
+        with Image.open(source) as image:
+            if image.width * image.height > max_pixels:
+                raise BadImage(
+                    f"too large: {image.width}x{image.height} is {image.width * image.height} pixels, "
+                    f"more than --max-pixels {max_pixels}"
+                )
+            rgb = ImageOps.exif_transpose(image).convert("RGB")  # decodes the whole file
+    except BadImage:
+        raise
+    except FileNotFoundError:
+        raise BadImage("file not found") from None
+    except Exception as error:  # Pillow raises many types for bad files
+        raise BadImage(f"not a readable image ({type(error).__name__}: {error})") from None
+    return rgb
+
+
+def error_record(image: InputImage, reason: str) -> dict[str, str]:
+    return {"image": image.key, "source": image.source, "error": reason}
+
+
+@dataclass
+class DecodedChunk:
+    """The readable images of a chunk as one model-input batch; the others as error records."""
+
+    images: list[InputImage]
+    batch: np.ndarray  # (N, H, W, 3) uint8 at the model's input size
+    sizes: list[tuple[int, int]]  # each image's own (H, W)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ImageReader:
+    package: ModelPackage
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __call__(self, images: Sequence[InputImage]) -> DecodedChunk:
+        readable, pictures, errors = [], [], []
+        for image in images:
+            try:
+                pictures.append(read_image(image.source, self.max_pixels))
+                readable.append(image)
+            except BadImage as error:
+                errors.append(error_record(image, str(error)))
+        height, width = self.package.config.input_size
+        if not pictures:
+            return DecodedChunk([], np.empty((0, height, width, 3), np.uint8), [], errors)
+        batch, sizes = preprocess(pictures, self.package.config.input_size)
+        return DecodedChunk(readable, batch, sizes, errors)
+
+
+@dataclass(frozen=True)
+class ResultWriter:
+    """One chunk's outputs -> every chosen task's file per image (atomically), then the table rows."""
+
+    package: ModelPackage
+    tasks: tuple[str, ...]
+    layout: OutputLayout
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def output_names(self) -> list[str]:
+        """The backend outputs the chosen tasks read (others need not travel to the workers)."""
+        by_name = {t.name: t for t in self.package.config.tasks}
+        return [spec.name for name in self.tasks for spec in by_name[name].output_specs()]
+
+    def __call__(
+        self, images: Sequence[InputImage], sizes: Sequence[tuple[int, int]], outputs: Mapping[str, np.ndarray]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """-> (table rows of the images now complete, error records of those that are not)."""
+        by_name = {t.name: t for t in self.package.config.tasks}
+        rows, errors = [], []
+        for i, (image, size) in enumerate(zip(images, sizes, strict=True)):
+            image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice, as Predictor.predict
+            results = {name: by_name[name].to_result(image_outputs, size) for name in self.tasks}
+            try:
+                self.write(image, results)
+            except BadImage as error:  # the file changed or vanished between reading and the panel
+                errors.append(error_record(image, str(error)))
+                continue
+            image_level = {k: v for name in self.tasks if not by_name[name].dense for k, v in results[name].items()}
+            rows.append(table_row(image, size, image_level))
+        return rows, errors
+
+    def write(self, image: InputImage, results: Mapping[str, Any]) -> None:
+        layout = self.layout
+        by_name = {t.name: t for t in self.package.config.tasks}
+        if layout.format == "npz":
+            write_atomic(layout.npz_file(image.key), _npz_bytes(results), layout.temp_dir)
+        else:
+            for name in layout.dense_tasks:
+                codec = by_name[name].codec
+                write_atomic(layout.task_file(name, image.key), codec.encode(results[name]), layout.temp_dir)
+        if layout.visualize:
+            picture = np.asarray(read_image(image.source, self.max_pixels))
+            row = [("input", picture), *tiles_for(picture, results, [by_name[n] for n in self.tasks], "")]
+            caption = attribute_caption(results)
+            panel = compose([row], [caption] if caption else None)
+            buffer = io.BytesIO()
+            panel.save(buffer, format="PNG", compress_level=1)
+            write_atomic(layout.panel_file(image.key), buffer.getvalue(), layout.temp_dir)
+
+
+def _npz_bytes(results: Mapping[str, Any]) -> bytes:
+    """Dense results under their task name; image-level groups as `<task>.<group>` probability vectors
+    in the model's class order."""
+    arrays = {}
+    for name, result in results.items():
+        if isinstance(result, np.ndarray):
+            arrays[name] = result
+        else:
+            for group, value in result.items():
+                arrays[f"{name}.{group}"] = np.array(list(value["probabilities"].values()), np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()

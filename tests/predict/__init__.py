@@ -1,0 +1,1 @@
+"""Tests of onepass.predict (the batch inference CLI)."""

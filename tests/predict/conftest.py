@@ -1,0 +1,150 @@
+"""An input folder with every kind of file a real one has, and checks of a finished output folder
+against the Predictor itself."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import onepass
+from onepass.predict.stages import read_image
+
+HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
+MAX_PIXELS = 10_000  # passed as --max-pixels: big.png (120x120) is "too large", everything else fits
+GOOD = ("a/b/deep.png", "a/frame0.png", "a/frame1.png", "frame2.png", "gray.png", "rgba.png", "rotated.jpg")
+BAD = ("big.png", "corrupt.png", "notimage.jpg")
+
+
+def write_input_folder(root: Path, extra: int = 0) -> Path:
+    """Nested RGB PNGs, a grayscale and an RGBA image, a JPEG turned by EXIF, a truncated PNG, a text
+    file named .jpg, an image over MAX_PIXELS and a non-image that a folder walk ignores;
+    `extra` more frames under many/ (for runs that must take a while)."""
+    rng = np.random.default_rng(0)
+
+    def rgb(h: int, w: int) -> np.ndarray:
+        return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+    (root / "a" / "b").mkdir(parents=True)
+    Image.fromarray(rgb(60, 80)).save(root / "a" / "b" / "deep.png")
+    Image.fromarray(rgb(48, 64)).save(root / "a" / "frame0.png")
+    Image.fromarray(rgb(90, 100)).save(root / "a" / "frame1.png")
+    Image.fromarray(rgb(64, 40)).save(root / "frame2.png")
+    Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8), mode="L").save(root / "gray.png")
+    Image.fromarray(rng.integers(0, 256, (40, 60, 4), dtype=np.uint8), mode="RGBA").save(root / "rgba.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to view -> 30x50 becomes 50x30 (WxH)
+    Image.fromarray(rgb(50, 30)).save(root / "rotated.jpg", exif=exif)
+    Image.fromarray(rgb(120, 120)).save(root / "big.png")
+    whole = (root / "a" / "frame1.png").read_bytes()
+    (root / "corrupt.png").write_bytes(whole[: len(whole) // 2])
+    (root / "notimage.jpg").write_text("this is not a picture\n")
+    (root / "notes.md").write_text("a folder walk skips files without an image extension\n")
+    if extra:
+        (root / "many").mkdir()
+        for i in range(extra):
+            Image.fromarray(rgb(48, 64)).save(root / "many" / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture
+def input_folder(tmp_path) -> Path:
+    return write_input_folder(tmp_path / "frames")
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    return onepass.load(backend="torch", device="cpu")
+
+
+def read_table(out: Path) -> list[dict[str, str]]:
+    with open(out / "predictions.csv", newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def read_errors(out: Path) -> dict[str, str]:
+    lines = (out / "errors.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len({r["image"] for r in records}) == len(records)
+    return {r["image"]: r["error"] for r in records}
+
+
+def visible_files(out: Path) -> set[str]:
+    """Every file under DIR except the run's own bookkeeping (lock)."""
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
+def check_outputs(
+    out: Path,
+    folder: Path,
+    predictor,
+    keys,
+    tasks=("semseg", "depth", "normals", "attributes"),
+    fmt="png",
+    panels=False,
+    sources: dict[str, Path] | None = None,
+) -> None:
+    """DIR holds exactly one complete, correct set of outputs per key, as the Predictor computes them.
+
+    `sources`: key -> input file, where that is not `folder / key`."""
+    keys = sorted(keys)
+    sources = {k: (sources or {}).get(k, folder / k) for k in keys}
+    rows = read_table(out)
+    assert sorted(r["image"] for r in rows) == keys  # every image exactly once
+    by_key = {r["image"]: r for r in rows}
+    stems = [k.rsplit(".", 1)[0] for k in keys]
+    expected_files = {"predict.json", "predictions.csv", "errors.jsonl"} | (
+        {"predictions.parquet"} if HAVE_PYARROW else set()
+    )
+    dense = [t for t in tasks if t != "attributes"]
+    expected_files |= (
+        {f"npz/{s}.npz" for s in stems} if fmt == "npz" else {f"{t}/{s}.png" for t in dense for s in stems}
+    )
+    expected_files |= {f"visualize/{s}.png" for s in stems} if panels else set()
+    assert visible_files(out) == expected_files  # nothing missing, no temporary or stray file
+    pictures = [read_image(str(sources[k]), 10**9) for k in keys]
+    expected = predictor.predict([np.asarray(p) for p in pictures], tasks=list(tasks))
+    codecs = {t.name: t.codec for t in predictor.package.config.tasks}
+    for key, stem, picture, want in zip(keys, stems, pictures, expected, strict=True):
+        row = by_key[key]
+        assert (int(row["height"]), int(row["width"])) == (picture.height, picture.width)
+        assert os.path.samefile(row["source"], sources[key])
+        if fmt == "npz":
+            with np.load(out / "npz" / f"{stem}.npz") as arrays:
+                got = {name: arrays[name] for name in arrays.files}
+        else:
+            got = {t: codecs[t].decode((out / t / f"{stem}.png").read_bytes(), t) for t in dense}
+        if "semseg" in dense:
+            assert got["semseg"].shape == want["semseg"].shape
+            assert (got["semseg"] == want["semseg"]).mean() >= 0.999
+        if "depth" in dense:  # png: millimetres; npz: float32 metres
+            tolerance = 1e-4 if fmt == "npz" else 6e-4
+            np.testing.assert_allclose(got["depth"], want["depth"], atol=tolerance)
+        if "normals" in dense:  # png: 8 bits per component
+            tolerance = 1e-4 if fmt == "npz" else 1.5 / 127.5
+            np.testing.assert_allclose(got["normals"], want["normals"], atol=tolerance)
+        for group, value in want.get("attributes", {}).items():
+            assert row[group] == value["label"]
+            assert float(row[f"{group}_probability"]) == pytest.approx(value["probabilities"][value["label"]], abs=1e-4)
+            if fmt == "npz":
+                np.testing.assert_allclose(got[f"attributes.{group}"], list(value["probabilities"].values()), atol=1e-5)
+        if panels:
+            panel = Image.open(out / "visualize" / f"{stem}.png")
+            panel.load()
+            assert panel.width == picture.width * (1 + len(dense))
+    if HAVE_PYARROW:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out / "predictions.parquet").to_pylist()
+        assert sorted(r["image"] for r in table) == keys
+        assert table == [{**r, "height": int(r["height"]), "width": int(r["width"])} | _probabilities(r) for r in rows]
+
+
+def _probabilities(row: dict[str, str]) -> dict[str, float]:
+    return {k: float(v) for k, v in row.items() if k.endswith("_probability")}

@@ -1,0 +1,83 @@
+"""The output folder: settings, the lock, the table as commit record, resume after a cut-off write."""
+
+from __future__ import annotations
+
+import pytest
+
+from onepass.predict.inputs import InputImage
+from onepass.predict.outputs import OutputError, OutputFolder, OutputLayout, table_columns, write_atomic
+
+SETTINGS = {"model": {"name": "m", "version": "1"}, "tasks": ["semseg", "attributes"], "output_format": "png"}
+COLUMNS = table_columns({"people": ("0", "1")})
+
+
+def folder(root, settings=SETTINGS) -> OutputFolder:
+    return OutputFolder(OutputLayout(root, ("semseg",), "png", False), settings, COLUMNS)
+
+
+def row(key: str) -> dict:
+    return {"image": key, "source": f"/in/{key}", "height": 4, "width": 5, "people": "1", "people_probability": "0.9"}
+
+
+def finish(out, key: str) -> None:
+    write_atomic(out / "semseg" / key.replace(".jpg", ".png"), b"png", out)
+
+
+def test_an_image_is_done_with_its_row_and_all_its_files(tmp_path):
+    images = [InputImage(k, f"/in/{k}") for k in ("a.jpg", "b.jpg", "c.jpg")]
+    with folder(tmp_path) as out:
+        finish(tmp_path, "a.jpg")
+        finish(tmp_path, "b.jpg")
+        out.add_rows([row("a.jpg")])
+        out.add_rows([row("a.jpg")])  # a second report of a finished image adds nothing
+        assert [i.key for i in out.pending(images)] == ["b.jpg", "c.jpg"]  # b has files but no row
+    with folder(tmp_path) as out:
+        assert out.finished == {"a.jpg"}
+        (tmp_path / "semseg" / "a.png").unlink()
+        assert [i.key for i in out.pending(images)] == ["a.jpg", "b.jpg", "c.jpg"]
+        out.add_rows([row("a.jpg"), row("b.jpg")])  # a redone image does not get a second row
+    lines = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert lines == [",".join(COLUMNS), "a.jpg,/in/a.jpg,4,5,1,0.9", "b.jpg,/in/b.jpg,4,5,1,0.9"]
+
+
+def test_a_cut_off_last_line_is_dropped_on_resume(tmp_path):
+    with folder(tmp_path) as out:
+        out.add_rows([row("a.jpg")])
+    with open(tmp_path / "predictions.csv", "a") as table:
+        table.write("b.jpg,/in/b.jpg,4,")  # what a power cut mid-append could leave
+    with folder(tmp_path) as out:
+        assert out.finished == {"a.jpg"}
+        out.add_rows([row("b.jpg")])
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1:] == [
+        "a.jpg,/in/a.jpg,4,5,1,0.9",
+        "b.jpg,/in/b.jpg,4,5,1,0.9",
+    ]
+
+
+def test_other_settings_or_a_second_run_are_refused(tmp_path):
+    with folder(tmp_path):
+        with pytest.raises(OutputError, match="another onepass predict is writing here"):
+            folder(tmp_path).__enter__()
+    with pytest.raises(OutputError, match=r"tasks \['semseg', 'attributes'\], this run asks for \['semseg'\]"):
+        folder(tmp_path, {**SETTINGS, "tasks": ["semseg"]}).__enter__()
+    with folder(tmp_path):  # the refused attempts released the lock
+        pass
+
+
+def test_temporary_files_of_a_killed_run_are_removed(tmp_path):
+    with folder(tmp_path):
+        pass
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "a.png.x1y2").write_bytes(b"half a fi")
+    with folder(tmp_path):
+        assert list((tmp_path / ".tmp").iterdir()) == []
+    assert not (tmp_path / ".tmp").exists()
+
+
+def test_errors_list_only_this_runs_failures(tmp_path):
+    with folder(tmp_path) as out:
+        out.add_errors([{"image": "x.jpg", "source": "/in/x.jpg", "error": "not a readable image"}])
+    assert (tmp_path / "errors.jsonl").read_text().count("\n") == 1
+    with folder(tmp_path):
+        pass
+    assert (tmp_path / "errors.jsonl").read_text() == ""
