@@ -19,12 +19,8 @@ from tests.tiny import tiny_config
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    path = tmp_path_factory.mktemp("pkg")
-    torch.manual_seed(0)
-    save_package(path, MultiTaskModel(tiny_config()).eval(), "tiny")
-    package = open_package(path)
-    return package, export_onnx(package)
+def exported(exported_tiny_package):
+    return open_package(exported_tiny_package), exported_tiny_package / "model.onnx"
 
 
 def test_checker_passes_and_outputs_are_named_per_task(exported):

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+import onepass
+
 MAX_UPLOAD_MB = 2  # small, so the over-limit test sends little
 STARTUP_SECONDS = 240  # two processes import torch and the model warms up; slow on a busy 2-core machine
 
@@ -66,3 +68,14 @@ def server(tmp_path_factory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return onepass.load()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with server.client() as client:
+        yield client

@@ -12,21 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import onepass
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from tests.serve.conftest import MAX_UPLOAD_MB
 from tests.serve.samples import bomb_png, encode, exif_rotated_jpeg, mode_variants, scene
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    return onepass.load()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with server.client() as client:
-        yield client
 
 
 def post_image(client, data: bytes, path: str = "/predict", **fields):

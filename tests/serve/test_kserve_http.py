@@ -8,22 +8,10 @@ import json
 import numpy as np
 import pytest
 
-import onepass
 from onepass.serve.kserve import HEADER_LENGTH, parse_response
 from tests.serve.samples import scene
 
 NAME = "onepass-default"
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    return onepass.load()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    with server.client() as client:
-        yield client
 
 
 @pytest.fixture(scope="module")
