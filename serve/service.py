@@ -28,7 +28,7 @@ import numpy as np
 
 import onepass
 from onepass.models.package import open_package
-from onepass.runtime.predictor import Predictor
+from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.http_api import Runtime, ServiceUnavailable, build_app, stack_outputs
 from onepass.serve.settings import ServeSettings, resolve_model
 
@@ -61,11 +61,10 @@ class Model:
         for batch in (1, min(SETTINGS.max_batch_size, 8)) + (1,) * (WARMUP_RUNS - 2):
             self.predictor.backend.run(np.zeros((batch, height, width, 3), np.uint8))
         logger.info(
-            "model %s %s loaded on backend %s (%s, %s) and warmed up in %.1f s",
+            "model %s %s loaded on backend %s (%s) and warmed up in %.1f s",
             self.predictor.package.name,
             self.predictor.package.version,
-            self.predictor.backend.name,
-            SETTINGS.device,
+            self.predictor.backend_choice,  # with backend "auto": what it measured, and what it kept
             SETTINGS.precision,
             time.perf_counter() - start,
         )
@@ -78,7 +77,12 @@ class Model:
 
     @bentoml.api
     def describe(self) -> dict[str, Any]:
-        return {"name": self.predictor.backend.name, "device": SETTINGS.device, "precision": SETTINGS.precision}
+        return {
+            "name": self.predictor.backend.name,
+            "device": resolve_device(SETTINGS.device),
+            "precision": SETTINGS.precision,
+            "choice": self.predictor.backend_choice,
+        }
 
 
 class ModelServiceBackend:

@@ -21,7 +21,7 @@ from onepass.models.tasks.base import ConfigError
 class ServeSettings:
     model: str = "default"  # "default" (the shipped model), a package directory, or a model store tag
     backend: str = "auto"  # any of onepass.runtime.predictor.BACKENDS, passed through to onepass.load
-    device: str = "cpu"
+    device: str = "auto"  # a GPU when there is one (onepass.load resolves it)
     precision: str = "fp32"
     workers: int = 1  # model service processes; each loads the model once
     max_upload_mb: float = 20.0  # a larger request body is refused with 413 before it is read
