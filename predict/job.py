@@ -6,6 +6,7 @@ either engine, so both share the inputs, the output folder, resume and error han
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,7 +114,9 @@ def run_job(job: PredictJob) -> Summary:
                 def load():
                     from onepass.runtime.predictor import load
 
-                    return load(package.path, backend=job.backend, device=device, precision=job.precision)
+                    predictor = load(package.path, backend=job.backend, device=device, precision=job.precision)
+                    print(f"onepass predict: backend {predictor.backend_choice}", file=sys.stderr, flush=True)
+                    return predictor
 
                 run_local(todo, load, reader, writer, sink, batch_size, job.workers or default_workers())
             elif todo:
