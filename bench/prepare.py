@@ -9,7 +9,6 @@ existing exports linked) and exports there whatever a format needs and the packa
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import os
 import shutil
@@ -26,6 +25,7 @@ from onepass.models.package import (
     WEIGHTS_FILE,
     ModelPackage,
     PackageError,
+    file_sha256,
     open_package,
     save_package,
     write_json_atomic,
@@ -67,7 +67,7 @@ def mirror_package(package: ModelPackage, size: tuple[int, int], root: Path, pre
 def _forget_exports_of_other_weights(package: ModelPackage, target: Path) -> None:
     """A kept --workdir may hold exports of an earlier version of the model: they are removed when the
     weights changed (an export's metadata records the config, not the weights)."""
-    digest = hashlib.sha256((package.path / WEIGHTS_FILE).read_bytes()).hexdigest()
+    digest = file_sha256(package.path / WEIGHTS_FILE)
     stamp = target / WEIGHTS_STAMP
     if stamp.is_file() and stamp.read_text().strip() == digest:
         return

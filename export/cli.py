@@ -137,13 +137,13 @@ def _export_onnx(package: Any, args: argparse.Namespace, report: dict, examples:
 
 
 def _export_tensorrt(package: Any, args: argparse.Namespace, report: dict, examples: Any) -> None:
-    from onepass.export.onnx import ExportError
+    from onepass.export.onnx import ONNX_FILES, ExportError
     from onepass.export.parity import parity
     from onepass.export.tensorrt import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_GB, build_engine
     from onepass.runtime.tensorrt_backend import TensorRTBackend
 
     precision = "fp16" if args.half else "fp32"
-    if args.half and not (package.path / "model.fp16.onnx").is_file():
+    if args.half and not (package.path / ONNX_FILES["fp16"]).is_file():
         from onepass.export.fp16 import export_fp16
 
         export_fp16(package)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import onnx
 
-from onepass.export.onnx import ONNX_FILES, ExportError, export_onnx, export_target, save_checked
+from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
 from onepass.models.package import ModelPackage
 
 
@@ -21,9 +21,7 @@ def export_fp16(package: ModelPackage, out: str | os.PathLike | None = None) -> 
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     target = export_target(package, out, "fp16")
-    source = package.path / ONNX_FILES["fp32"]
-    if not source.is_file():
-        export_onnx(package)
+    source = fp32_onnx(package)
     try:
         half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     except Exception as error:  # the converter raises bare exceptions for graphs it cannot handle

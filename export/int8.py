@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 
 from onepass.data.folder import read_rgb
-from onepass.export.onnx import ONNX_FILES, ExportError, export_onnx, export_target, save_checked
+from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
 from onepass.export.parity import parity_images
 from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage
@@ -68,9 +68,7 @@ def export_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     target = export_target(package, out, "int8")
-    source = package.path / ONNX_FILES["fp32"]
-    if not source.is_file():
-        export_onnx(package)
+    source = fp32_onnx(package)
     images = calibration_images(package, calib)
     with tempfile.TemporaryDirectory(prefix="onepass-int8-") as work:
         prepared, quantised = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"

@@ -64,6 +64,12 @@ def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dyn
     return save_checked(model, target)
 
 
+def fp32_onnx(package: ModelPackage) -> Path:
+    """The package's model.onnx, exported first if it is missing: the source of every other export."""
+    path = package.path / ONNX_FILE
+    return path if path.is_file() else export_onnx(package)
+
+
 def save_checked(model: onnx.ModelProto, target: Path) -> Path:
     """Save, run the full checker, then rename into place: a failed export leaves no file behind."""
     try:

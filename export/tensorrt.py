@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from onepass.export.onnx import ONNX_FILES, ExportError, export_onnx
+from onepass.export.onnx import ONNX_FILES, ExportError, fp32_onnx
 from onepass.models.package import ModelPackage, PackageError, atomic_path, file_sha256
 
 ENGINE_FORMAT = "onepass-tensorrt-engine"
@@ -120,11 +120,9 @@ def build_engine(
         raise ExportError("TensorRT engines are built on an NVIDIA GPU, and torch sees no CUDA device here")
     torch.cuda.set_device(device)
     gpu_name = torch.cuda.get_device_name(device)
-    onnx_path = package.path / ONNX_FILES[precision]
+    onnx_path = fp32_onnx(package) if precision == "fp32" else package.path / ONNX_FILES[precision]
     if not onnx_path.is_file():
-        if precision != "fp32":
-            raise ExportError(f"{onnx_path} not found: export it first with `onepass export {package.path} --half`")
-        export_onnx(package)
+        raise ExportError(f"{onnx_path} not found: export it first with `onepass export {package.path} --half`")
     target = package.path / engine_file(gpu_name, trt.__version__, precision)
 
     logger = trt.Logger(trt.Logger.WARNING)

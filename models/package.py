@@ -183,10 +183,10 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[str]:
-    """A temporary file beside `path`, renamed over it only if the block succeeds: a reader never
-    sees half a file, and a failure leaves the old one in place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def atomic_path(path: Path, temp_dir: Path | None = None) -> Iterator[str]:
+    """A temporary file beside `path` (or in `temp_dir`, on the same filesystem), renamed over it only
+    if the block succeeds: a reader never sees half a file, and a failure leaves the old one in place."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=temp_dir or path.parent)
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)

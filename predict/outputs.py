@@ -17,19 +17,18 @@ their rows once. A partial last line (a machine that lost power mid-write) is cu
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import fcntl
 import io
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onepass.models.package import atomic_path
 from onepass.predict.inputs import InputImage, output_stem
 
 SETTINGS_FILE = "predict.json"
@@ -83,15 +82,8 @@ class OutputLayout:
 def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
     """Write `data` to `path` so that `path` is either absent, its old content, or all of `data`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", dir=temp_dir)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)  # DIR/.tmp is on DIR's filesystem, so this is one rename
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, temp_dir) as temporary:  # DIR/.tmp is on DIR's filesystem: one rename
+        Path(temporary).write_bytes(data)
 
 
 def table_columns(groups: Mapping[str, Sequence[str]]) -> list[str]:
@@ -257,18 +249,6 @@ class OutputFolder:
             convert_options=pa_csv.ConvertOptions(column_types={k: pa.type_for_alias(v) for k, v in types.items()}),
         )
         path = self.root / PARQUET_FILE
-        with _temporary_beside(path) as temporary:
+        with atomic_path(path) as temporary:
             pq.write_table(table, temporary)
         return path
-
-
-@contextlib.contextmanager
-def _temporary_beside(path: Path) -> Iterator[str]:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)

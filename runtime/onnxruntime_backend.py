@@ -37,7 +37,7 @@ def providers_for(device: str, package_path: Path, precision: str) -> list[str |
     available = onnxruntime.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    index = int(device.partition(":")[2] or 0)
+    index = cuda_index(device)
     chosen: list[str | tuple[str, dict]] = []
     if "TensorrtExecutionProvider" in available:
         cache = package_path / TRT_CACHE_DIR
@@ -65,6 +65,11 @@ def providers_for(device: str, package_path: Path, precision: str) -> list[str |
     return [*chosen, "CPUExecutionProvider"]
 
 
+def cuda_index(device: str) -> int:
+    """'cuda' -> 0, 'cuda:1' -> 1."""
+    return int(device.partition(":")[2] or 0)
+
+
 class OnnxRuntimeBackend:
     """uint8 (N, H, W, 3) batches in, the exported graph's named outputs out."""
 
@@ -81,6 +86,7 @@ class OnnxRuntimeBackend:
             raise PackageError(f"{self.path} not found: export it first with `onepass export {package.path}{flag}`")
         self.device = device
         self.precision = precision
+        self._ort_value = onnxruntime.OrtValue  # IO binding on CUDA: inputs are bound as device values
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
@@ -113,11 +119,9 @@ class OnnxRuntimeBackend:
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
             return dict(zip(self.output_names, self.session.run(None, {"image": images}), strict=True))
-        import onnxruntime
-
-        index = int(self.device.partition(":")[2] or 0)
+        index = cuda_index(self.device)
         binding = self.session.io_binding()
-        binding.bind_ortvalue_input("image", onnxruntime.OrtValue.ortvalue_from_numpy(images, "cuda", index))
+        binding.bind_ortvalue_input("image", self._ort_value.ortvalue_from_numpy(images, "cuda", index))
         for name in self.output_names:
             binding.bind_output(name, "cuda", index)
         self.session.run_with_iobinding(binding)
