@@ -20,7 +20,7 @@ from onepass.models.package import ModelPackage
 from onepass.models.panel import attribute_caption, compose, tiles_for
 from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputLayout, table_row, write_atomic
-from onepass.runtime.predictor import preprocess
+from onepass.runtime.predictor import pil_to_rgb, preprocess
 
 DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own decompression-bomb limit (89 MP)
 
@@ -38,7 +38,7 @@ def read_image(source: str, max_pixels: int) -> Image.Image:
                     f"too large: {image.width}x{image.height} is {image.width * image.height} pixels, "
                     f"more than --max-pixels {max_pixels}"
                 )
-            rgb = ImageOps.exif_transpose(image).convert("RGB")  # decodes the whole file
+            rgb = pil_to_rgb(ImageOps.exif_transpose(image), source)  # decodes the whole file
     except BadImage:
         raise
     except FileNotFoundError:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from onepass.models.tasks.base import ConfigError
+from onepass.runtime.predictor import pil_to_rgb
 
 
 class BadImage(ValueError):
@@ -57,20 +59,8 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB. Deep greyscale is scaled down (Pillow's own convert clips it)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257.0  # 16-bit range onto 8 bits
-        elif image.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0  # float images in [0, 1]
-        grey = np.clip(np.round(values), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    # Alpha is dropped and transparent pixels keep their colour values, as the in-process Predictor
-    # does (`image.convert("RGB")`): a camera frame has no meaningful transparency.
-    if image.mode == "RGB":
-        return image
+    """Any Pillow mode -> 8-bit RGB, exactly as the in-process Predictor converts it."""
     try:
-        return image.convert("RGB")
-    except (ValueError, OSError) as error:
-        raise BadImage(f"images in Pillow mode {image.mode!r} are not supported ({error})") from None
+        return pil_to_rgb(image, "the image")
+    except ConfigError as error:
+        raise BadImage(str(error)) from None
