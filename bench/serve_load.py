@@ -2,11 +2,11 @@
 running `onepass serve`.
 
 For each concurrency level, C clients each send `POST /predict` (multipart field `image`) back to back
-for a duration (or until N requests are done), after a warm-up at that level (BentoML's adaptive
-batcher learns its latency model on the first requests, so those are not measured). Reported per
-level: requests/s, latency percentiles of the successful requests, errors by status or exception,
-and the adaptive batch sizes the server formed, read from the `bentoml_service_adaptive_batch_size`
-histogram in /metrics before and after the level.
+for a duration (or until N requests are done), after a warm-up at that level (connections, and the
+first passes at new batch sizes, are not measured). Reported per level: requests/s, latency
+percentiles of the successful requests, errors by status or exception, and the adaptive batch
+sizes the server formed, read from the `onepass_adaptive_batch_size` histogram in /metrics before
+and after the level.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from onepass.bench.machine import describe_machine, source_revision, versions
 from onepass.bench.plan import BenchError
 from onepass.bench.stats import summarize
 
-BATCH_SIZE_METRIC = "adaptive_batch_size"  # bentoml_service_adaptive_batch_size (a histogram)
+BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # a histogram the server exports (serve/service.py)
 IN_PROCESS_BATCH = 8
 
 
@@ -73,7 +73,7 @@ def parse_batch_histogram(text: str) -> dict[str, Any] | None:
 
     found = None
     for family in text_string_to_metric_families(text):
-        if BATCH_SIZE_METRIC not in family.name:
+        if family.name != BATCH_SIZE_METRIC:
             continue
         found = found or {"name": family.name, "buckets": {}, "sum": 0.0, "count": 0.0}
         for sample in family.samples:

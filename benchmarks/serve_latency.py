@@ -5,7 +5,7 @@ The serve issue's measurement, for one model and one image:
 1. In process (no server running yet): `predictor.predict(image)` latency at batch 1 (p50/p99), and
    images/s of `predictor.predict` at batch 1, 2, 4, 8, 16 — the best of these is the reference.
 2. Over HTTP (starts `onepass serve MODEL` on a free loopback port unless --url is given): warm up
-   (BentoML's adaptive batcher learns its latency model on the first requests), then `POST /predict`
+   (connections, and the first passes at each batch size), then `POST /predict`
    one request at a time (p50/p99, with maps and with `maps=false`), then 16 concurrent clients
    (requests/s, and the batch sizes the server formed, from /metrics).
 
@@ -92,12 +92,10 @@ def post(client: httpx.Client, data: bytes, maps: bool) -> float:
 
 
 def batch_sizes(url: str) -> dict[float, float]:
-    """Cumulative bucket counts of the model API's adaptive batch size histogram."""
+    """Cumulative bucket counts of the server's adaptive batch size histogram."""
     counts: dict[float, float] = {}
     for line in httpx.get(url + "/metrics").text.splitlines():
-        match = re.match(
-            r'bentoml_service_adaptive_batch_size_bucket\{le="([^"]+)",method_name="run"[^}]*\} (\S+)', line
-        )
+        match = re.match(r'onepass_adaptive_batch_size_bucket\{le="([^"]+)"[^}]*\} (\S+)', line)
         if match:
             bound = float("inf") if match.group(1) == "+Inf" else float(match.group(1))
             counts[bound] = counts.get(bound, 0.0) + float(match.group(2))
@@ -165,7 +163,7 @@ def main() -> None:
         process, url = start_server(args.model, args.backend)
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
-            for _ in range(30):  # warm-up: connections, and the batcher's latency model
+            for _ in range(30):  # warm-up: connections, first passes
                 post(client, data, maps=True)
             full = [post(client, data, maps=True) for _ in range(args.requests)]
             lean = [post(client, data, maps=False) for _ in range(args.requests)]

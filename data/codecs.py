@@ -15,6 +15,8 @@ from typing import ClassVar, Protocol
 import numpy as np
 from PIL import Image
 
+from onepass.data.png import encode_png
+
 IGNORE_INDEX = 255  # semseg pixels without a label
 DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
 
@@ -38,13 +40,6 @@ def _open_png(data: bytes, source: str) -> Image.Image:
     except Exception as error:  # PIL raises many types for bad files
         raise LabelFileError(f"{source}: not a readable PNG ({error})") from None
     return image
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    # compress_level 1: these maps are large and written often; size differs little from level 6.
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,9 +71,7 @@ class IndexedPngCodec:
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 2 or array.dtype != np.uint8:
             raise ValueError(f"class map must be (H, W) uint8, got {array.shape} {array.dtype}")
-        image = Image.fromarray(array, mode="P")
-        image.putpalette(palette(256).tobytes())
-        return _png_bytes(image)
+        return encode_png(array, palette(256))
 
     def decode(self, data: bytes, source: str) -> np.ndarray:
         image = _open_png(data, source)
@@ -97,7 +90,7 @@ class DepthPngCodec:
         if array.ndim != 2:
             raise ValueError(f"depth map must be (H, W), got {array.shape}")
         millimetres = np.clip(np.round(np.nan_to_num(array) * DEPTH_SCALE), 0, 65535).astype(np.uint16)
-        return _png_bytes(Image.fromarray(millimetres))
+        return encode_png(millimetres)
 
     def decode(self, data: bytes, source: str) -> np.ndarray:
         image = _open_png(data, source)
@@ -119,10 +112,11 @@ class NormalsPngCodec:
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 3 or array.shape[2] != 3:
             raise ValueError(f"normal map must be (H, W, 3), got {array.shape}")
-        missing = ~np.any(array != 0, axis=2)  # (H, W)
+        # (H, W); three strided compares: several times faster than any(axis=2) over 3 channels
+        missing = (array[..., 0] == 0) & (array[..., 1] == 0) & (array[..., 2] == 0)
         rgb = np.clip(np.round((array + 1.0) * 127.5), 0, 255).astype(np.uint8)
         rgb[missing] = 0
-        return _png_bytes(Image.fromarray(rgb, mode="RGB"))
+        return encode_png(rgb)
 
     def decode(self, data: bytes, source: str) -> np.ndarray:
         image = _open_png(data, source)

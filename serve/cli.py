@@ -33,7 +33,12 @@ def add_parser(commands) -> None:
     serve.add_argument("--backend", default="auto", help="runtime backend (default auto: the fastest available)")
     serve.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
     serve.add_argument("--precision", default="fp32", help="backend precision, e.g. fp32, bf16, fp16, int8")
-    serve.add_argument("--workers", type=int, default=1, help="model worker processes, each loads the model once")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; each loads the model once and batches its own requests",
+    )
     serve.add_argument("--max-upload-mb", dest="max_upload_mb", type=float, default=20.0, help="request body limit")
     serve.add_argument("--max-batch-size", dest="max_batch_size", type=int, default=16, help="adaptive batching limit")
     serve.add_argument(

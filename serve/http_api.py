@@ -1,8 +1,8 @@
 """The public HTTP API, as a Starlette app that the BentoML service mounts (serve/service.py).
 
 POST /predict, POST /visualize, GET / (the web page), GET /samples/..., and the Open Inference
-Protocol (KServe v2) under /v2. Inference itself is not done here: `Runtime.run` sends each
-request's images to the model service's batchable API, where BentoML batches them across requests.
+Protocol (KServe v2) under /v2. Each request's work runs in a worker thread; its forward pass goes
+through the runtime's backend, which batches concurrent requests (serve/batching.py).
 
 Every error a client can cause is a 4xx with {"error": "<what was wrong>"}. The uploads are parsed
 here rather than by BentoML's API layer because that layer answers some bad uploads with a 500
@@ -17,7 +17,7 @@ import functools
 import io
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from onepass.models.panel import attribute_caption, compose, tiles_for
 from onepass.models.tasks.base import ConfigError
 from onepass.runtime.predictor import Predictor
 from onepass.serve import kserve
+from onepass.serve.batching import ServiceUnavailable
 from onepass.serve.images import BadImage, decode_image
 from onepass.serve.page import INDEX_HTML
 from onepass.serve.settings import ServeSettings
@@ -58,14 +59,10 @@ class ClientError(Exception):
         self.status = status
 
 
-class ServiceUnavailable(Exception):
-    """The model service cannot be reached (restarting, overloaded): 503, the client may retry."""
-
-
 @dataclass
 class Runtime:
-    """What the HTTP layer serves: the model package, a Predictor whose backend runs the model (in
-    the batching model service when served), and the limits."""
+    """What the HTTP layer serves: the model package, a Predictor whose backend runs the model
+    (batching concurrent requests when served), and the limits."""
 
     predictor: Predictor
     settings: ServeSettings
@@ -181,7 +178,7 @@ def _picture_png(picture: np.ndarray) -> bytes:
 
 
 def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> dict[str, Any]:
-    """Decode, run (batched in the model service), encode: the /predict JSON body."""
+    """Decode, run (batched with concurrent requests), encode: the /predict JSON body."""
     predictor = runtime.predictor
     start = time.perf_counter()
     image = decode_image(data, runtime.settings.max_image_pixels)
@@ -458,8 +455,3 @@ class BodySizeLimit:
 async def _never_receive() -> Message:
     await asyncio.Event().wait()  # a response that does not read the request never calls this
     return {"type": "http.disconnect"}
-
-
-def stack_outputs(items: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Per-image output dicts (as the batchable API returns them) -> batched arrays by name."""
-    return {name: np.stack([item[name] for item in items]) for name in items[0]}

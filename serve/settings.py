@@ -23,11 +23,11 @@ class ServeSettings:
     backend: str = "auto"  # any of onepass.runtime.predictor.BACKENDS, passed through to onepass.load
     device: str = "auto"  # a GPU when there is one (onepass.load resolves it)
     precision: str = "fp32"
-    workers: int = 1  # model service processes; each loads the model once
+    workers: int = 1  # server processes; each loads the model once and batches its own requests
     max_upload_mb: float = 20.0  # a larger request body is refused with 413 before it is read
     max_image_pixels: int = 40_000_000  # a decoded image over this is refused (decompression bombs)
     max_batch_size: int = 16  # adaptive batching: most images in one forward pass (BentoML needs >= 2)
-    max_latency_ms: int = 10_000  # adaptive batching: a request that would wait longer gets 503
+    max_latency_ms: int = 10_000  # adaptive batching: a request that waited longer for the model gets 503
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> ServeSettings:

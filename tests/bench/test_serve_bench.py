@@ -42,14 +42,14 @@ class FakeServer(BaseHTTPRequestHandler):
         elif self.path == "/metrics":
             n = FakeServer.count
             text = (
-                "# HELP bentoml_service_adaptive_batch_size Batch size\n"
-                "# TYPE bentoml_service_adaptive_batch_size histogram\n"
-                f'bentoml_service_adaptive_batch_size_bucket{{endpoint="/predict",le="1.0"}} 0.0\n'
-                f'bentoml_service_adaptive_batch_size_bucket{{endpoint="/predict",le="2.0"}} {n}.0\n'
-                f'bentoml_service_adaptive_batch_size_bucket{{endpoint="/predict",le="4.0"}} {n}.0\n'
-                f'bentoml_service_adaptive_batch_size_bucket{{endpoint="/predict",le="+Inf"}} {n}.0\n'
-                f'bentoml_service_adaptive_batch_size_count{{endpoint="/predict"}} {n}.0\n'
-                f'bentoml_service_adaptive_batch_size_sum{{endpoint="/predict"}} {BATCH * n}.0\n'
+                "# HELP onepass_adaptive_batch_size Batch size\n"
+                "# TYPE onepass_adaptive_batch_size histogram\n"
+                f'onepass_adaptive_batch_size_bucket{{endpoint="/predict",le="1.0"}} 0.0\n'
+                f'onepass_adaptive_batch_size_bucket{{endpoint="/predict",le="2.0"}} {n}.0\n'
+                f'onepass_adaptive_batch_size_bucket{{endpoint="/predict",le="4.0"}} {n}.0\n'
+                f'onepass_adaptive_batch_size_bucket{{endpoint="/predict",le="+Inf"}} {n}.0\n'
+                f'onepass_adaptive_batch_size_count{{endpoint="/predict"}} {n}.0\n'
+                f'onepass_adaptive_batch_size_sum{{endpoint="/predict"}} {BATCH * n}.0\n'
             )
             self._reply(200, text.encode(), "text/plain; version=0.0.4")
         else:

@@ -18,7 +18,7 @@ import pytest
 import onepass
 
 MAX_UPLOAD_MB = 2  # small, so the over-limit test sends little
-STARTUP_SECONDS = 240  # two processes import torch and the model warms up; slow on a busy 2-core machine
+STARTUP_SECONDS = 240  # the worker imports torch and warms the model up; slow on a busy 2-core machine
 
 
 @dataclass(frozen=True)

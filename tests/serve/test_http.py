@@ -162,12 +162,10 @@ def test_concurrent_requests_all_succeed_and_are_batched(server, predictor):
 
 
 def batch_size_histogram(metrics: str) -> dict[float, int]:
-    """bentoml_service_adaptive_batch_size of the model's `run` API: batch size bucket -> batches in it alone."""
+    """The server's onepass_adaptive_batch_size histogram: batch size bucket -> batches in it alone."""
     cumulative = {}
     for line in metrics.splitlines():
-        match = re.match(
-            r'bentoml_service_adaptive_batch_size_bucket\{le="([^"]+)",method_name="run"[^}]*\} (\S+)', line
-        )
+        match = re.match(r'onepass_adaptive_batch_size_bucket\{le="([^"]+)"[^}]*\} (\S+)', line)
         if match and match.group(1) != "+Inf":
             cumulative[float(match.group(1))] = cumulative.get(float(match.group(1)), 0) + float(match.group(2))
     sizes, previous = {}, 0.0

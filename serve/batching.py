@@ -1,0 +1,130 @@
+"""Adaptive batching inside the serving process: concurrent requests' images share forward passes.
+
+One model thread runs the backend. Whenever it is free it takes every image that has queued up
+meanwhile (up to `max_batch_size`) and runs them as one batch, so
+
+- a lone request runs at once: there is no batching window to wait out, and
+- under load the batch grows with the queue, up to the limit.
+
+Request threads call `run` and block until their slice of the batch is back, so the Predictor
+(and everything else written against a backend) works unchanged over this one. A request that
+has waited longer than `max_latency_ms` when its turn comes is refused with ServiceUnavailable
+(the server answers 503), rather than run late.
+
+Why not BentoML's batchable API: it batches only requests that reach it over HTTP, so the model
+had to live in a second service. Measured on 2 cores (docs/serving.md, "Performance"), that hop
+cost 13 ms a request at concurrency 1 and a share of both cores under load; BentoML still serves
+the HTTP, health, metrics and workers.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import numpy as np
+
+logger = logging.getLogger("onepass.serve")
+
+
+class ServiceUnavailable(Exception):
+    """The model cannot take the request now (overloaded, shutting down): 503, the client may retry."""
+
+
+@dataclass(eq=False)
+class _Job:
+    images: np.ndarray
+    queued: float = field(default_factory=time.monotonic)
+    result: Future = field(default_factory=Future)
+
+
+class BatchingBackend:
+    """A runtime backend that batches the calls of concurrent threads into one call of `backend`."""
+
+    def __init__(
+        self,
+        backend,
+        max_batch_size: int,
+        max_latency_ms: float,
+        on_batch: Callable[[int], None] | None = None,
+    ):
+        self.backend = backend
+        self.name = backend.name
+        self.max_batch_size = max_batch_size
+        self.max_latency = max_latency_ms / 1e3
+        self.on_batch = on_batch  # called with each batch's size (the server's metrics histogram)
+        self._jobs: collections.deque[_Job] = collections.deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="onepass-model", daemon=True)
+        self._thread.start()
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) uint8 -> the backend's named outputs for these N images."""
+        job = _Job(images)
+        with self._changed:
+            if self._closed:
+                raise ServiceUnavailable("the server is shutting down; try again")
+            self._jobs.append(job)
+            self._changed.notify()
+        return job.result.result()
+
+    def close(self) -> None:
+        """Stop the model thread once the queued requests are done."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+
+    def _next_batch(self) -> list[_Job] | None:
+        """Every queued job that fits in one batch (at least one); None once closed and drained."""
+        with self._changed:
+            while not self._jobs and not self._closed:
+                self._changed.wait()
+            if not self._jobs:
+                return None
+            batch = [self._jobs.popleft()]
+            size = len(batch[0].images)  # a request larger than the limit runs alone, whole
+            while self._jobs and size + len(self._jobs[0].images) <= self.max_batch_size:
+                size += len(self._jobs[0].images)
+                batch.append(self._jobs.popleft())
+            return batch
+
+    def _serve(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            now = time.monotonic()
+            fresh: list[_Job] = []
+            late: list[_Job] = []
+            for job in batch:
+                (late if now - job.queued > self.max_latency else fresh).append(job)
+            for job in late:
+                job.result.set_exception(
+                    ServiceUnavailable(
+                        f"the server is overloaded: the request waited {now - job.queued:.1f} s for the model, "
+                        f"over max_latency_ms={self.max_latency * 1e3:g}; try again"
+                    )
+                )
+            if fresh:
+                self._run(fresh)
+
+    def _run(self, batch: list[_Job]) -> None:
+        try:
+            images = batch[0].images if len(batch) == 1 else np.concatenate([job.images for job in batch])
+            outputs = self.backend.run(images)
+        except Exception as error:  # the batch's requests all get the backend's error (a server fault)
+            logger.exception("forward pass of a batch of %d image(s) failed", sum(len(j.images) for j in batch))
+            for job in batch:
+                job.result.set_exception(error)
+            return
+        if self.on_batch is not None:
+            self.on_batch(len(images))
+        start = 0
+        for job in batch:
+            stop = start + len(job.images)
+            job.result.set_result({name: value[start:stop] for name, value in outputs.items()})
+            start = stop
