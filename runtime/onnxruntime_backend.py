@@ -75,7 +75,14 @@ class OnnxRuntimeBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, package: ModelPackage, device: str = "cpu", precision: str = "fp32", threads: int | None = None):
+    def __init__(
+        self,
+        package: ModelPackage,
+        device: str = "cpu",
+        precision: str = "fp32",
+        threads: int | None = None,
+        spinning: bool = True,
+    ):
         import onnxruntime
 
         if precision not in PRECISIONS:
@@ -91,6 +98,9 @@ class OnnxRuntimeBackend:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         options.log_severity_level = 3  # errors only: the TensorRT EP is chatty
+        # Spinning threads pick up each operator's work sooner (best latency) but burn the CPU cores
+        # that other threads of the process (a server's request threads) need; see serve/service.py.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         providers = providers_for(device, package.path, precision)
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)

@@ -1,10 +1,9 @@
 """Adaptive batching inside the serving process: concurrent requests' images share forward passes.
 
-One model thread runs the backend. Whenever it is free it takes every image that has queued up
-meanwhile (up to `max_batch_size`) and runs them as one batch, so
-
-- a lone request runs at once: there is no batching window to wait out, and
-- under load the batch grows with the queue, up to the limit.
+One forward pass runs at a time. A request that finds the model idle and nobody queued runs its
+own pass at once, in its own thread: there is no batching window to wait out, nor a hand-off. The
+others queue; whenever the model is free again, a model thread takes every image queued meanwhile
+(up to `max_batch_size`) and runs them as one batch, so under load the batch grows with the queue.
 
 Request threads call `run` and block until their slice of the batch is back, so the Predictor
 (and everything else written against a backend) works unchanged over this one. A request that
@@ -52,8 +51,10 @@ class BatchingBackend:
         max_batch_size: int,
         max_latency_ms: float,
         on_batch: Callable[[int], None] | None = None,
+        queued_backend=None,
     ):
-        self.backend = backend
+        self.backend = backend  # runs a lone request's pass
+        self.queued_backend = queued_backend or backend  # runs the batches taken from the queue (under load)
         self.name = backend.name
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency_ms / 1e3
@@ -61,6 +62,7 @@ class BatchingBackend:
         self._jobs: collections.deque[_Job] = collections.deque()
         self._changed = threading.Condition()
         self._closed = False
+        self._busy = False  # a forward pass is running (in the model thread or a caller's)
         self._thread = threading.Thread(target=self._serve, name="onepass-model", daemon=True)
         self._thread.start()
 
@@ -70,8 +72,13 @@ class BatchingBackend:
         with self._changed:
             if self._closed:
                 raise ServiceUnavailable("the server is shutting down; try again")
-            self._jobs.append(job)
-            self._changed.notify()
+            alone = not self._busy and not self._jobs
+            if alone:
+                self._busy = True
+            else:
+                self._jobs.append(job)
+        if alone:
+            self._run_and_release([job], self.backend)
         return job.result.result()
 
     def close(self) -> None:
@@ -84,10 +91,11 @@ class BatchingBackend:
     def _next_batch(self) -> list[_Job] | None:
         """Every queued job that fits in one batch (at least one); None once closed and drained."""
         with self._changed:
-            while not self._jobs and not self._closed:
+            while self._busy or not self._jobs:
+                if self._closed and not self._jobs:
+                    return None
                 self._changed.wait()
-            if not self._jobs:
-                return None
+            self._busy = True
             batch = [self._jobs.popleft()]
             size = len(batch[0].images)  # a request larger than the limit runs alone, whole
             while self._jobs and size + len(self._jobs[0].images) <= self.max_batch_size:
@@ -109,13 +117,22 @@ class BatchingBackend:
                         f"over max_latency_ms={self.max_latency * 1e3:g}; try again"
                     )
                 )
-            if fresh:
-                self._run(fresh)
+            self._run_and_release(fresh, self.queued_backend)
 
-    def _run(self, batch: list[_Job]) -> None:
+    def _run_and_release(self, batch: list[_Job], backend) -> None:
+        """One forward pass over `batch` (if any), then the model is free for the queue."""
+        try:
+            if batch:
+                self._run(batch, backend)
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify()
+
+    def _run(self, batch: list[_Job], backend) -> None:
         try:
             images = batch[0].images if len(batch) == 1 else np.concatenate([job.images for job in batch])
-            outputs = self.backend.run(images)
+            outputs = backend.run(images)
         except Exception as error:  # the batch's requests all get the backend's error (a server fault)
             logger.exception("forward pass of a batch of %d image(s) failed", sum(len(j.images) for j in batch))
             for job in batch:

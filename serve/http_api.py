@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio.to_thread
 import numpy as np
+import orjson
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
@@ -246,7 +247,7 @@ def build_app(get_runtime: Callable[[], Runtime], max_upload_bytes: int) -> Star
         options = parse_options(fields, runtime.predictor)
         body = await anyio.to_thread.run_sync(predict_response, runtime, data, options)
         body["timings_ms"]["total"] = round((time.perf_counter() - start) * 1e3, 3)
-        return JSONResponse(body)
+        return Response(orjson.dumps(body), media_type="application/json")  # ~10x faster than json for the maps
 
     async def visualize(request: Request) -> Response:
         runtime = get_runtime()

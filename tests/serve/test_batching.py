@@ -21,6 +21,7 @@ class SlowBackend:
         self.seconds = seconds
         self.fail = fail
         self.batches: list[int] = []
+        self.threads: list[str] = []
         self.started = threading.Event()
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -29,6 +30,7 @@ class SlowBackend:
         if self.fail:
             raise RuntimeError("the device fell over")
         self.batches.append(len(images))
+        self.threads.append(threading.current_thread().name)
         return {"id": images[:, 0, 0, 0].astype(np.int64), "mean": images.mean(axis=(1, 2, 3))}
 
 
@@ -43,11 +45,13 @@ def test_a_lone_call_runs_at_once_and_concurrent_calls_share_passes():
     start = time.perf_counter()
     assert batching.run(image(3))["id"].tolist() == [3]
     assert time.perf_counter() - start < 0.05 + 0.04  # no batching window to wait out
+    assert backend.threads == [threading.current_thread().name]  # and no hand-off to the model thread
     with ThreadPoolExecutor(24) as pool:
         results = list(pool.map(lambda i: batching.run(image(i)), range(24)))
     assert [r["id"].tolist() for r in results] == [[i] for i in range(24)]  # every caller got its own slice
     assert max(backend.batches) > 1 and max(backend.batches) <= 8
     assert sum(backend.batches) == 25 and observed == backend.batches
+    assert "onepass-model" in backend.threads  # the queued ones were batched by the model thread
     batching.close()
 
 
