@@ -85,7 +85,7 @@ def start_server(model: str, backend: str) -> tuple[subprocess.Popen, str]:
 
 def post(client: httpx.Client, data: bytes, maps: bool) -> float:
     start = time.perf_counter()
-    response = client.post("/predict", files={"image": ("scene.png", data)}, data={"maps": str(maps).lower()})
+    response = client.post("/predict", files={"image": ("scene", data)}, data={"maps": str(maps).lower()})
     elapsed = time.perf_counter() - start
     response.raise_for_status()
     return elapsed
@@ -139,16 +139,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per measurement")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--size", default="240x320", help="HxW of the test image")
+    parser.add_argument("--upload", choices=("png", "jpeg"), default="png", help="file format of the upload")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
     image = Image.fromarray(render_scene(np.random.default_rng(5), height, width).image)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format=args.upload.upper(), **({"quality": 90} if args.upload == "jpeg" else {}))
     data = buffer.getvalue()
 
     decoded = Image.open(io.BytesIO(data))
     latencies, throughput = in_process(args.model, args.backend, decoded.convert("RGB"), args.requests)
-    print(f"image {width}x{height} PNG ({len(data) / 1e3:.0f} kB), model {args.model}, backend {args.backend}")
+    print(
+        f"image {width}x{height} {args.upload.upper()} ({len(data) / 1e3:.0f} kB), model {args.model}, backend {args.backend}"
+    )
     print(f"in-process predictor.predict, batch 1:     {percentiles(latencies)}")
     best = max(throughput, key=throughput.get)
     print(
