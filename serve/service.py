@@ -13,7 +13,6 @@ Settings come from BentoML arguments (`--arg key=value`; see serve/settings.py).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import time
 from typing import Any
@@ -22,6 +21,7 @@ import bentoml
 import numpy as np
 
 import onepass
+from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.batching import BatchingBackend
@@ -34,23 +34,6 @@ SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
 WARMUP_RUNS = 3
 BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # images per forward pass, a histogram in /metrics
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (glibc's malloc.h)
-
-
-def keep_freed_memory() -> None:
-    """glibc: serve large temporaries from the heap, and keep freed memory for the next request.
-
-    Each request allocates tens of MB of short-lived arrays (the decoded frame, the maps resized
-    to it, their PNGs). By default glibc maps every allocation over 128 kB fresh from the kernel in
-    a thread and unmaps it when freed, so each request pays the page faults again. Measured on a
-    480x640 JPEG at concurrency 1: decode + predict + encode in 34 ms instead of 45 ms with this.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return  # not glibc: its allocator has its own policy
-    libc.mallopt(M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's largest allowed value
-    libc.mallopt(M_TRIM_THRESHOLD, 256 * 2**20)
 
 
 def batch_size_histogram(max_batch_size: int):
