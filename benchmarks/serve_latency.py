@@ -61,12 +61,12 @@ def in_process(model: str, backend: str, image: Image.Image, requests: int) -> t
     return latencies, throughput
 
 
-def start_server(model: str, backend: str) -> tuple[subprocess.Popen, str]:
+def start_server(model: str, backend: str, workers: int) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "onepass", "serve", model, "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--backend", backend]
+    command += ["--backend", backend, "--workers", str(workers)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per measurement")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--size", default="240x320", help="HxW of the test image")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (onepass serve --workers)")
     parser.add_argument("--upload", choices=("png", "jpeg"), default="png", help="file format of the upload")
     args = parser.parse_args()
     height, width = (int(v) for v in args.size.split("x"))
@@ -163,7 +164,7 @@ def main() -> None:
     process = None
     url = args.url
     if url is None:
-        process, url = start_server(args.model, args.backend)
+        process, url = start_server(args.model, args.backend, args.workers)
     try:
         with httpx.Client(base_url=url, timeout=120) as client:
             for _ in range(30):  # warm-up: connections, first passes
