@@ -27,8 +27,8 @@ import numpy as np
 from onepass.bench.machine import describe_machine, source_revision, versions
 from onepass.bench.plan import BenchError
 from onepass.bench.stats import summarize
+from onepass.serve.batching import BATCH_SIZE_METRIC  # the histogram the server exports
 
-BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # a histogram the server exports (serve/service.py)
 IN_PROCESS_BATCH = 8
 
 

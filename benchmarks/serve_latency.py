@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 import onepass
+from onepass.bench.serve_load import batch_size_delta, parse_batch_histogram
 from onepass.data.synth import render_scene
 
 
@@ -91,28 +91,17 @@ def post(client: httpx.Client, data: bytes, maps: bool) -> float:
     return elapsed
 
 
-def batch_sizes(url: str) -> dict[float, float]:
-    """Cumulative bucket counts of the server's adaptive batch size histogram."""
-    counts: dict[float, float] = {}
-    for line in httpx.get(url + "/metrics").text.splitlines():
-        match = re.match(r'onepass_adaptive_batch_size_bucket\{le="([^"]+)"[^}]*\} (\S+)', line)
-        if match:
-            bound = float("inf") if match.group(1) == "+Inf" else float(match.group(1))
-            counts[bound] = counts.get(bound, 0.0) + float(match.group(2))
-    return counts
+def batch_sizes(url: str) -> dict | None:
+    """The server's adaptive batch size histogram, as `onepass bench serve` reads it."""
+    return parse_batch_histogram(httpx.get(url + "/metrics").text)
 
 
-def describe_batches(before: dict[float, float], after: dict[float, float]) -> str:
-    delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in sorted(after)}
-    total = delta.get(float("inf"), 0.0)
-    if not total:
+def describe_batches(before: dict | None, after: dict | None) -> str:
+    delta = batch_size_delta(before, after)
+    if not delta or not delta["batches"]:
         return "no batches recorded"
-    parts, previous = [], 0.0
-    for bound, cumulative in delta.items():
-        if bound != float("inf") and cumulative - previous:
-            parts.append(f"<={bound:g}: {int(cumulative - previous)}")
-        previous = cumulative if bound != float("inf") else previous
-    return f"{int(total)} forward passes, by batch size {', '.join(parts)}"
+    sizes = ", ".join(f"<={bound}: {count}" for bound, count in delta["histogram"].items())
+    return f"{delta['batches']} forward passes, by batch size {sizes}"
 
 
 def concurrent(url: str, data: bytes, clients: int, requests: int) -> tuple[float, list[float]]:

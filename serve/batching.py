@@ -30,6 +30,8 @@ import numpy as np
 
 logger = logging.getLogger("onepass.serve")
 
+BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # the server's /metrics histogram of images per forward pass
+
 
 class ServiceUnavailable(Exception):
     """The model cannot take the request now (overloaded, shutting down): 503, the client may retry."""

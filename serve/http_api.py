@@ -67,8 +67,7 @@ class Runtime:
 
     predictor: Predictor
     settings: ServeSettings
-    is_ready: Callable[[], Awaitable[bool]]
-    describe_backend: Callable[[], Awaitable[dict[str, Any]]]
+    backend_info: dict[str, Any]  # for /info: backend name, device, precision, what "auto" measured
     _samples: dict[int, bytes] = field(default_factory=dict)
 
     @property
@@ -267,7 +266,7 @@ def build_app(get_runtime: Callable[[], Runtime], max_upload_bytes: int) -> Star
                 "model": {"name": package.name, "version": package.version},
                 "input_size": list(package.config.input_size),
                 "tasks": {t.name: t.to_config() for t in package.config.tasks},
-                "backend": await runtime.describe_backend(),
+                "backend": runtime.backend_info,
                 "samples": [f"samples/{i}.png" for i in range(len(SAMPLE_SEEDS))],
                 "limits": {
                     "max_upload_bytes": runtime.settings.max_upload_bytes,
@@ -304,9 +303,10 @@ def build_app(get_runtime: Callable[[], Runtime], max_upload_bytes: int) -> Star
     async def v2_live(request: Request) -> Response:
         return JSONResponse({"live": True})
 
+    # A worker serves only once its model is loaded and warmed up, so whoever answers is ready.
     async def v2_ready(request: Request) -> Response:
-        ready = await get_runtime().is_ready()
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+        get_runtime()
+        return JSONResponse({"ready": True})
 
     async def v2_model(request: Request) -> Response:
         runtime = model_runtime(request)
@@ -318,8 +318,7 @@ def build_app(get_runtime: Callable[[], Runtime], max_upload_bytes: int) -> Star
 
     async def v2_model_ready(request: Request) -> Response:
         runtime = model_runtime(request)
-        ready = await runtime.is_ready()
-        return JSONResponse({"name": runtime.name, "ready": ready}, status_code=200 if ready else 503)
+        return JSONResponse({"name": runtime.name, "ready": True})
 
     async def v2_infer(request: Request) -> Response:
         runtime = model_runtime(request)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import bentoml
 import numpy as np
@@ -24,7 +23,7 @@ import onepass
 from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
-from onepass.serve.batching import BatchingBackend
+from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend
 from onepass.serve.http_api import Runtime, build_app
 from onepass.serve.settings import ServeSettings, resolve_model
 
@@ -33,7 +32,6 @@ logger = logging.getLogger("onepass.serve")
 SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
 WARMUP_RUNS = 3
-BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # images per forward pass, a histogram in /metrics
 
 
 def batch_size_histogram(max_batch_size: int):
@@ -75,7 +73,7 @@ class Onepass:
         queued = throughput_backend(predictor)
         height, width = predictor.config.input_size
         # Warm up before readiness: the first passes pay for allocation, kernel selection, compilation.
-        for backend in {predictor.backend, queued or predictor.backend}:
+        for backend in [predictor.backend, queued] if queued else [predictor.backend]:
             for batch in (1, min(SETTINGS.max_batch_size, 8)) + (1,) * (WARMUP_RUNS - 2):
                 backend.run(np.zeros((batch, height, width, 3), np.uint8))
         histogram = batch_size_histogram(SETTINGS.max_batch_size)
@@ -86,18 +84,13 @@ class Onepass:
             on_batch=histogram.observe,
             queued_backend=queued,
         )
-        self.backend = {
+        backend_info = {
             "name": predictor.backend.name,
             "device": resolve_device(SETTINGS.device),
             "precision": SETTINGS.precision,
             "choice": predictor.backend_choice,  # with backend "auto": what it measured, and what it kept
         }
-        self.runtime = Runtime(
-            Predictor(predictor.package, self.batching),
-            SETTINGS,
-            is_ready=self._ready,
-            describe_backend=self._describe_backend,
-        )
+        self.runtime = Runtime(Predictor(predictor.package, self.batching), SETTINGS, backend_info)
         logger.info(
             "model %s %s loaded on backend %s (%s) and warmed up in %.1f s",
             predictor.package.name,
@@ -106,12 +99,6 @@ class Onepass:
             SETTINGS.precision,
             time.perf_counter() - start,
         )
-
-    async def _ready(self) -> bool:
-        return True  # the instance exists only once the model is loaded and warmed up
-
-    async def _describe_backend(self) -> dict[str, Any]:
-        return self.backend
 
     @bentoml.on_shutdown
     def _stop_batching(self) -> None:
