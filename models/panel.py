@@ -20,12 +20,13 @@ CAPTION_LINE = 12
 def tiles_for(
     image: np.ndarray, result: Mapping[str, Any], tasks: Sequence[Task], label: str
 ) -> list[tuple[str, np.ndarray]]:
-    """(title, picture) per dense task in `result`."""
-    return [
-        (f"{task.name} {label}".strip(), task.visualize(result[task.name], image))
-        for task in tasks
-        if task.dense and task.name in result
-    ]
+    """(title, picture) per task in `result` that draws one."""
+    tiles = []
+    for task in tasks:
+        picture = task.visualize(result[task.name], image) if task.name in result else None
+        if picture is not None:
+            tiles.append((f"{task.name} {label}".strip(), picture))
+    return tiles
 
 
 def attribute_caption(result: Mapping[str, Any]) -> str:
