@@ -129,7 +129,11 @@ def _draw_row(row: Row, tile_width: int, text_width: int, width: int) -> Image.I
 def _scaled(picture: np.ndarray) -> Image.Image:
     image = Image.fromarray(picture)
     height, width = tile_size(image.height, image.width)
-    return image if (height, width) == (image.height, image.width) else image.resize((width, height), Image.BILINEAR)
+    return (
+        image
+        if (height, width) == (image.height, image.width)
+        else image.resize((width, height), Image.Resampling.BILINEAR)
+    )
 
 
 # ---- keys ------------------------------------------------------------------------------------

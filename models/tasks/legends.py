@@ -66,7 +66,7 @@ class KeyPicture:
     """A small picture that shows what the colours mean, and a note in words."""
 
     title: str
-    picture: np.ndarray  # (h, w, 3) uint8
+    picture: np.ndarray  # (h, w, 3) RGB or (h, w, 4) RGBA, uint8
     note: str = ""
 
     def to_json(self) -> dict:

@@ -132,7 +132,7 @@ def test_result_panel_lays_out_input_maps_keys_text_and_footnote():
     assert panel.width == panel_width(tile_width, 4, text=True) == 4 * tile_width + 3 * 6 + 6 + 220
     pixels = np.asarray(panel)
     top = next(y for y in range(panel.height) if (pixels[y, : tile_width // 2] != BACKGROUND).any(-1).mean() > 0.9)
-    scaled = np.asarray(Image.fromarray(image).resize((tile_width, tile_height), Image.BILINEAR))
+    scaled = np.asarray(Image.fromarray(image).resize((tile_width, tile_height), Image.Resampling.BILINEAR))
     np.testing.assert_array_equal(pixels[top : top + tile_height, :tile_width], scaled)  # the input, first
     without = result_panel(image, result, tasks)
     assert panel.height > without.height  # the footnote has a line of its own
