@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
-from onepass.models.panel import attribute_caption, compose, tiles_for
+from onepass.models.panel import Row, Tile, compose, dense_tiles
 from onepass.models.tasks.base import Task
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
@@ -105,11 +105,11 @@ def fit_constant_predictor(
 
 @torch.no_grad()
 def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tensor]], count: int) -> Image.Image:
-    """The first `count` images of `dataset`: input, then truth and prediction per dense task, and
-    the predicted attributes above the true ones."""
+    """The first `count` images of `dataset`: input, then truth and prediction per dense task, each
+    with its key, and the predicted image-level results beside the true ones."""
     tasks = model.config.tasks
     graph = InferenceGraph(model).eval()
-    rows, captions = [], []
+    rows = []
     for index in range(min(count, len(dataset))):
         item = dataset[index]
         image = item["image"].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
@@ -117,15 +117,18 @@ def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tenso
         size = image.shape[:2]
         predicted = {t.name: t.to_result(outputs, size) for t in tasks}
         truth = {t.name: item[t.name].numpy() for t in tasks if t.dense}
-        row = [("input", image)]
-        for (true_title, true_tile), (title, tile) in zip(
-            tiles_for(image, truth, tasks, "true"), tiles_for(image, predicted, tasks, "predicted"), strict=True
+        tiles = [Tile("input", image)]
+        for true_tile, predicted_tile in zip(
+            dense_tiles(image, truth, tasks, "true"), dense_tiles(image, predicted, tasks, "predicted"), strict=True
         ):
-            row += [(true_title, true_tile), (title, tile)]
-        rows.append(row)
-        truth_words = "  ".join(t.target_summary(item[t.name].numpy()) for t in tasks if not t.dense)
-        captions.append(f"{attribute_caption(predicted)}   |   true: {truth_words}" if truth_words else "")
-    return compose(rows, captions)
+            tiles += [true_tile, predicted_tile]
+        text = []
+        for task in tasks:
+            if not task.dense:
+                text += [(f"{task.name} predicted", task.describe(predicted[task.name]))]
+                text += [(f"{task.name} true", task.describe_target(item[task.name].numpy()))]
+        rows.append(Row(tiles, text))
+    return compose(rows)
 
 
 def format_metrics_table(results: Metrics, tasks: Sequence[Task], columns: Mapping[str, Metrics] | None = None) -> str:

@@ -1,14 +1,15 @@
 """The task registry: one class per task type declares everything about its head.
 
-| declares                                   | used by                          |
-|--------------------------------------------|----------------------------------|
-| `build_head` (channels in -> raw output)   | models                           |
-| `target`, `loss` (missing labels masked)   | train                            |
-| `new_metric`, `metric_directions`          | train, eval, Δ_MTL               |
-| `postprocess` (in-graph)                   | export, runtime                  |
-| `output_specs` (names, dtypes, shapes)     | export, serve, KServe v2         |
-| `codec`, `to_result` (files and HTTP)      | predict, serve                   |
-| `visualize` (colour map)                   | serve web page, predict          |
+| declares                                     | used by                         |
+|----------------------------------------------|---------------------------------|
+| `build_head` (channels in -> raw output)     | models                          |
+| `target`, `loss` (missing labels masked)     | train                           |
+| `new_metric`, `metric_directions`            | train, eval, Δ_MTL              |
+| `postprocess` (in-graph)                     | export, runtime                 |
+| `output_specs` (names, dtypes, shapes)       | export, serve, KServe v2        |
+| `codec`, `to_result` (files and HTTP)        | predict, serve                  |
+| `visualize` (colour map), `legend` (its key) | panels, serve web page, predict |
+| `describe` (image-level result in words)     | panels                          |
 
 The task's registry name is its key everywhere: `forward()`'s dict, loss and metric names,
 ONNX outputs, HTTP fields and output file names. Adding a task type means adding one module
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from onepass.data.codecs import Codec
+from onepass.models.tasks.legends import Legend
 
 TASK_TYPES: dict[str, type[Task]] = {}
 
@@ -153,9 +155,18 @@ class Task(ABC):
         None for image-level tasks."""
         return None
 
-    def target_summary(self, target: np.ndarray) -> str:
-        """One image's image-level target in words (for captions); "" for dense tasks."""
-        return ""
+    def legend(self, result: Any) -> Legend | None:
+        """The key to `visualize(result)`'s colours (only what this result shows, where that reads
+        better); None when the picture needs none."""
+        return None
+
+    def describe(self, result: Any) -> list[str]:
+        """An image-level result in words, one line per item, for pictures; [] for dense tasks."""
+        return []
+
+    def describe_target(self, target: np.ndarray) -> list[str]:
+        """One image's image-level training target in words, like `describe`; [] for dense tasks."""
+        return []
 
     def label_summary(self) -> str:
         """What the labels mean, in one line (class names, groups), for `onepass info`."""
