@@ -8,6 +8,7 @@ the Ray engine to its tasks. They reuse the Predictor's own preprocessing and ea
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,8 +17,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from onepass.models.card import card_footnote, model_card
 from onepass.models.package import ModelPackage
-from onepass.models.panel import attribute_caption, compose, tiles_for
+from onepass.models.panel import result_panel
 from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputLayout, table_row, write_atomic
 from onepass.runtime.predictor import pil_to_rgb, preprocess
@@ -110,9 +112,14 @@ class ResultWriter:
             except BadImage as error:  # the file changed or vanished between reading and the panel
                 errors.append(error_record(image, str(error)))
                 continue
-            image_level = {k: v for name in self.tasks if not by_name[name].dense for k, v in results[name].items()}
+            image_level = {k: v for name in self.tasks if by_name[name].codec is None for k, v in results[name].items()}
             rows.append(table_row(image, size, image_level))
         return rows, errors
+
+    @functools.cached_property
+    def panel_footnote(self) -> str:
+        """The model card's caveat under every panel (read from the package once per writer)."""
+        return card_footnote(model_card(self.package))
 
     def write(self, image: InputImage, results: Mapping[str, Any]) -> None:
         layout = self.layout
@@ -125,9 +132,8 @@ class ResultWriter:
                 write_atomic(layout.task_file(name, image.key), codec.encode(results[name]), layout.temp_dir)
         if layout.visualize:
             picture = np.asarray(read_image(image.source, self.max_pixels))
-            row = [("input", picture), *tiles_for(picture, results, [by_name[n] for n in self.tasks], "")]
-            caption = attribute_caption(results)
-            panel = compose([row], [caption] if caption else None)
+            tasks = [by_name[n] for n in self.tasks]
+            panel = result_panel(picture, results, tasks, self.panel_footnote)
             buffer = io.BytesIO()
             panel.save(buffer, format="PNG", compress_level=1)
             write_atomic(layout.panel_file(image.key), buffer.getvalue(), layout.temp_dir)

@@ -36,7 +36,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import onepass
-from onepass.models.panel import attribute_caption, compose, tiles_for
+from onepass.models.card import card_footnote, model_card
+from onepass.models.panel import result_panel
 from onepass.models.tasks.base import ConfigError
 from onepass.runtime.predictor import Predictor
 from onepass.serve import kserve
@@ -69,6 +70,10 @@ class Runtime:
     settings: ServeSettings
     backend_info: dict[str, Any]  # for /info: backend name, device, precision, what "auto" measured
     _samples: dict[int, bytes] = field(default_factory=dict)
+    card: dict[str, Any] = field(init=False)  # the model card: /predict's "model", /info, the page
+
+    def __post_init__(self) -> None:
+        self.card = model_card(self.predictor.package)
 
     @property
     def name(self) -> str:
@@ -186,13 +191,13 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
     result = predictor.predict(image, tasks=options.tasks)[0]
     inferred = time.perf_counter()
     body: dict[str, Any] = {
-        "model": {"name": runtime.name, "version": runtime.version},
+        "model": runtime.card,
         "image": {"width": image.width, "height": image.height},
         "tasks": options.tasks,
     }
     if "attributes" in result:
         body["attributes"] = result["attributes"]
-    dense = [predictor.tasks[name] for name in options.tasks if predictor.tasks[name].dense]
+    dense = [predictor.tasks[name] for name in options.tasks if predictor.tasks[name].codec is not None]
     if options.maps:
         body["maps"] = {
             task.name: {"png": _png_base64(task.codec.encode(result[task.name])), "encoding": _ENCODINGS[task.name]}
@@ -203,6 +208,8 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
         body["previews"] = {
             task.name: _png_base64(_picture_png(task.visualize(result[task.name], pixels))) for task in dense
         }
+        legends = {task.name: task.legend(result[task.name]) for task in dense}
+        body["legends"] = {name: legend.to_json() for name, legend in legends.items() if legend is not None}
     end = time.perf_counter()
     body["timings_ms"] = {
         "decode": round((decoded - start) * 1e3, 3),
@@ -221,15 +228,14 @@ _ENCODINGS = {
 
 
 def visualize_png(runtime: Runtime, data: bytes, options: PredictOptions) -> bytes:
-    """The input, each dense task's picture, and the attributes as a caption: one PNG."""
+    """The input, each dense task's picture with its key, the image-level results as text, and the
+    model card's caveat: one PNG."""
     predictor = runtime.predictor
     image = decode_image(data, runtime.settings.max_image_pixels)
     result = predictor.predict(image, tasks=options.tasks)[0]
-    pixels = np.asarray(image)
-    tiles = [("input", pixels), *tiles_for(pixels, result, predictor.config.tasks, "")]
-    caption = attribute_caption(result)
+    panel = result_panel(np.asarray(image), result, predictor.config.tasks, card_footnote(runtime.card))
     buffer = io.BytesIO()
-    compose([tiles], [caption] if caption else None).save(buffer, format="PNG")
+    panel.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -264,6 +270,7 @@ def build_app(get_runtime: Callable[[], Runtime], max_upload_bytes: int) -> Star
         return JSONResponse(
             {
                 "model": {"name": package.name, "version": package.version},
+                "card": runtime.card,
                 "input_size": list(package.config.input_size),
                 "tasks": {t.name: t.to_config() for t in package.config.tasks},
                 "backend": runtime.backend_info,

@@ -1,7 +1,10 @@
 """GET /: one self-contained page (no CDN, no external assets: it works offline).
 
 Upload an image or pick a sample scene; the page posts it to /predict (with `previews=true`) and
-shows the input, each dense task's picture and the attributes side by side, with the latency.
+shows the input and each dense task's picture with its key (the task's legend, sent with the
+previews), the attributes beside them, and the latency. Above them, the model card (from /info):
+what the model was trained on, what its answers are not good for, and how to train your own. At
+1280x800 the maps, their keys and the attributes all fit without scrolling.
 """
 
 INDEX_HTML = """<!doctype html>
@@ -12,25 +15,45 @@ INDEX_HTML = """<!doctype html>
 <title>onepass</title>
 <style>
   body { font: 15px/1.4 system-ui, sans-serif; margin: 0; background: #16181d; color: #e6e6e6; }
-  header { padding: 14px 24px; background: #0f1115; border-bottom: 1px solid #2a2e37; }
-  header h1 { margin: 0; font-size: 20px; }
-  header p { margin: 2px 0 0; color: #9aa3b2; }
-  main { padding: 16px 24px; }
-  .controls { display: flex; flex-wrap: wrap; gap: 16px; align-items: center; margin-bottom: 14px; }
+  header { padding: 10px 24px; background: #0f1115; border-bottom: 1px solid #2a2e37; }
+  header h1 { margin: 0; font-size: 20px; display: inline; }
+  header p { margin: 0 0 0 12px; color: #9aa3b2; display: inline; }
+  #card { padding: 8px 24px; background: #1d1f26; border-bottom: 1px solid #2a2e37; font-size: 13px; color: #c5cbd6; }
+  #card p { margin: 0; }
+  #card .caveat { color: #ffd37a; font-weight: 600; }
+  #card[data-data="synthetic"] { background: #2a2414; border-bottom-color: #4a3f1f; }
+  #card code { background: #0f1115; padding: 0 4px; border-radius: 3px; }
+  main { padding: 10px 24px; }
+  .controls { display: flex; flex-wrap: wrap; gap: 16px; align-items: center; margin-bottom: 6px; }
   .samples { display: flex; gap: 8px; align-items: center; }
-  .samples img { height: 56px; border: 2px solid #2a2e37; border-radius: 4px; cursor: pointer; }
+  .samples img { height: 44px; border: 2px solid #2a2e37; border-radius: 4px; cursor: pointer; }
   .samples img:hover { border-color: #6ea8fe; }
-  #status { color: #9aa3b2; min-height: 1.4em; }
+  #status { color: #9aa3b2; min-height: 1.4em; display: inline-block; margin-right: 16px; }
   #status.error { color: #ff8b8b; }
-  #latency { color: #ffd37a; }
-  .grid { display: flex; flex-wrap: wrap; gap: 12px; }
+  #latency { color: #ffd37a; display: inline-block; }
+  .result { display: flex; gap: 16px; align-items: flex-start; margin-top: 6px; }
+  .maps { flex: 1; display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 10px; }
   figure { margin: 0; background: #0f1115; padding: 8px; border-radius: 6px; }
-  figure img { display: block; max-width: 360px; width: 100%; image-rendering: auto; }
-  figcaption { color: #9aa3b2; font-size: 13px; margin-top: 4px; }
-  table { border-collapse: collapse; margin-top: 14px; }
-  td, th { padding: 4px 10px; text-align: left; border-bottom: 1px solid #2a2e37; }
-  .bar { display: inline-block; height: 10px; background: #6ea8fe; vertical-align: middle; margin-right: 6px; }
-  .probs span { margin-right: 12px; white-space: nowrap; }
+  figure img.map { display: block; width: 100%; image-rendering: auto; }
+  figcaption { color: #e6e6e6; font-size: 13px; margin-top: 4px; }
+  .legend { font-size: 12px; color: #9aa3b2; margin-top: 4px; }
+  .legend-title { margin-bottom: 2px; }
+  .swatches { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 2px 10px; color: #e6e6e6; }
+  .swatch { display: inline-block; width: 10px; height: 10px; border: 1px solid #9aa3b2; margin-right: 4px; }
+  .colour-bar { height: 10px; margin: 0 6px; }
+  .ticks { position: relative; height: 15px; margin: 0 6px; color: #e6e6e6; }
+  .ticks span { position: absolute; transform: translateX(-50%); }
+  .key { display: flex; gap: 8px; align-items: center; color: #e6e6e6; }
+  .key img { width: 44px; height: 44px; flex: none; }
+  aside { width: 290px; flex: none; background: #0f1115; border-radius: 6px; padding: 8px 12px; }
+  aside h2 { font-size: 15px; margin: 0 0 4px; }
+  aside.empty { display: none; }
+  table { border-collapse: collapse; width: 100%; }
+  td, th { padding: 4px 6px; text-align: left; border-bottom: 1px solid #2a2e37; vertical-align: top; }
+  td.label { font-weight: 600; color: #ffd37a; }
+  .track { display: inline-block; width: 60px; height: 10px; background: #2a2e37; vertical-align: middle; margin-right: 6px; }
+  .bar { display: block; height: 10px; background: #6ea8fe; }
+  .probs span { display: block; white-space: nowrap; font-size: 13px; }
 </style>
 </head>
 <body>
@@ -38,50 +61,95 @@ INDEX_HTML = """<!doctype html>
   <h1>onepass</h1>
   <p id="model">One forward pass: segmentation, depth, surface normals and image attributes.</p>
 </header>
+<section id="card"></section>
 <main>
   <div class="controls">
     <label>Image: <input type="file" id="file" accept="image/*"></label>
     <div class="samples" id="samples"><span>or a sample scene:</span></div>
   </div>
-  <div id="status">Choose an image.</div>
-  <div id="latency"></div>
-  <div class="grid" id="maps"></div>
-  <table id="attributes"></table>
+  <div><span id="status">Choose an image.</span><span id="latency"></span></div>
+  <div class="result">
+    <div class="maps" id="maps"></div>
+    <aside id="attributes-box" class="empty"><h2>attributes</h2><table id="attributes"></table></aside>
+  </div>
 </main>
 <script>
 "use strict";
 const statusBox = document.getElementById("status");
 const mapsBox = document.getElementById("maps");
+const attributesBox = document.getElementById("attributes-box");
 const attributesTable = document.getElementById("attributes");
 const latencyBox = document.getElementById("latency");
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
 
 function setStatus(text, isError) {
   statusBox.textContent = text;
   statusBox.className = isError ? "error" : "";
 }
 
-function figure(title, src, task) {
-  const fig = document.createElement("figure");
-  const img = document.createElement("img");
+// A task's key, from the legend /predict sends with its preview (models/tasks/legends.py).
+function legendElement(task, legend) {
+  const box = element("div", "legend");
+  box.dataset.task = task;
+  box.dataset.kind = legend.kind;
+  if (legend.kind === "picture") {
+    const key = element("div", "key");
+    const img = element("img");
+    img.src = "data:image/png;base64," + legend.png;
+    img.alt = legend.title;
+    const words = element("div");
+    words.append(element("div", "legend-title", legend.title), element("div", "", legend.note));
+    key.append(img, words);
+    box.append(key);
+    return box;
+  }
+  box.append(element("div", "legend-title", legend.title));
+  if (legend.kind === "swatches") {
+    const list = element("ul", "swatches");
+    for (const item of legend.items) {
+      const entry = element("li");
+      const swatch = element("i", "swatch");
+      swatch.style.background = item.colour;
+      entry.append(swatch, item.label);
+      list.append(entry);
+    }
+    box.append(list);
+  } else if (legend.kind === "colour_bar") {
+    const bar = element("div", "colour-bar");
+    bar.style.background = "linear-gradient(to right, " + legend.colours.join(", ") + ")";
+    const ticks = element("div", "ticks");
+    for (const tick of legend.ticks) {
+      const label = element("span", "", tick.label);
+      label.style.left = (100 * tick.at) + "%";
+      ticks.append(label);
+    }
+    box.append(bar, ticks);
+  }
+  if (legend.note) box.append(element("div", "legend-note", legend.note));
+  return box;
+}
+
+function figure(title, src, task, legend) {
+  const fig = element("figure");
+  const img = element("img", "map");
   img.src = src;
   img.alt = title;
-  img.className = "map";
   img.dataset.task = task;
-  const caption = document.createElement("figcaption");
-  caption.textContent = title;
-  fig.append(img, caption);
+  fig.append(img, element("figcaption", "", title));
+  if (legend) fig.append(legendElement(task, legend));
   return fig;
 }
 
 function showAttributes(attributes) {
   attributesTable.replaceChildren();
+  attributesBox.className = attributes ? "" : "empty";
   if (!attributes) return;
-  const head = attributesTable.insertRow();
-  for (const text of ["attribute", "prediction", "probabilities"]) {
-    const th = document.createElement("th");
-    th.textContent = text;
-    head.append(th);
-  }
   for (const [group, value] of Object.entries(attributes)) {
     const row = attributesTable.insertRow();
     row.dataset.group = group;
@@ -92,14 +160,31 @@ function showAttributes(attributes) {
     const probs = row.insertCell();
     probs.className = "probs";
     for (const [name, p] of Object.entries(value.probabilities)) {
-      const item = document.createElement("span");
-      const bar = document.createElement("i");
-      bar.className = "bar";
-      bar.style.width = Math.round(60 * p) + "px";
-      item.append(bar, name + " " + p.toFixed(2));
+      const item = element("span");
+      const track = element("i", "track");
+      const bar = element("i", "bar");
+      bar.style.width = Math.round(100 * p) + "%";
+      track.append(bar);
+      item.append(track, name + " " + p.toFixed(2));
       probs.append(item);
     }
   }
+}
+
+// Text with `code` spans as <code> elements (built as nodes: the text is never parsed as HTML).
+function withCode(tag, className, text) {
+  const node = element(tag, className);
+  text.split("`").forEach((piece, i) => node.append(i % 2 ? element("code", "", piece) : piece));
+  return node;
+}
+
+function showCard(card) {
+  const box = document.getElementById("card");
+  box.dataset.data = card.data;
+  const trained = element("p");
+  trained.append(element("b", "", "Trained on "), card.trained_on + ".");
+  if (card.evaluated_on) trained.append(" ", element("b", "", "Evaluated on "), card.evaluated_on + ".");
+  box.replaceChildren(trained, withCode("p", "caveat", card.caveat), withCode("p", "train", card.train_your_own));
 }
 
 async function predict(blob, name) {
@@ -126,8 +211,9 @@ async function predict(blob, name) {
     return;
   }
   mapsBox.replaceChildren(figure("input " + body.image.width + "x" + body.image.height, URL.createObjectURL(blob), "input"));
+  const legends = body.legends || {};
   for (const [task, png] of Object.entries(body.previews || {})) {
-    mapsBox.append(figure(task, "data:image/png;base64," + png, task));
+    mapsBox.append(figure(task, "data:image/png;base64," + png, task, legends[task]));
   }
   showAttributes(body.attributes);
   const t = body.timings_ms;
@@ -147,12 +233,12 @@ async function loadInfo() {
     const info = await (await fetch("info")).json();
     document.getElementById("model").textContent = info.model.name + " " + info.model.version + " — " +
       Object.keys(info.tasks).join(", ") + " — input " + info.input_size.join("x") + ", backend " + info.backend.name;
+    showCard(info.card);
     const box = document.getElementById("samples");
     info.samples.forEach((path, i) => {
-      const img = document.createElement("img");
+      const img = element("img", "sample");
       img.src = path;
       img.alt = "sample " + i;
-      img.className = "sample";
       img.addEventListener("click", async () => {
         const blob = await (await fetch(path)).blob();
         predict(blob, "sample " + i);

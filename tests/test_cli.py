@@ -13,6 +13,7 @@ from PIL import Image
 from onepass.cli import main
 from onepass.models import MultiTaskModel, save_package
 from onepass.models.package import save_metrics
+from onepass.models.panel import panel_width, tile_size
 from onepass.models.tasks import SemsegTask
 from tests.tiny import CLASSES, tiny_config, write_random_dataset
 
@@ -38,7 +39,16 @@ def test_info_lists_tasks_classes_and_files(package, capsys):
         "attr_facing",
         "weights.safetensors",
         "miou",
+        "trained on not recorded",  # the model card: this package has no training provenance
+        "evaluated on 3 held-out images of somewhere",
     ):
+        assert text in out, text
+
+
+def test_info_of_the_shipped_model_says_it_knows_only_synthetic_scenes(capsys):
+    assert main(["info"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    for text in ("trained on 3,000 synthetic scenes", "not meaningful", "real camera frames", "onepass train --data"):
         assert text in out, text
 
 
@@ -49,7 +59,8 @@ def test_eval_prints_table_writes_json_and_delta_mtl(package, tmp_path, capsys):
     )
     report = json.loads((tmp_path / "e.json").read_text())
     with Image.open(tmp_path / "e.png") as picture:  # 3 rows of input + truth/prediction for 3 dense tasks
-        assert picture.width == 7 * 96 and picture.height > 3 * 64
+        height, width = tile_size(64, 96)
+        assert picture.width == panel_width(width, 7, text=True) and picture.height > 3 * height
     assert set(report["metrics"]) == {"semseg", "depth", "normals", "attributes"}
     assert report["data"]["images"] == 4
     # the model as its own baseline: Δ_MTL is exactly 0

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
-from onepass.models.panel import attribute_caption, compose, tiles_for
+from onepass.models.panel import Row, Tile, compose, picture_tiles
 from onepass.models.tasks.base import Task
 from onepass.train.dataset import to_device
 
@@ -109,11 +109,11 @@ def concatenate(batches: Sequence[Any]) -> Any:
 
 @torch.no_grad()
 def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tensor]], count: int) -> Image.Image:
-    """The first `count` images of `dataset`: input, then truth and prediction per dense task, and
-    the predicted attributes above the true ones."""
+    """The first `count` images of `dataset`: input, then truth and prediction per dense task, each
+    with its key, and the predicted image-level results beside the true ones."""
     tasks = model.config.tasks
     graph = InferenceGraph(model).eval()
-    rows, captions = [], []
+    rows = []
     for index in range(min(count, len(dataset))):
         item = dataset[index]
         image = item["image"].permute(1, 2, 0).numpy()  # (H, W, 3) uint8
@@ -121,15 +121,20 @@ def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tenso
         size = image.shape[:2]
         predicted = {t.name: t.to_result(outputs, size) for t in tasks}
         truth = {t.name: item[t.name].numpy() for t in tasks if t.codec is not None}  # labels drawn as maps
-        row = [("input", image)]
-        for (true_title, true_tile), (title, tile) in zip(
-            tiles_for(image, truth, tasks, "true"), tiles_for(image, predicted, tasks, "predicted"), strict=True
+        tiles = [Tile("input", image)]
+        for true_tile, predicted_tile in zip(
+            picture_tiles(image, truth, tasks, "true"), picture_tiles(image, predicted, tasks, "predicted"), strict=True
         ):
-            row += [(true_title, true_tile), (title, tile)]
-        rows.append(row)
-        truth_words = "  ".join(w for t in tasks if (w := t.target_summary(item[t.name])))
-        captions.append(f"{attribute_caption(predicted)}   |   true: {truth_words}" if truth_words else "")
-    return compose(rows, captions)
+            tiles += [true_tile, predicted_tile]
+        text = []
+        for task in tasks:
+            if lines := task.describe(predicted[task.name]):
+                text += [
+                    (f"{task.name} predicted", lines),
+                    (f"{task.name} true", task.describe_target(item[task.name])),
+                ]
+        rows.append(Row(tiles, text))
+    return compose(rows)
 
 
 def format_metrics_table(results: Metrics, tasks: Sequence[Task], columns: Mapping[str, Metrics] | None = None) -> str:

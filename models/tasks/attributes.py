@@ -119,11 +119,16 @@ class AttributesTask(ImageTask):
             }
         return result
 
-    def target_summary(self, target: np.ndarray) -> str:
+    def describe(self, result: Mapping[str, dict]) -> list[str]:
+        """'people: 2 (0.91)': each group's label and its probability."""
+        return [
+            f"{group}: {value['label']} ({value['probabilities'][value['label']]:.2f})"
+            for group, value in result.items()
+        ]
+
+    def describe_target(self, target: np.ndarray) -> list[str]:
         target = np.asarray(target)
-        return "  ".join(
-            f"{g} {c[i] if i != MISSING else '?'}" for (g, c), i in zip(self.groups.items(), target, strict=True)
-        )
+        return [f"{g}: {c[i] if i != MISSING else '?'}" for (g, c), i in zip(self.groups.items(), target, strict=True)]
 
     def label_summary(self) -> str:
         return "; ".join(f"{group}: {'/'.join(classes)}" for group, classes in self.groups.items())

@@ -8,7 +8,8 @@
 | `postprocess` (in-graph)                   | export, runtime                  |
 | `output_specs` (names, dtypes, shapes)     | export, serve, KServe v2         |
 | `codec`, `to_result` (files and HTTP)      | predict, serve                   |
-| `visualize` (colour map)                   | serve web page, predict          |
+| `visualize` (picture), `legend` (its key)  | panels, serve web page, predict  |
+| `describe` (a result in words)             | panels                           |
 
 The task's registry name is its key everywhere: `forward()`'s dict, loss and metric names,
 ONNX outputs, HTTP fields and output file names. Adding a task type means adding one module
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.data.codecs import Codec
+from onepass.models.tasks.legends import Legend
 
 TASK_TYPES: dict[str, type[Task]] = {}
 
@@ -170,16 +172,21 @@ class Task(ABC):
     # ---- predict / serve ------------------------------------------------------------------
     def visualize(self, result: Any, image: np.ndarray | None = None) -> np.ndarray | None:
         """(H, W, 3) uint8 picture of a result (drawn over `image` where that reads better), or None
-        when a caption says it better (`caption`)."""
+        when words say it better (`describe`)."""
         return None
 
-    def caption(self, result: Any) -> str:
-        """One image's result in words, for the caption under a picture; "" when the picture says it."""
-        return ""
+    def legend(self, result: Any) -> Legend | None:
+        """The key to `visualize(result)`'s colours (only what this result shows, where that reads
+        better); None when the picture needs none."""
+        return None
 
-    def target_summary(self, target: Any) -> str:
-        """One image's target in words (for captions); "" when a picture shows it."""
-        return ""
+    def describe(self, result: Any) -> list[str]:
+        """A result in words, one line per item, for the text beside pictures; [] when the picture says it."""
+        return []
+
+    def describe_target(self, target: np.ndarray) -> list[str]:
+        """One image's training target in words, like `describe`; [] when a picture shows it."""
+        return []
 
     def label_summary(self) -> str:
         """What the labels mean, in one line (class names, groups), for `onepass info`."""

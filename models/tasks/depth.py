@@ -13,10 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.data.codecs import DepthPngCodec
+from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
+from onepass.models.tasks.legends import ColourBar
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
+LEGEND_TICKS = (0.5, 2, 4, 6, 8, 10)  # metres marked on the colour bar
 
 
 @register_task
@@ -82,13 +85,25 @@ class DepthTask(MapTask):
     def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         """Turbo colours on a fixed scale from 0.5 m (warm) to 10 m (cold) and beyond: the same colour
         is the same distance in every picture, so truth and prediction (and frames) compare by eye."""
-        from onepass.models.tasks._colormaps import turbo
-
-        valid = result > 0
-        scaled = (np.clip(result, VIEW_NEAR, VIEW_FAR) - VIEW_NEAR) / (VIEW_FAR - VIEW_NEAR)
-        picture = turbo(1.0 - scaled)
-        picture[~valid] = 0
+        picture = _colours(result)
+        picture[result <= 0] = 0
         return picture
+
+    def legend(self, result: np.ndarray) -> ColourBar:
+        """The fixed scale in metres, and the range this picture shows."""
+        metres = np.linspace(VIEW_NEAR, VIEW_FAR, 32)
+        ticks = tuple(((m - VIEW_NEAR) / (VIEW_FAR - VIEW_NEAR), f"{m:g}") for m in LEGEND_TICKS)
+        valid = result[result > 0]
+        notes = [f"this image: {valid.min():.1f} to {valid.max():.1f} m" if valid.size else "no depth"]
+        if valid.size < result.size:
+            notes.append("black: no depth")
+        colours = tuple(tuple(c) for c in _colours(metres).tolist())
+        return ColourBar("depth (m)", colours, ticks, "; ".join(notes))
+
+
+def _colours(metres: np.ndarray) -> np.ndarray:
+    scaled = (np.clip(metres, VIEW_NEAR, VIEW_FAR) - VIEW_NEAR) / (VIEW_FAR - VIEW_NEAR)
+    return turbo(1.0 - scaled)
 
 
 class DepthErrors:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
+from onepass.models.tasks.legends import KeyPicture
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
 
@@ -104,6 +105,20 @@ class NormalsTask(MapTask):
 
     def visualize(self, result: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
         return np.clip(np.round((result + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    def legend(self, result: np.ndarray) -> KeyPicture:
+        """A sphere facing the camera, coloured like `visualize`: every direction a surface can face."""
+        return KeyPicture("surface facing", self._sphere(), "red: right, green: up, blue: toward the camera")
+
+    def _sphere(self, size: int = 48) -> np.ndarray:
+        """(size, size, 4) RGBA: the visible half of a unit sphere's normals, transparent around it."""
+        c = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+        x, y = np.meshgrid(c, -c)  # image rows go down, camera y goes up
+        radius = np.sqrt(x * x + y * y)
+        z = np.sqrt(np.clip(1.0 - radius * radius, 0.0, None))
+        rgb = self.visualize(np.stack([x, y, z], axis=-1) / np.maximum(radius, 1.0)[..., None])
+        coverage = np.clip((1.0 - radius) * size / 2.0 + 0.5, 0.0, 1.0)  # one pixel of anti-aliased edge
+        return np.dstack([rgb, np.round(coverage * 255).astype(np.uint8)])
 
 
 class AngleErrors:

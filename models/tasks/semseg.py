@@ -22,6 +22,7 @@ from onepass.models.tasks.base import (
     one_hot_logits,
     register_task,
 )
+from onepass.models.tasks.legends import Swatches
 
 
 @register_task
@@ -95,6 +96,17 @@ class SemsegTask(MapTask):
             return colours
         # blended over the scene, so the classes read against what they label
         return (image.astype(np.float32) * 0.45 + colours.astype(np.float32) * 0.55).astype(np.uint8)
+
+    def legend(self, result: np.ndarray) -> Swatches:
+        """The classes this picture shows (unlabelled pixels, in a target, are black)."""
+        colours = palette(256)
+        present = np.flatnonzero(np.bincount(result.ravel(), minlength=256))
+        return Swatches("classes", tuple((self._class_name(int(i)), tuple(colours[i].tolist())) for i in present))
+
+    def _class_name(self, index: int) -> str:
+        if index < len(self.classes):
+            return self.classes[index]
+        return "unlabelled" if index == IGNORE_INDEX else str(index)
 
     def label_summary(self) -> str:
         return ", ".join(self.classes)

@@ -157,9 +157,11 @@ def _read_metrics_file(path: Path, task: str) -> dict[str, float]:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from safetensors import safe_open
 
+    from onepass.models.card import model_card
     from onepass.models.package import WEIGHTS_FILE, open_package
     from onepass.train.evaluate import format_metrics_table
 
@@ -176,6 +178,12 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"decoder {config.decoder_channels} ch, input {config.input_size[0]}x{config.input_size[1]} (HxW)"
         + (f", {parameters / 1e6:.2f} M parameters" if parameters else "")
     )
+    card = model_card(package)  # what it was trained on, first: the same card as the web page's
+    console.print(f"[bold]trained on[/bold] {escape(card['trained_on'])}", highlight=False)
+    if card["evaluated_on"]:
+        console.print(f"[bold]evaluated on[/bold] {escape(card['evaluated_on'])}", highlight=False)
+    console.print(f"[bold yellow]{escape(card['caveat'])}[/bold yellow]", highlight=False)
+    console.print(escape(card["train_your_own"]), highlight=False)
     tasks = Table(title="tasks and outputs")
     for column in ("task", "labels", "outputs"):
         tasks.add_column(column)

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 import onepass
+from onepass.models.panel import panel_width, tile_size
 from onepass.predict.stages import read_image
 
 HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
@@ -137,7 +138,8 @@ def check_outputs(
         if panels:
             panel = Image.open(out / "visualize" / f"{stem}.png")
             panel.load()
-            assert panel.width == picture.width * (1 + len(dense))
+            text = len(dense) < len(tasks)  # image-level results go in a text column
+            assert panel.width == panel_width(tile_size(picture.height, picture.width)[1], 1 + len(dense), text)
     if HAVE_PYARROW:
         import pyarrow.parquet as pq
 

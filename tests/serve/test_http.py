@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
+from onepass.models import open_package
+from onepass.models.card import model_card
+from onepass.models.panel import TITLE_HEIGHT, panel_width, tile_size
 from tests.serve.conftest import MAX_UPLOAD_MB
 from tests.serve.samples import bomb_png, encode, exif_rotated_jpeg, mode_variants, scene
 
@@ -34,7 +37,8 @@ def test_predict_matches_the_in_process_predictor(client, predictor, seed, size)
     body = response.json()
     expected = predictor.predict(image)[0]
     package = predictor.package
-    assert body["model"] == {"name": package.name, "version": package.version}
+    assert body["model"] == model_card(package)  # name, version, what it was trained on, the caveat
+    assert body["model"]["name"] == package.name and body["model"]["version"] == package.version
     assert body["image"] == {"width": size[1], "height": size[0]}
     assert body["tasks"] == ["semseg", "depth", "normals", "attributes"]
     assert set(body["timings_ms"]) == {"decode", "inference", "encode", "total"}
@@ -59,6 +63,21 @@ def test_tasks_and_maps_fields_choose_the_output(client):
     body = post_image(client, data, tasks="normals", previews="true").json()
     preview = Image.open(io.BytesIO(base64.b64decode(body["previews"]["normals"])))
     assert preview.size == (200, 150) and preview.mode == "RGB"
+    assert list(body["legends"]) == ["normals"] and body["legends"]["normals"]["kind"] == "picture"
+    assert "legends" not in post_image(client, data, tasks="normals").json()  # keys come with the previews
+
+
+def test_previews_come_with_their_keys(client, predictor):
+    image = scene(12, 120, 160)
+    body = post_image(client, encode(image), previews="true", maps="false").json()
+    assert list(body["legends"]) == list(body["previews"]) == ["semseg", "depth", "normals"]
+    semseg = predictor.predict(image)[0]["semseg"]
+    classes = predictor.tasks["semseg"].classes
+    present = [classes[i] for i in np.unique(semseg)]
+    assert [item["label"] for item in body["legends"]["semseg"]["items"]] == present  # the classes shown, in order
+    depth = body["legends"]["depth"]
+    assert depth["kind"] == "colour_bar" and depth["title"] == "depth (m)"
+    assert [t["label"] for t in depth["ticks"]][0] == "0.5" and depth["ticks"][-1] == {"at": 1.0, "label": "10"}
 
 
 def test_raw_image_body_is_accepted(client):
@@ -179,7 +198,9 @@ def test_visualize_returns_a_panel(client):
     response = post_image(client, encode(scene(4, 96, 128)), "/visualize")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     panel = Image.open(io.BytesIO(response.content))
-    assert panel.width == 4 * 128  # input, semseg, depth, normals
+    height, width = tile_size(96, 128)
+    assert panel.width == panel_width(width, 4, text=True)  # input, semseg, depth, normals, the attributes
+    assert panel.height > TITLE_HEIGHT + height + 40  # the keys under the maps, the caveat at the foot
     assert np.asarray(panel).std() > 10
 
 
@@ -189,6 +210,8 @@ def test_page_info_samples_and_bentoml_endpoints(client):
     assert "http://" not in page.text and "https://" not in page.text  # self-contained: works offline
     info = client.get("/info").json()
     assert info["model"]["name"] == "onepass-default" and info["backend"]["name"]
+    assert info["card"] == model_card(open_package("default"))
+    assert info["card"]["data"] == "synthetic" and "not meaningful" in info["card"]["caveat"]
     sample = client.get("/" + info["samples"][0])
     assert sample.status_code == 200 and Image.open(io.BytesIO(sample.content)).size == (320, 256)
     assert client.get("/samples/99.png").status_code == 404

@@ -1,5 +1,6 @@
-"""The web page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium):
-upload an image, wait for the maps, check they are displayed, save a screenshot as an artifact."""
+"""The web page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium) in a
+1280x800 window: upload an image, wait for the maps, check that they, their keys, the attributes and
+the model card are displayed without scrolling, save a screenshot as an artifact."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tests.serve.samples import encode, scene
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"  # ignored by git; CI keeps it
+WINDOW = (1280, 800)  # a small laptop screen: the whole answer must fit in it
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,7 @@ def browser():
         "--disable-component-update",
         "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
         f"--user-data-dir={profile}",
     ):
         options.add_argument(flag)
@@ -70,7 +72,7 @@ def displayed_maps(driver) -> dict[str, tuple[int, int]]:
     return maps
 
 
-def test_upload_shows_maps_attributes_and_latency(server, browser, tmp_path):
+def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp_path):
     upload = tmp_path / "room.png"
     upload.write_bytes(encode(scene(77, 180, 240)))
     browser.get(server.url + "/")
@@ -80,13 +82,48 @@ def test_upload_shows_maps_attributes_and_latency(server, browser, tmp_path):
 
     WebDriverWait(browser, 20).until(lambda d: len(displayed_maps(d)) == 4)
     assert displayed_maps(browser) == {task: (240, 180) for task in ("input", "semseg", "depth", "normals")}
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))  # the README's docs/serve-page.png
     groups = [
         row.get_attribute("data-group") for row in browser.find_elements("css selector", "#attributes tr[data-group]")
     ]
     assert groups == ["people", "facing", "age_group"]
     assert "ms round trip" in browser.find_element("id", "latency").text
-    ARTIFACTS.mkdir(exist_ok=True)
-    assert browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))
+    # a key under each map: the classes it shows, the depth scale in metres, the normals' sphere
+    legends = {e.get_attribute("data-task"): e for e in browser.find_elements("css selector", ".legend")}
+    assert set(legends) == {"semseg", "depth", "normals"} and all(e.is_displayed() for e in legends.values())
+    classes = [e.text for e in legends["semseg"].find_elements("tag name", "li")]
+    assert classes and set(classes) <= {"floor", "wall", "ceiling", "furniture", "object", "person"}
+    assert "depth (m)" in legends["depth"].text and "0.5" in legends["depth"].text and "10" in legends["depth"].text
+    sphere = legends["normals"].find_element("tag name", "img")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", sphere) > 0
+    # the model card: what it was trained on and what it is not good for
+    card = browser.find_element("id", "card").text
+    assert "Trained on 3,000 synthetic scenes" in card and "not meaningful" in card and "onepass train" in card
+    # everything in view at 1280x800, the attributes beside the maps
+    viewport = browser.execute_script("return [window.innerWidth, window.innerHeight]")
+    assert viewport[0] == WINDOW[0] and viewport[1] <= WINDOW[1]
+    boxes = {
+        name: rect(browser, selector)
+        for name, selector in {
+            "attributes": "#attributes-box",
+            "maps": "#maps",
+            "semseg key": ".legend[data-task=semseg]",
+            "card": "#card",
+        }.items()
+    }
+    for name, (left, top, right, bottom) in boxes.items():
+        assert 0 <= left and right <= viewport[0] and 0 <= top and bottom <= viewport[1], (name, boxes[name], viewport)
+    assert boxes["attributes"][0] >= boxes["maps"][2] and boxes["attributes"][1] < boxes["maps"][3]  # beside
+
+
+def rect(driver, selector: str) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of an element in the viewport, in CSS pixels."""
+    box = driver.execute_script(
+        "const r = document.querySelector(arguments[0]).getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];",
+        selector,
+    )
+    return tuple(box)
 
 
 def test_sample_scene_and_error_message(server, browser, tmp_path):
