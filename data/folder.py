@@ -89,8 +89,9 @@ class Sample:
 
     id: str
     image: np.ndarray  # (H, W, 3) uint8 RGB
-    dense: dict[str, np.ndarray | None]
-    attributes: dict[str, str | None]
+    maps: dict[str, np.ndarray | None]  # per-pixel labels by task name, each from its folder
+    attributes: dict[str, str | None]  # attributes.csv's row
+    instances: list[dict] | None = None  # the image's persons in people.json (None: not in the file)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -127,11 +128,11 @@ class FolderDataset(Sequence[Sample]):
     def __getitem__(self, index: int) -> Sample:  # type: ignore[override]
         image = read_rgb(self._images[index])
         sample_id = self.ids[index]
-        dense = {
+        maps = {
             name: self._read_dense(name, codec, sample_id, image.shape[:2]) for name, codec in self.dense_codecs.items()
         }
         attributes = self._attributes.get(sample_id, dict.fromkeys(self.description.attribute_groups))
-        return Sample(sample_id, image, dense, attributes)
+        return Sample(sample_id, image, maps, attributes)
 
     def _read_dense(self, name: str, codec: Codec, sample_id: str, size: tuple[int, int]) -> np.ndarray | None:
         path = self.root / name / f"{sample_id}{codec.extension}"

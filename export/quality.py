@@ -3,8 +3,8 @@ of an exported graph next to the PyTorch fp32 model's, on the same held-out imag
 
 The images are held-out synthetic scenes for models that speak the synthetic scenes' labels (the
 shipped model and anything trained on `onepass data synth`), or a folder dataset the user gives.
-Any backend's post-processed outputs are scored with the training metrics through each task's
-`raw_equivalent`, so an export is measured exactly as `onepass eval` measures the model.
+Any backend's post-processed outputs are scored with the training metrics (which score
+post-processed outputs), so an export is measured exactly as `onepass eval` measures the model.
 """
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import default_collate
 
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, render_scene
 from onepass.export.onnx import ExportError
 from onepass.export.parity import GraphRunner, onnx_runner, torch_runner
 from onepass.models.package import ModelPackage
+from onepass.train.dataset import as_tensor
 
 QUALITY_SEED = 20261124  # not the parity scenes' seed, nor any training seed the scripts use
 QUALITY_SCENES = 96
@@ -49,8 +51,8 @@ def held_out_scenes(package: ModelPackage, count: int = QUALITY_SCENES) -> Examp
     height, width = package.config.input_size
     scenes = [render_scene(np.random.default_rng([QUALITY_SEED, i]), height, width) for i in range(count)]
     targets = {
-        task.name: torch.from_numpy(
-            np.stack([task.target(getattr(s, task.name), (height, width), f"scene {i}") for i, s in enumerate(scenes)])
+        task.name: default_collate(
+            [as_tensor(task.target(getattr(s, task.name), (height, width), f"scene {i}")) for i, s in enumerate(scenes)]
         )
         for task in package.config.tasks
     }
@@ -63,11 +65,11 @@ def folder_examples(package: ModelPackage, root: str | os.PathLike, count: int |
     from onepass.train.dataset import TaskDataset
 
     tasks = package.config.tasks
-    folder = FolderDataset(Path(root), {t.name: t.codec for t in tasks if t.dense})
+    folder = FolderDataset(Path(root), {t.name: t.codec for t in tasks if t.codec is not None})
     dataset = TaskDataset(folder, tasks, package.config.input_size)
     items = [dataset[i] for i in range(len(dataset) if count is None else min(count, len(dataset)))]
     images = np.stack([item["image"].permute(1, 2, 0).numpy() for item in items])
-    return images, {t.name: torch.stack([item[t.name] for item in items]) for t in tasks}
+    return images, {t.name: default_collate([item[t.name] for item in items]) for t in tasks}
 
 
 def graph_metrics(package: ModelPackage, run: GraphRunner, examples: Examples) -> Metrics:
@@ -77,7 +79,7 @@ def graph_metrics(package: ModelPackage, run: GraphRunner, examples: Examples) -
     for start in range(0, len(images), BATCH):
         outputs = {k: torch.from_numpy(np.asarray(v)) for k, v in run(images[start : start + BATCH]).items()}
         for task in package.config.tasks:
-            metrics[task.name].update(task.raw_equivalent(outputs), targets[task.name][start : start + BATCH])
+            metrics[task.name].update(outputs, batch_slice(targets[task.name], slice(start, start + BATCH)))
     return {name: metric.compute() for name, metric in metrics.items()}
 
 
@@ -91,3 +93,10 @@ def precision_metrics(
         "pytorch fp32": graph_metrics(package, torch_runner(package), examples),
         os.path.basename(onnx_path): graph_metrics(package, onnx_runner(onnx_path), examples),
     }
+
+
+def batch_slice(target, rows: slice):
+    """Rows of a batched target (a tensor, or a dict of them)."""
+    if isinstance(target, dict):
+        return {k: batch_slice(v, rows) for k, v in target.items()}
+    return target[rows]

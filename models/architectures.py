@@ -4,8 +4,11 @@ Encoder-centric (the only family so far):
 - `shared-fpn`: one shared FPN decoder, a thin head per task. Cheapest at inference; the default.
 - `hps`: hard parameter sharing of the encoder only; each dense task has its own light FPN decoder.
 
-Image-level tasks (attributes) read the deepest encoder features in both: they need the whole
-image's context, which the deepest stage has and a stride-4 decoder map does not add.
+Each task says which features its head reads (`Task.head_input`): "decoder" (per-pixel maps, and
+the centre heatmaps of instance tasks) or "deepest" (image-level tasks: they need the whole image's
+context, which the deepest encoder stage has and a stride-4 decoder map does not add). The module
+dicts keep their first names, `dense_heads` (on the decoder) and `image_heads` (on the deepest
+stage), so that packages saved before instance tasks existed still load.
 """
 
 from __future__ import annotations
@@ -30,16 +33,17 @@ def register_architecture(name: str) -> Callable[[type[Architecture]], type[Arch
 
 
 class Architecture(nn.Module):
-    """Encoder features -> raw output per task. Dense outputs are at the encoder's finest stride;
-    the model upsamples them to the input size."""
+    """Encoder features -> raw output per task. Heads on the decoder give maps at the encoder's finest
+    stride; the model resizes each task's raw output as the task says (`Task.resize_raw`)."""
 
     name: str
 
     def __init__(self, encoder_channels: list[int], tasks: Sequence[Task], decoder_channels: int):
         super().__init__()
-        dense = [t for t in tasks if t.dense]
-        self.image_heads = nn.ModuleDict({t.name: t.build_head(encoder_channels[-1]) for t in tasks if not t.dense})
-        self.build_dense(encoder_channels, dense, decoder_channels)
+        on_decoder = [t for t in tasks if t.head_input == "decoder"]
+        on_deepest = [t for t in tasks if t.head_input == "deepest"]
+        self.image_heads = nn.ModuleDict({t.name: t.build_head(encoder_channels[-1]) for t in on_deepest})
+        self.build_dense(encoder_channels, on_decoder, decoder_channels)
 
     def build_dense(self, channels: list[int], tasks: list[Task], decoder_channels: int) -> None:
         raise NotImplementedError

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
@@ -103,8 +102,9 @@ def resize_to_input(image: np.ndarray | Image.Image, size: tuple[int, int]) -> n
 class MultiTaskModel(nn.Module):
     """`forward(x) -> {task: raw output}`, always a dict, for one task or many.
 
-    x: (B, 3, H, W) float, already normalised with the config's mean/std. Dense outputs come back at
-    the input's resolution; image-level outputs are (B, out_channels).
+    x: (B, 3, H, W) float, already normalised with the config's mean/std. Each task's raw output comes
+    back as its `resize_raw` says: per-pixel maps at the input's resolution, image-level outputs
+    (B, out_channels), instance maps at the decoder's stride.
     """
 
     def __init__(self, config: ModelConfig):
@@ -119,10 +119,7 @@ class MultiTaskModel(nn.Module):
         features = self.encoder(x)
         outputs = self.heads(features)
         size = x.shape[-2:]
-        for task in self.config.tasks:
-            if task.dense:
-                outputs[task.name] = F.interpolate(outputs[task.name], size=size, mode="bilinear", align_corners=False)
-        return outputs
+        return {task.name: task.resize_raw(outputs[task.name], size) for task in self.config.tasks}
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters()) + [

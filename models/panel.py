@@ -52,29 +52,31 @@ class Row:
     text: Sequence[tuple[str, Sequence[str]]] = field(default_factory=tuple)
 
 
-def dense_tiles(image: np.ndarray, result: Mapping[str, Any], tasks: Sequence[Task], label: str = "") -> list[Tile]:
-    """A titled tile with its key per dense task in `result`."""
-    return [
-        Tile(f"{task.name} {label}".strip(), task.visualize(result[task.name], image), task.legend(result[task.name]))
-        for task in tasks
-        if task.dense and task.name in result
-    ]
+def picture_tiles(image: np.ndarray, result: Mapping[str, Any], tasks: Sequence[Task], label: str = "") -> list[Tile]:
+    """A titled tile with its key per task in `result` that draws a picture."""
+    tiles = []
+    for task in tasks:
+        picture = task.visualize(result[task.name], image) if task.name in result else None
+        if picture is not None:
+            tiles.append(Tile(f"{task.name} {label}".strip(), picture, task.legend(result[task.name])))
+    return tiles
 
 
 def text_sections(result: Mapping[str, Any], tasks: Sequence[Task], label: str = "") -> list[tuple[str, list[str]]]:
-    """(heading, lines) per image-level task in `result`, in the task's own words."""
-    return [
-        (f"{task.name} {label}".strip(), task.describe(result[task.name]))
-        for task in tasks
-        if not task.dense and task.name in result
-    ]
+    """(heading, lines) per task in `result` that says it in words."""
+    sections = []
+    for task in tasks:
+        lines = task.describe(result[task.name]) if task.name in result else []
+        if lines:
+            sections.append((f"{task.name} {label}".strip(), lines))
+    return sections
 
 
 def result_panel(
     image: np.ndarray, result: Mapping[str, Any], tasks: Sequence[Task], footnote: str = ""
 ) -> Image.Image:
-    """One image: the input, each dense task's picture and key, the image-level results beside them."""
-    row = Row([Tile("input", image), *dense_tiles(image, result, tasks)], text_sections(result, tasks))
+    """One image: the input, each task's picture and key, the results said in words beside them."""
+    row = Row([Tile("input", image), *picture_tiles(image, result, tasks)], text_sections(result, tasks))
     return compose([row], footnote)
 
 

@@ -89,10 +89,10 @@ def run_job(job: PredictJob) -> Summary:
     images = collect_inputs(job.inputs, exclude=job.out)
     if not images:
         raise InputError(f"no images found in {', '.join(job.inputs)}")
-    layout = OutputLayout(job.out, tuple(t for t in tasks if by_name[t].dense), job.format, job.visualize)
+    layout = OutputLayout(job.out, tuple(t for t in tasks if by_name[t].codec is not None), job.format, job.visualize)
     groups: dict[str, Any] = {}
     for name in tasks:
-        groups.update(getattr(by_name[name], "groups", {}) if not by_name[name].dense else {})
+        groups.update(getattr(by_name[name], "groups", {}) if by_name[name].codec is None else {})
     settings = {
         "model": {"name": package.name, "version": package.version},
         "tasks": list(tasks),

@@ -112,7 +112,7 @@ class ResultWriter:
             except BadImage as error:  # the file changed or vanished between reading and the panel
                 errors.append(error_record(image, str(error)))
                 continue
-            image_level = {k: v for name in self.tasks if not by_name[name].dense for k, v in results[name].items()}
+            image_level = {k: v for name in self.tasks if by_name[name].codec is None for k, v in results[name].items()}
             rows.append(table_row(image, size, image_level))
         return rows, errors
 

@@ -197,7 +197,7 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
     }
     if "attributes" in result:
         body["attributes"] = result["attributes"]
-    dense = [predictor.tasks[name] for name in options.tasks if predictor.tasks[name].dense]
+    dense = [predictor.tasks[name] for name in options.tasks if predictor.tasks[name].codec is not None]
     if options.maps:
         body["maps"] = {
             task.name: {"png": _png_base64(task.codec.encode(result[task.name])), "encoding": _ENCODINGS[task.name]}

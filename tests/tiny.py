@@ -7,7 +7,7 @@ import numpy as np
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter
 from onepass.models.model import ModelConfig
-from onepass.models.tasks import AttributesTask, DepthTask, NormalsTask, SemsegTask
+from onepass.models.tasks import AttributesTask, DepthTask, NormalsTask, PeopleTask, SemsegTask
 
 TINY_ENCODER = "test_efficientnet"  # timm's 82k-parameter test model: real code path, instant
 CLASSES = ("floor", "wall", "person")
@@ -15,8 +15,27 @@ GROUPS = {"people": ("0", "1", "2"), "facing": ("no", "yes")}
 CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
 
 
+PERSON_ATTRIBUTES = {"age_group": ("child", "adult"), "gender": ("female", "male"), "looking": ("no", "yes")}
+
+
 def all_tasks() -> tuple:
     return (SemsegTask(CLASSES), DepthTask(), NormalsTask(), AttributesTask(GROUPS))
+
+
+def every_task_type() -> tuple:
+    """One tiny instance of every registered task type (the registry tests are parametrised over it)."""
+    return (*all_tasks(), PeopleTask(PERSON_ATTRIBUTES, max_people=8))
+
+
+def random_raw(task, batch: int, height: int, width: int):
+    """A random raw head output of `task` for a batch whose maps are height x width."""
+    import torch
+
+    if task.kind == "image":
+        return torch.randn(batch, task.out_channels)
+    if task.kind == "instances":  # mostly below the score threshold, as a trained detector's map is
+        return torch.randn(batch, task.out_channels, height, width) * 1.5 - 3.0
+    return torch.randn(batch, task.out_channels, height, width)
 
 
 def tiny_config(

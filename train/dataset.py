@@ -1,10 +1,11 @@
 """Folder dataset -> training tensors: targets from each task, resized to the model's input, with
-label-consistent augmentation (each task says how its target flips and rescales)."""
+label-consistent augmentation (each task says how its target resizes, flips and zooms out)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ class Augmentation:
 
 
 class TaskDataset(torch.utils.data.Dataset):
-    """Items: {"image": (3, H, W) uint8, <task>: target tensor, "index": int}.
+    """Items: {"image": (3, H, W) uint8, <task>: target tensor (or dict of tensors), "index": int}.
 
     Augmentation randomness comes from (seed, epoch, index), never from global state, so a resumed
     run sees exactly the samples it would have seen.
@@ -58,33 +59,33 @@ class TaskDataset(torch.utils.data.Dataset):
         source = f"{self.folder.root}: sample {sample.id!r}"
         targets = {}
         for task in self.tasks:
-            label = sample.dense.get(task.name) if task.dense else sample.attributes
             try:
-                targets[task.name] = task.target(label, size, source)
+                targets[task.name] = task.target(task.label(sample), size, source)
             except ValueError as error:
                 raise DatasetError(str(error)) from None
         image = resize_to_input(sample.image, self.input_size)
-        targets = {t.name: resize_target(t, targets[t.name], self.input_size) for t in self.tasks}
+        targets = {t.name: t.resize_target(targets[t.name], self.input_size) for t in self.tasks}
         if self.augmentation is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             image, targets = augment(image, targets, self.tasks, self.augmentation, rng)
-        item = {"image": _tensor(image.transpose(2, 0, 1)), "index": torch.tensor(index)}
+        item = {"image": as_tensor(image.transpose(2, 0, 1)), "index": torch.tensor(index)}
         for name, target in targets.items():
-            item[name] = _tensor(target)
+            item[name] = as_tensor(target)
         return item
 
 
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.require(array, requirements=["C", "W"]))  # decoded PNGs are read-only
+def as_tensor(target: Any) -> Any:
+    """An array (or a dict of arrays, as instance targets are) -> tensors that default collation stacks."""
+    if isinstance(target, dict):
+        return {k: as_tensor(v) for k, v in target.items()}
+    return torch.from_numpy(np.require(target, requirements=["C", "W"]))  # decoded PNGs are read-only
 
 
-def resize_target(task: Task, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest neighbour, so labels never blend across object boundaries."""
-    if not task.dense or target.shape[:2] == size:
-        return target
-    rows = (np.arange(size[0]) + 0.5) * target.shape[0] / size[0]
-    cols = (np.arange(size[1]) + 0.5) * target.shape[1] / size[1]
-    return target[rows.astype(int)[:, None], cols.astype(int)[None, :]]
+def to_device(target: Any, device: torch.device | str) -> Any:
+    """A batched target (a tensor, or a dict of them) on `device`."""
+    if isinstance(target, dict):
+        return {k: to_device(v, device) for k, v in target.items()}
+    return target.to(device, non_blocking=True)
 
 
 def augment(
@@ -101,17 +102,12 @@ def augment(
     zoom = rng.uniform(config.min_zoom, 1.0)
     if zoom < 0.99:
         inner = (max(1, round(height * zoom)), max(1, round(width * zoom)))
-        top, left = rng.integers(0, height - inner[0] + 1), rng.integers(0, width - inner[1] + 1)
+        top, left = int(rng.integers(0, height - inner[0] + 1)), int(rng.integers(0, width - inner[1] + 1))
         canvas = np.empty_like(image)
         canvas[:] = image.reshape(-1, 3).mean(axis=0).astype(np.uint8)
         canvas[top : top + inner[0], left : left + inner[1]] = resize_to_input(np.ascontiguousarray(image), inner)
         image = canvas
-        for task in tasks:
-            if task.dense:
-                target = task.rescale_target_values(resize_target(task, targets[task.name], inner), zoom)
-                padded = np.full((height, width, *target.shape[2:]), task.fill_value, target.dtype)
-                padded[top : top + inner[0], left : left + inner[1]] = target
-                targets[task.name] = padded
+        targets = {t.name: t.zoom_target(targets[t.name], inner, (top, left), (height, width)) for t in tasks}
     if config.colour > 0:
         image = jitter_colour(image, config.colour, rng)
     return image, targets

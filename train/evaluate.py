@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from PIL import Image
@@ -12,8 +13,9 @@ from tqdm import tqdm
 
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
-from onepass.models.panel import Row, Tile, compose, dense_tiles
+from onepass.models.panel import Row, Tile, compose, picture_tiles
 from onepass.models.tasks.base import Task
+from onepass.train.dataset import to_device
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
 
@@ -28,14 +30,16 @@ def evaluate(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> Metrics:
-    """Every metric is pooled over all labelled pixels/images of the set (never a mean of batch means)."""
+    """Every metric is pooled over all labelled pixels/images of the set (never a mean of batch means),
+    and scores the post-processed outputs, as every backend returns them."""
     was_training = model.training
     model.eval()
     accumulators = {t.name: t.new_metric() for t in tasks}
     for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, leave=False):
         raw = model(normalise(batch["image"].to(device), mean, std))
         for task in tasks:
-            accumulators[task.name].update(raw[task.name].float(), batch[task.name].to(device))
+            outputs = task.postprocess(raw[task.name].float())
+            accumulators[task.name].update(outputs, to_device(batch[task.name], device))
     model.train(was_training)
     return {name: accumulator.compute() for name, accumulator in accumulators.items()}
 
@@ -67,7 +71,7 @@ def delta_mtl(results: Metrics, baselines: Metrics, tasks: Sequence[Task]) -> fl
 
 class ConstantPredictor(nn.Module):
     """The trivial baselines as a "model": majority class, mean depth, most common normal,
-    majority class per attribute group — all estimated on a training set."""
+    majority class per attribute group, nobody in the picture — all estimated on a training set."""
 
     def __init__(self, tasks: Sequence[Task], constants: Mapping[str, Tensor]):
         super().__init__()
@@ -76,14 +80,7 @@ class ConstantPredictor(nn.Module):
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         batch, _, height, width = x.shape
-        outputs = {}
-        for task in self.tasks:
-            constant = self.constants[task.name]
-            if task.dense:
-                outputs[task.name] = constant.view(1, -1, 1, 1).expand(batch, -1, height, width)
-            else:
-                outputs[task.name] = constant.view(1, -1).expand(batch, -1)
-        return outputs
+        return {t.name: t.constant_raw(self.constants[t.name], batch, (height, width)) for t in self.tasks}
 
 
 @torch.no_grad()
@@ -100,7 +97,14 @@ def fit_constant_predictor(
         seen += len(batch["image"])
         if seen >= max_images:
             break
-    return ConstantPredictor(tasks, {t.name: t.constant_output(torch.cat(collected[t.name])) for t in tasks})
+    return ConstantPredictor(tasks, {t.name: t.constant_output(concatenate(collected[t.name])) for t in tasks})
+
+
+def concatenate(batches: Sequence[Any]) -> Any:
+    """Batched targets (tensors, or dicts of them) -> one batch."""
+    if isinstance(batches[0], dict):
+        return {k: concatenate([b[k] for b in batches]) for k in batches[0]}
+    return torch.cat(list(batches))
 
 
 @torch.no_grad()
@@ -116,17 +120,19 @@ def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tenso
         outputs = {k: v[0].numpy() for k, v in graph(torch.from_numpy(image)[None]).items()}
         size = image.shape[:2]
         predicted = {t.name: t.to_result(outputs, size) for t in tasks}
-        truth = {t.name: item[t.name].numpy() for t in tasks if t.dense}
+        truth = {t.name: item[t.name].numpy() for t in tasks if t.codec is not None}  # labels drawn as maps
         tiles = [Tile("input", image)]
         for true_tile, predicted_tile in zip(
-            dense_tiles(image, truth, tasks, "true"), dense_tiles(image, predicted, tasks, "predicted"), strict=True
+            picture_tiles(image, truth, tasks, "true"), picture_tiles(image, predicted, tasks, "predicted"), strict=True
         ):
             tiles += [true_tile, predicted_tile]
         text = []
         for task in tasks:
-            if not task.dense:
-                text += [(f"{task.name} predicted", task.describe(predicted[task.name]))]
-                text += [(f"{task.name} true", task.describe_target(item[task.name].numpy()))]
+            if lines := task.describe(predicted[task.name]):
+                text += [
+                    (f"{task.name} predicted", lines),
+                    (f"{task.name} true", task.describe_target(item[task.name])),
+                ]
         rows.append(Row(tiles, text))
     return compose(rows)
 

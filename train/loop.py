@@ -31,7 +31,7 @@ from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
 from onepass.train.balancing import LossBalancer, build_balancer
 from onepass.train.config import TrainConfig
-from onepass.train.dataset import Augmentation, TaskDataset
+from onepass.train.dataset import Augmentation, TaskDataset, to_device
 from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
 from onepass.train.evaluate import Metrics, evaluate, fit_constant_predictor
 
@@ -149,7 +149,7 @@ class Trainer:
         if not Path(config.data).is_dir():
             raise DatasetError(f"{config.data}: dataset folder does not exist")
         self.tasks = tasks_for_dataset(config.tasks, DatasetDescription.load(Path(config.data)))
-        codecs = {t.name: t.codec for t in self.tasks if t.dense}
+        codecs = {t.name: t.codec for t in self.tasks if t.codec is not None}
         self.train_folder = FolderDataset(config.data, codecs)
         augmentation = Augmentation(min_zoom=config.min_zoom) if config.augment else None
         self.train_set = TaskDataset(self.train_folder, self.tasks, config.input_size, augmentation, config.seed)
@@ -268,7 +268,7 @@ class Trainer:
             raw = self.network(x)
         losses = {}
         for task in self.tasks:
-            loss = task.loss(raw[task.name], batch[task.name].to(self.device, non_blocking=True))
+            loss = task.loss(raw[task.name], to_device(batch[task.name], self.device))
             if loss is not None:
                 losses[task.name] = loss
         if not losses:  # no task labelled in this batch: nothing to learn from it

@@ -12,6 +12,7 @@ from onepass.models.tasks.base import (
 )
 from onepass.models.tasks.depth import DepthTask
 from onepass.models.tasks.normals import NormalsTask
+from onepass.models.tasks.people import PeopleTask
 from onepass.models.tasks.semseg import SemsegTask
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Metric",
     "NormalsTask",
     "OutputSpec",
+    "PeopleTask",
     "SemsegTask",
     "Task",
     "build_task",

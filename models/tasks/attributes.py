@@ -16,19 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError, OutputAgreement, OutputSpec, Task, one_hot_logits, register_task
+from onepass.models.tasks.base import ConfigError, ImageTask, OutputAgreement, OutputSpec, one_hot_logits, register_task
 
 MISSING = -1
 
 
 @register_task
 @dataclass(frozen=True)
-class AttributesTask(Task):
+class AttributesTask(ImageTask):
     groups: dict[str, tuple[str, ...]]
 
     name: ClassVar[str] = "attributes"
-    dense: ClassVar[bool] = False
-    fill_value: ClassVar[float] = MISSING
 
     def __post_init__(self) -> None:
         if not self.groups:
@@ -101,10 +99,6 @@ class AttributesTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.output_name(g): logits.float().softmax(dim=1) for g, logits in self._split(raw).items()}
 
-    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        # log-probabilities: softmax gives the probabilities back
-        return torch.cat([outputs[self.output_name(g)].float().clamp_min(1e-12).log() for g in self.groups], dim=1)
-
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return tuple(OutputSpec(self.output_name(g), "float32", ("N", len(c))) for g, c in self.groups.items())
 
@@ -133,6 +127,7 @@ class AttributesTask(Task):
         ]
 
     def describe_target(self, target: np.ndarray) -> list[str]:
+        target = np.asarray(target)
         return [f"{g}: {c[i] if i != MISSING else '?'}" for (g, c), i in zip(self.groups.items(), target, strict=True)]
 
     def label_summary(self) -> str:
@@ -166,11 +161,12 @@ class GroupAccuracy:
         self.correct = torch.zeros(len(task.groups), dtype=torch.int64)
         self.count = torch.zeros(len(task.groups), dtype=torch.int64)
 
-    def update(self, raw: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Mapping[str, Tensor], target: Tensor) -> None:
         target = target.cpu()
-        for g, logits in enumerate(self.task._split(raw.detach().cpu()).values()):
+        for g, group in enumerate(self.task.groups):
+            predicted = outputs[self.task.output_name(group)].detach().cpu().argmax(dim=1)  # (B,)
             labelled = target[:, g] != MISSING
-            self.correct[g] += int((logits.argmax(dim=1)[labelled] == target[labelled, g]).sum())
+            self.correct[g] += int((predicted[labelled] == target[labelled, g]).sum())
             self.count[g] += int(labelled.sum())
 
     def compute(self) -> dict[str, float]:

@@ -1,15 +1,15 @@
 """The task registry: one class per task type declares everything about its head.
 
-| declares                                     | used by                         |
-|----------------------------------------------|---------------------------------|
-| `build_head` (channels in -> raw output)     | models                          |
-| `target`, `loss` (missing labels masked)     | train                           |
-| `new_metric`, `metric_directions`            | train, eval, Δ_MTL              |
-| `postprocess` (in-graph)                     | export, runtime                 |
-| `output_specs` (names, dtypes, shapes)       | export, serve, KServe v2        |
-| `codec`, `to_result` (files and HTTP)        | predict, serve                  |
-| `visualize` (colour map), `legend` (its key) | panels, serve web page, predict |
-| `describe` (image-level result in words)     | panels                          |
+| declares                                   | used by                          |
+|--------------------------------------------|----------------------------------|
+| `kind`, `head_input`, `build_head`, `resize_raw` | models                     |
+| `label`, `target`, `resize/flip/zoom_target`, `loss` (missing labels masked) | train |
+| `new_metric`, `metric_directions`          | train, eval, Δ_MTL               |
+| `postprocess` (in-graph)                   | export, runtime                  |
+| `output_specs` (names, dtypes, shapes)     | export, serve, KServe v2         |
+| `codec`, `to_result` (files and HTTP)      | predict, serve                   |
+| `visualize` (picture), `legend` (its key)  | panels, serve web page, predict  |
+| `describe` (a result in words)             | panels                           |
 
 The task's registry name is its key everywhere: `forward()`'s dict, loss and metric names,
 ONNX outputs, HTTP fields and output file names. Adding a task type means adding one module
@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.data.codecs import Codec
@@ -65,20 +66,27 @@ class OutputAgreement:
 
 
 class Metric(Protocol):
-    """Accumulates over a whole evaluation set (pooled, never averaged per batch)."""
+    """Accumulates over a whole evaluation set (pooled, never averaged per batch), from the task's
+    post-processed outputs (`postprocess`, or any backend's) and its targets."""
 
-    def update(self, raw: Tensor, target: Tensor) -> None: ...
+    def update(self, outputs: Mapping[str, Tensor], target: Any) -> None: ...
 
     def compute(self) -> dict[str, float]: ...
 
 
 @dataclass(frozen=True)
 class Task(ABC):
-    """A task type. Subclasses are frozen dataclasses whose fields are the task's saved config."""
+    """A task type. Subclasses are frozen dataclasses whose fields are the task's saved config.
+
+    A task type derives from one of the three kind classes below (`MapTask`, `ImageTask`,
+    `InstancesTask`), which give each hook its default for that kind; stages outside models/tasks/
+    call the hooks and never ask for the kind or the name.
+    """
 
     name: ClassVar[str]
-    dense: ClassVar[bool]  # per-pixel output at input resolution, or one output per image
-    codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a dense prediction or label
+    kind: ClassVar[str]  # "map" (per pixel), "image" (one vector per image), "instances" (a set per image)
+    head_input: ClassVar[str]  # "decoder": the decoder's finest map; "deepest": the encoder's last stage
+    codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a per-pixel prediction or label
 
     @classmethod
     def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> Task:
@@ -92,37 +100,53 @@ class Task(ABC):
 
     @abstractmethod
     def build_head(self, in_channels: int) -> nn.Module:
-        """Dense tasks: (B, in, h, w) -> (B, out_channels, h, w). Image-level: (B, in, h, w) -> (B, out)."""
+        """Head on `head_input` features (B, in, h, w) -> the raw output (see `resize_raw`)."""
+
+    def resize_raw(self, raw: Tensor, size: tuple[int, int]) -> Tensor:
+        """The head's raw output -> what the loss and `postprocess` take, for an input of `size`."""
+        return raw
 
     # ---- train ----------------------------------------------------------------------------
-    @abstractmethod
-    def target(self, label: Any, size: tuple[int, int], source: str) -> np.ndarray:
-        """Turn a dataset label (None = missing) into the training target, invalid where unlabelled.
+    def label(self, sample: Any) -> Any:
+        """This task's label in a folder dataset's sample (`onepass.data.folder.Sample`), None if missing."""
+        raise NotImplementedError
 
-        Raises `DatasetError`-style ValueError naming `source` for a label that does not fit.
+    @abstractmethod
+    def target(self, label: Any, size: tuple[int, int], source: str) -> Any:
+        """Turn a dataset label (None = missing) of an image of `size` into the training target: an
+        array, or a dict of fixed-size arrays, "unlabelled" where there is no label.
+
+        Raises a ValueError naming `source` for a label that does not fit.
         """
 
-    fill_value: ClassVar[float] = 0.0  # target value of pixels without a label (padding)
+    def resize_target(self, target: Any, size: tuple[int, int]) -> Any:
+        """The target of the image resized to `size` (the model's input)."""
+        return target
 
-    def flip_target(self, target: np.ndarray) -> np.ndarray:
+    def flip_target(self, target: Any) -> Any:
         """Target of the horizontally flipped image."""
-        return target[:, ::-1] if self.dense else target
+        return target
 
-    def rescale_target_values(self, target: np.ndarray, zoom: float) -> np.ndarray:
-        """Target values after the image is scaled by `zoom` (depth changes; classes do not)."""
+    def zoom_target(self, target: Any, inner: tuple[int, int], offset: tuple[int, int], size: tuple[int, int]) -> Any:
+        """Target after the image (of `size`) is shrunk to `inner` and pasted at `offset` (top, left)
+        of a canvas of `size`, the rest of which is unlabelled."""
         return target
 
     @abstractmethod
-    def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
+    def loss(self, raw: Tensor, target: Any) -> Tensor | None:
         """Mean loss over labelled elements; None when nothing in the batch is labelled."""
 
     @abstractmethod
     def new_metric(self) -> Metric: ...
 
     @abstractmethod
-    def constant_output(self, targets: Tensor) -> Tensor:
-        """The trivial baseline (majority class, mean, most common value) as a raw output vector
-        of `out_channels`, estimated from a stack of training targets."""
+    def constant_output(self, targets: Any) -> Tensor:
+        """The trivial baseline (majority class, mean, most common value, nobody) as a raw output vector
+        of `out_channels`, estimated from a batch of training targets."""
+
+    def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
+        """`constant_output`'s vector as the raw output of a batch of images of `size`."""
+        raise NotImplementedError
 
     @abstractmethod
     def metric_directions(self) -> dict[str, bool]:
@@ -131,12 +155,8 @@ class Task(ABC):
     # ---- export / runtime -----------------------------------------------------------------
     @abstractmethod
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
-        """In-graph post-processing: raw head output -> named outputs (see `output_specs`)."""
-
-    @abstractmethod
-    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        """A raw head output whose `postprocess` gives `outputs` (as far as post-processing keeps the
-        information, enough for every metric): how any backend's outputs are scored by `new_metric`."""
+        """In-graph post-processing: raw head output -> named outputs (see `output_specs`). Metrics
+        score these outputs, so what is measured is what every backend returns."""
 
     @abstractmethod
     def output_specs(self) -> tuple[OutputSpec, ...]: ...
@@ -151,8 +171,8 @@ class Task(ABC):
 
     # ---- predict / serve ------------------------------------------------------------------
     def visualize(self, result: Any, image: np.ndarray | None = None) -> np.ndarray | None:
-        """(H, W, 3) uint8 picture of a dense result (drawn over `image` where that reads better);
-        None for image-level tasks."""
+        """(H, W, 3) uint8 picture of a result (drawn over `image` where that reads better), or None
+        when words say it better (`describe`)."""
         return None
 
     def legend(self, result: Any) -> Legend | None:
@@ -161,11 +181,11 @@ class Task(ABC):
         return None
 
     def describe(self, result: Any) -> list[str]:
-        """An image-level result in words, one line per item, for pictures; [] for dense tasks."""
+        """A result in words, one line per item, for the text beside pictures; [] when the picture says it."""
         return []
 
     def describe_target(self, target: np.ndarray) -> list[str]:
-        """One image's image-level training target in words, like `describe`; [] for dense tasks."""
+        """One image's training target in words, like `describe`; [] when a picture shows it."""
         return []
 
     def label_summary(self) -> str:
@@ -183,6 +203,91 @@ class Task(ABC):
                 value = {k: list(v) if isinstance(v, tuple) else v for k, v in value.items()}
             config[f.name] = value
         return config
+
+
+@dataclass(frozen=True)
+class MapTask(Task):
+    """Per pixel: the head reads the decoder's finest map and its raw output is upsampled to the input
+    size; targets are (H, W[, C]) arrays, `fill_value` where unlabelled; labels are one file per image
+    in the task's folder, written with `codec`."""
+
+    kind: ClassVar[str] = "map"
+    head_input: ClassVar[str] = "decoder"
+    fill_value: ClassVar[float] = 0.0  # target value of pixels without a label (padding)
+
+    def resize_raw(self, raw: Tensor, size: tuple[int, int]) -> Tensor:
+        return F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
+
+    def label(self, sample: Any) -> np.ndarray | None:
+        return sample.maps.get(self.name)
+
+    def resize_target(self, target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Nearest neighbour, so labels never blend across object boundaries."""
+        if target.shape[:2] == size:
+            return target
+        rows = (np.arange(size[0]) + 0.5) * target.shape[0] / size[0]
+        cols = (np.arange(size[1]) + 0.5) * target.shape[1] / size[1]
+        return target[rows.astype(int)[:, None], cols.astype(int)[None, :]]
+
+    def flip_target(self, target: np.ndarray) -> np.ndarray:
+        return target[:, ::-1]
+
+    def rescale_target_values(self, target: np.ndarray, zoom: float) -> np.ndarray:
+        """Target values after the image is scaled by `zoom` (depth changes; classes do not)."""
+        return target
+
+    def zoom_target(
+        self, target: np.ndarray, inner: tuple[int, int], offset: tuple[int, int], size: tuple[int, int]
+    ) -> np.ndarray:
+        zoom = inner[0] / size[0]
+        shrunk = self.rescale_target_values(self.resize_target(target, inner), zoom)
+        padded = np.full((*size, *shrunk.shape[2:]), self.fill_value, shrunk.dtype)
+        padded[offset[0] : offset[0] + inner[0], offset[1] : offset[1] + inner[1]] = shrunk
+        return padded
+
+    def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
+        return constant.view(1, -1, 1, 1).expand(batch, -1, *size)
+
+
+@dataclass(frozen=True)
+class ImageTask(Task):
+    """One vector per image: the head reads the encoder's deepest stage (the whole image's context);
+    labels are a row of attributes.csv; the result is words, shown as a caption."""
+
+    kind: ClassVar[str] = "image"
+    head_input: ClassVar[str] = "deepest"
+
+    def label(self, sample: Any) -> Any:
+        return sample.attributes
+
+    def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
+        return constant.view(1, -1).expand(batch, -1)
+
+
+@dataclass(frozen=True)
+class InstancesTask(Task):
+    """A variable-length set per image (the people in front of the display): the head reads the
+    decoder's finest map at its own stride, the graph decodes it into fixed-size padded tensors plus a
+    count; labels come from the folder's COCO file; boxes are fractions of the image, so resizing an
+    image leaves them be and a zoom-out scales and shifts them."""
+
+    kind: ClassVar[str] = "instances"
+    head_input: ClassVar[str] = "decoder"
+    stride: ClassVar[int] = 4  # the baseline's raw map: one cell per 4x4 pixels, as the decoder's
+
+    def label(self, sample: Any) -> Any:
+        return sample.instances
+
+    def zoom_target(self, target: dict, inner: tuple[int, int], offset: tuple[int, int], size: tuple[int, int]) -> dict:
+        scale = np.array([inner[1] / size[1], inner[0] / size[0]] * 2, np.float32)
+        shift = np.array([offset[1] / size[1], offset[0] / size[0]] * 2, np.float32)
+        zoomed = dict(target)
+        zoomed["boxes"] = np.where(target["valid"][:, None], target["boxes"] * scale + shift, 0.0).astype(np.float32)
+        return zoomed
+
+    def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
+        cells = (max(size[0] // self.stride, 1), max(size[1] // self.stride, 1))
+        return constant.view(1, -1, 1, 1).expand(batch, -1, *cells)
 
 
 def register_task(cls: type[Task]) -> type[Task]:

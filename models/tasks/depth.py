@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import OutputAgreement, OutputSpec, Task, dense_head, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
 from onepass.models.tasks.legends import ColourBar
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
@@ -24,9 +24,8 @@ LEGEND_TICKS = (0.5, 2, 4, 6, 8, 10)  # metres marked on the colour bar
 
 @register_task
 @dataclass(frozen=True)
-class DepthTask(Task):
+class DepthTask(MapTask):
     name: ClassVar[str] = "depth"
-    dense: ClassVar[bool] = True
     codec: ClassVar = DepthPngCodec()
     fill_value: ClassVar[float] = 0.0
 
@@ -72,10 +71,6 @@ class DepthTask(Task):
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: self.metres(raw)}
 
-    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        metres = outputs[self.name].double().clamp_min(1e-6)  # (B, H, W)
-        return (metres + torch.log(-torch.expm1(-metres)))[:, None]  # softplus⁻¹, stable for any depth
-
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W")),)
 
@@ -118,8 +113,8 @@ class DepthErrors:
         self.count = 0
         self.sums = torch.zeros(4, dtype=torch.float64)  # abs, rel, squared, within 1.25
 
-    def update(self, raw: Tensor, target: Tensor) -> None:
-        predicted = DepthTask.metres(raw).detach().cpu().double()
+    def update(self, outputs: Mapping[str, Tensor], target: Tensor) -> None:
+        predicted = outputs[DepthTask.name].detach().cpu().double()  # metres (B, H, W)
         target = target.cpu().double()
         valid = target > 0
         p, t = predicted[valid].clamp_min(1e-6), target[valid]

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import OutputAgreement, OutputSpec, Task, dense_head, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
 from onepass.models.tasks.legends import KeyPicture
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
@@ -25,9 +25,8 @@ ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 threshold
 
 @register_task
 @dataclass(frozen=True)
-class NormalsTask(Task):
+class NormalsTask(MapTask):
     name: ClassVar[str] = "normals"
-    dense: ClassVar[bool] = True
     codec: ClassVar = NormalsPngCodec()
     fill_value: ClassVar[float] = 0.0
 
@@ -81,9 +80,6 @@ class NormalsTask(Task):
 
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: self.unit(raw)}
-
-    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        return outputs[self.name].float().permute(0, 3, 1, 2)  # unit vectors are their own normalisation
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W", 3)),)
@@ -139,10 +135,11 @@ class AngleErrors:
         self.sum = 0.0
         self.count = 0
 
-    def update(self, raw: Tensor, target: Tensor) -> None:
+    def update(self, outputs: Mapping[str, Tensor], target: Tensor) -> None:
         target = target.cpu().float()
         valid = target.abs().sum(dim=-1) > 0
-        cosine = (NormalsTask.unit(raw.detach().cpu())[valid] * target[valid]).sum(dim=-1)
+        unit = outputs[NormalsTask.name].detach().cpu().float()  # (B, H, W, 3)
+        cosine = (unit[valid] * target[valid]).sum(dim=-1)
         angles = torch.rad2deg(torch.acos(cosine.double().clamp(-1, 1)))
         self.histogram += torch.bincount((angles / self.BIN).round().long(), minlength=len(self.histogram))
         self.sum += angles.sum().item()

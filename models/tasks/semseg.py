@@ -15,9 +15,9 @@ from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
 from onepass.models.tasks._resize import resize_nearest
 from onepass.models.tasks.base import (
     ConfigError,
+    MapTask,
     OutputAgreement,
     OutputSpec,
-    Task,
     dense_head,
     one_hot_logits,
     register_task,
@@ -27,11 +27,10 @@ from onepass.models.tasks.legends import Swatches
 
 @register_task
 @dataclass(frozen=True)
-class SemsegTask(Task):
+class SemsegTask(MapTask):
     classes: tuple[str, ...]
 
     name: ClassVar[str] = "semseg"
-    dense: ClassVar[bool] = True
     codec: ClassVar = IndexedPngCodec()
     fill_value: ClassVar[float] = IGNORE_INDEX
 
@@ -69,7 +68,7 @@ class SemsegTask(Task):
         return F.cross_entropy(raw.float(), target, ignore_index=IGNORE_INDEX)
 
     def new_metric(self) -> ConfusionMatrix:
-        return ConfusionMatrix(len(self.classes))
+        return ConfusionMatrix(self)
 
     def constant_output(self, targets: Tensor) -> Tensor:
         counts = torch.bincount(targets[targets != IGNORE_INDEX].long(), minlength=self.out_channels)
@@ -80,10 +79,6 @@ class SemsegTask(Task):
 
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
         return {self.name: raw.argmax(dim=1).to(torch.uint8)}  # (B, H, W)
-
-    def raw_equivalent(self, outputs: Mapping[str, Tensor]) -> Tensor:
-        ids = outputs[self.name].long()  # (B, H, W)
-        return F.one_hot(ids, self.out_channels).permute(0, 3, 1, 2).float()  # argmax gives the ids back
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "uint8", ("N", "H", "W")),)
@@ -120,12 +115,13 @@ class SemsegTask(Task):
 class ConfusionMatrix:
     """Pooled confusion matrix -> mIoU (over classes seen in labels or predictions) and pixel accuracy."""
 
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
+    def __init__(self, task: SemsegTask):
+        self.task = task
+        self.num_classes = num_classes = len(task.classes)
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)  # (true, predicted)
 
-    def update(self, raw: Tensor, target: Tensor) -> None:
-        predicted = raw.argmax(dim=1).flatten().cpu()
+    def update(self, outputs: Mapping[str, Tensor], target: Tensor) -> None:
+        predicted = outputs[self.task.name].flatten().long().cpu()  # class ids (B, H, W)
         target = target.flatten().long().cpu()
         valid = target != IGNORE_INDEX
         index = target[valid] * self.num_classes + predicted[valid]

@@ -111,7 +111,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 f"onepass eval: --baseline {pair!r} must be TASK=metrics.json with TASK one of the model's tasks"
             )
         baselines[task] = _read_metrics_file(Path(path), task)
-    folder = FolderDataset(args.data, {t.name: t.codec for t in config.tasks if t.dense})
+    folder = FolderDataset(args.data, {t.name: t.codec for t in config.tasks if t.codec is not None})
     dataset = TaskDataset(folder, config.tasks, config.input_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, num_workers=args.num_workers)
     model = package.load_model(args.device)

@@ -20,16 +20,16 @@ def test_round_trip_of_every_label(tmp_path):
     image, dense, attributes = random_labels(np.random.default_rng(0), 48, 64)
     sample = dataset[0]
     np.testing.assert_array_equal(sample.image, image)
-    np.testing.assert_array_equal(sample.dense["semseg"], dense["semseg"])
-    np.testing.assert_allclose(sample.dense["depth"], dense["depth"], atol=5e-4)  # millimetre rounding
-    np.testing.assert_allclose(sample.dense["normals"], dense["normals"], atol=0.01)  # 8-bit rounding
+    np.testing.assert_array_equal(sample.maps["semseg"], dense["semseg"])
+    np.testing.assert_allclose(sample.maps["depth"], dense["depth"], atol=5e-4)  # millimetre rounding
+    np.testing.assert_allclose(sample.maps["normals"], dense["normals"], atol=0.01)  # 8-bit rounding
     assert sample.attributes == attributes
 
 
 def test_missing_labels_are_none(tmp_path):
     root = write_random_dataset(tmp_path / "d", n=3, drop={"depth": [1], "attributes": [2]})
     dataset = FolderDataset(root, CODECS)
-    assert dataset[1].dense["depth"] is None and dataset[1].dense["semseg"] is not None
+    assert dataset[1].maps["depth"] is None and dataset[1].maps["semseg"] is not None
     assert dataset[2].attributes == {"people": None, "facing": None}
 
 

@@ -33,8 +33,8 @@ def test_dataset_writer_is_deterministic_and_readable(tmp_path):
     sample = dataset[2]
     expected = scene(2, (48, 64), seed=5)
     np.testing.assert_array_equal(sample.image, expected.image)
-    np.testing.assert_array_equal(sample.dense["semseg"], expected.semseg)
-    np.testing.assert_allclose(sample.dense["depth"], expected.depth, atol=5e-4)
+    np.testing.assert_array_equal(sample.maps["semseg"], expected.semseg)
+    np.testing.assert_allclose(sample.maps["depth"], expected.depth, atol=5e-4)
     assert sample.attributes == expected.attributes
 
 

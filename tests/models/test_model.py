@@ -7,17 +7,20 @@ import torch
 
 from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
 from onepass.models.tasks import ConfigError, DepthTask
-from tests.tiny import TINY_ENCODER, all_tasks, tiny_config
+from tests.tiny import TINY_ENCODER, all_tasks, every_task_type, tiny_config
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("encoder", [TINY_ENCODER, "test_convnext"])
 def test_forward_returns_a_dict_at_input_resolution(architecture, encoder):
-    model = MultiTaskModel(tiny_config(architecture, encoder=encoder)).eval()
+    model = MultiTaskModel(tiny_config(architecture, tasks=every_task_type(), encoder=encoder)).eval()
     outputs = model(torch.randn(2, 3, 64, 96))
-    assert set(outputs) == {t.name for t in all_tasks()}
+    assert set(outputs) == {t.name for t in every_task_type()}
     for task in model.config.tasks:
-        expected = (2, task.out_channels, 64, 96) if task.dense else (2, task.out_channels)
+        expected = {"map": (2, task.out_channels, 64, 96), "image": (2, task.out_channels)}.get(
+            task.kind,
+            (2, task.out_channels, 16, 24),  # instance maps stay at the decoder's stride 4
+        )
         assert tuple(outputs[task.name].shape) == expected
 
 

@@ -7,19 +7,24 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import default_collate
 
 from onepass.data.codecs import IGNORE_INDEX
 from onepass.models.tasks import TASK_TYPES, AttributesTask, ConfigError, DepthTask, NormalsTask, SemsegTask, build_task
-from tests.tiny import all_tasks
+from onepass.train.dataset import as_tensor
+from tests.tiny import every_task_type, random_raw
 
 
-@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
 def test_config_round_trip(task):
     assert build_task(task.to_config()) == task
 
 
+PERSONS = [{"bbox": [1, 1, 4, 6], "attributes": {"gender": "male"}}]
+
+
 def test_every_registered_type_is_covered():
-    assert {t.name for t in all_tasks()} == set(TASK_TYPES)
+    assert {t.name for t in every_task_type()} == set(TASK_TYPES)
 
 
 def test_unknown_task_type_suggests_a_close_match():
@@ -27,23 +32,25 @@ def test_unknown_task_type_suggests_a_close_match():
         build_task({"type": "semsge"})
 
 
-@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
 def test_output_specs_match_postprocess(task):
-    raw = torch.randn(2, task.out_channels, 8, 12) if task.dense else torch.randn(2, task.out_channels)
+    raw = random_raw(task, 2, 8, 12)
     outputs = task.postprocess(raw)
     assert [o.name for o in task.output_specs()] == list(outputs)
     for spec in task.output_specs():
         value = outputs[spec.name]
         assert str(value.dtype).removeprefix("torch.") == spec.dtype
         expected = [2 if d == "N" else 8 if d == "H" else 12 if d == "W" else d for d in spec.shape]
+        if spec.dtype == "float32":
+            assert bool(value.isfinite().all()), spec.name
         assert list(value.shape) == expected
 
 
-@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
 def test_loss_is_none_without_labels_and_masks_missing(task):
     size = (4, 5)
-    raw = torch.randn(2, task.out_channels, *size) if task.dense else torch.randn(2, task.out_channels)
-    missing = torch.from_numpy(np.stack([task.target(None, size, "x")] * 2))
+    raw = random_raw(task, 2, *size)
+    missing = default_collate([as_tensor(task.target(None, size, "x"))] * 2)
     assert task.loss(raw, missing) is None
 
 
@@ -58,7 +65,7 @@ def test_semseg_loss_and_metrics_by_hand():
     expected = torch.nn.functional.cross_entropy(raw[0, :, 0, :3].T, torch.tensor([0, 1, 0]))
     torch.testing.assert_close(task.loss(raw, target), expected)
     metric = task.new_metric()
-    metric.update(raw, target)
+    metric.update(task.postprocess(raw), target)
     result = metric.compute()
     # class a: TP 1, FP 0, FN 1 -> 1/2; class b: TP 1, FP 1, FN 0 -> 1/2; class c never seen -> excluded
     assert result["miou"] == pytest.approx(0.5)
@@ -71,8 +78,8 @@ def test_semseg_metrics_are_pooled_not_batch_averaged():
     good = torch.tensor([[[[5.0] * 9 + [0.0]], [[0.0] * 10]]]).permute(
         0, 1, 2, 3
     )  # (1, 2, 1, 10): predicts a everywhere
-    metric.update(good, torch.zeros(1, 1, 10, dtype=torch.uint8))  # 10 correct pixels
-    metric.update(good[..., :1], torch.ones(1, 1, 1, dtype=torch.uint8))  # 1 wrong pixel
+    metric.update(task.postprocess(good), torch.zeros(1, 1, 10, dtype=torch.uint8))  # 10 correct pixels
+    metric.update(task.postprocess(good[..., :1]), torch.ones(1, 1, 1, dtype=torch.uint8))  # 1 wrong pixel
     assert metric.compute()["pixel_acc"] == pytest.approx(10 / 11)  # a mean of batch means would say 0.5
 
 
@@ -88,7 +95,7 @@ def test_depth_loss_and_metrics_by_hand():
     target = torch.tensor([[[1.0, 1.0, 4.5, 0.0]]])  # last pixel unmeasured
     torch.testing.assert_close(task.loss(raw, target), torch.tensor((0 + 1 + 0.5) / 3))
     metric = task.new_metric()
-    metric.update(raw, target)
+    metric.update(task.postprocess(raw), target)
     result = metric.compute()
     assert result["abs_err"] == pytest.approx(0.5, rel=1e-5)
     assert result["abs_rel"] == pytest.approx((0 + 1 + 0.5 / 4.5) / 3, rel=1e-5)
@@ -107,7 +114,7 @@ def test_normals_loss_and_metrics_by_hand():
     target = torch.tensor([[[[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]]])  # third unlabelled
     torch.testing.assert_close(task.loss(raw, target), torch.tensor((0 + 1 - math.cos(angle)) / 2))
     metric = task.new_metric()
-    metric.update(raw, target)
+    metric.update(task.postprocess(raw), target)
     result = metric.compute()
     assert result["mean_angle"] == pytest.approx(15.0, abs=1e-3)
     assert result["median_angle"] == pytest.approx(0.0, abs=0.01)  # lower median of {0, 30}
@@ -130,7 +137,7 @@ def test_attributes_loss_metrics_and_result():
     facing = torch.nn.functional.cross_entropy(raw[1:, 3:], torch.tensor([0]))
     torch.testing.assert_close(task.loss(raw, target), (people + facing) / 2)
     metric = task.new_metric()
-    metric.update(raw, target)
+    metric.update(task.postprocess(raw), target)
     assert metric.compute() == {"acc_people": 50.0, "acc_facing": 100.0}
     outputs = {k: v[0].numpy() for k, v in task.postprocess(raw).items()}
     result = task.to_result(outputs, (10, 10))
@@ -145,27 +152,33 @@ def test_attributes_target_rejects_unknown_class():
     np.testing.assert_array_equal(task.target({"people": None}, (1, 1), "x"), [-1])
 
 
-@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
 def test_constant_output_is_the_trivial_predictor(task):
+    def outputs(targets):
+        return task.postprocess(task.constant_raw(task.constant_output(targets), 1, (8, 12)))
+
     if task.name == "semseg":
         targets = torch.tensor([[[0, 1, 1, 1]] * 3], dtype=torch.uint8)
-        assert task.postprocess(task.constant_output(targets).view(1, -1, 1, 1))["semseg"].item() == 1
+        assert outputs(targets)["semseg"].unique().tolist() == [1]
     elif task.name == "depth":
         targets = torch.tensor([[[1.0, 3.0, 0.0]]])
-        assert task.postprocess(task.constant_output(targets).view(1, -1, 1, 1))["depth"].item() == pytest.approx(2.0)
+        assert outputs(targets)["depth"].mean().item() == pytest.approx(2.0)
     elif task.name == "normals":
         targets = torch.tensor([[[[0.0, 1.0, 0.0]] * 3 + [[0.0, 0.0, 1.0]]]])
         assert task.constant_output(targets).tolist() == [0.0, 1.0, 0.0]
+    elif task.name == "people":
+        targets = default_collate([as_tensor(task.target(PERSONS, (8, 12), "x"))])
+        assert outputs(targets)["people_count"].tolist() == [0]  # nobody
     else:
         targets = torch.tensor([[1, 1], [1, 1], [2, -1], [0, 0]])  # majority: people 1, facing 1 (-1 unlabelled)
-        probabilities = task.postprocess(task.constant_output(targets).view(1, -1))
+        probabilities = outputs(targets)
         assert probabilities["attr_people"].argmax().item() == 1
         assert probabilities["attr_facing"].argmax().item() == 1
 
 
-@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
 def test_agreement_passes_for_identical_outputs_and_fails_for_perturbed(task):
-    raw = torch.randn(2, task.out_channels, 8, 12) if task.dense else torch.randn(2, task.out_channels)
+    raw = random_raw(task, 2, 8, 12)
     reference = {k: v.numpy() for k, v in task.postprocess(raw).items()}
     assert all(check.passed for check in task.agreement(reference, reference))
     perturbed = {k: v.numpy() for k, v in task.postprocess(raw + 2.0 * torch.randn_like(raw)).items()}
