@@ -132,3 +132,32 @@ class NormalsPngCodec:
         normals = np.where(norm > 0.5, normals / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
         normals[~np.any(rgb != 0, axis=2)] = 0.0
         return normals
+
+
+@dataclass(frozen=True)
+class DensityPngCodec:
+    """A non-negative density (a saliency map) as a 16-bit grey PNG scaled to its maximum; an all-zero
+    image means "no label". Only the shape of a density matters, so the reader returns it scaled
+    to sum to 1 (or all zeros)."""
+
+    extension: ClassVar[str] = ".png"
+
+    def encode(self, array: np.ndarray) -> bytes:
+        if array.ndim != 2:
+            raise ValueError(f"density map must be (H, W), got {array.shape}")
+        values = np.nan_to_num(np.asarray(array, np.float64), nan=0.0, posinf=0.0, neginf=0.0).clip(0.0, None)
+        peak = values.max(initial=0.0)
+        scaled = np.rint(values / peak * 65535.0) if peak > 0 else values
+        return encode_png(scaled.astype(np.uint16))
+
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        image = _open_png(data, source)
+        if image.mode not in ("I;16", "I;16B", "I", "L"):
+            raise LabelFileError(
+                f"{source}: a density map must be a greyscale PNG (16- or 8-bit), got mode {image.mode}"
+            )
+        values = np.asarray(image).astype(np.float64)
+        if (values < 0).any():
+            raise LabelFileError(f"{source}: a density map cannot be negative")
+        total = values.sum()
+        return (values / total if total > 0 else values).astype(np.float32)

@@ -7,7 +7,7 @@ import numpy as np
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter
 from onepass.models.model import ModelConfig
-from onepass.models.tasks import AttributesTask, DepthTask, NormalsTask, PeopleTask, SemsegTask
+from onepass.models.tasks import AttributesTask, DepthTask, NormalsTask, PeopleTask, SaliencyTask, SemsegTask
 
 TINY_ENCODER = "test_efficientnet"  # timm's 82k-parameter test model: real code path, instant
 CLASSES = ("floor", "wall", "person")
@@ -24,7 +24,7 @@ def all_tasks() -> tuple:
 
 def every_task_type() -> tuple:
     """One tiny instance of every registered task type (the registry tests are parametrised over it)."""
-    return (*all_tasks(), PeopleTask(PERSON_ATTRIBUTES, max_people=8))
+    return (*all_tasks(), PeopleTask(PERSON_ATTRIBUTES, max_people=8), SaliencyTask())
 
 
 def random_raw(task, batch: int, height: int, width: int):

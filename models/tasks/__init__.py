@@ -13,6 +13,7 @@ from onepass.models.tasks.base import (
 from onepass.models.tasks.depth import DepthTask
 from onepass.models.tasks.normals import NormalsTask
 from onepass.models.tasks.people import PeopleTask
+from onepass.models.tasks.saliency import SaliencyTask
 from onepass.models.tasks.semseg import SemsegTask
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "NormalsTask",
     "OutputSpec",
     "PeopleTask",
+    "SaliencyTask",
     "SemsegTask",
     "Task",
     "build_task",

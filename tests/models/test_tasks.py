@@ -169,6 +169,9 @@ def test_constant_output_is_the_trivial_predictor(task):
     elif task.name == "people":
         targets = default_collate([as_tensor(task.target(PERSONS, (8, 12), "x"))])
         assert outputs(targets)["people_count"].tolist() == [0]  # nobody
+    elif task.name == "saliency":
+        targets = torch.rand(2, 8, 12)
+        assert bool(torch.allclose(outputs(targets)["saliency"], torch.full((1, 8, 12), 1 / 96)))  # uniform
     else:
         targets = torch.tensor([[1, 1], [1, 1], [2, -1], [0, 0]])  # majority: people 1, facing 1 (-1 unlabelled)
         probabilities = outputs(targets)
