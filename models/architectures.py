@@ -1,8 +1,14 @@
 """Architectures: how the task heads share the network after the encoder.
 
-Encoder-centric (the only family so far):
+Encoder-centric (the tasks share the encoder, and at most a decoder, then part):
 - `shared-fpn`: one shared FPN decoder, a thin head per task. Cheapest at inference; the default.
 - `hps`: hard parameter sharing of the encoder only; each dense task has its own light FPN decoder.
+
+Decoder-centric (the tasks' predictions inform each other before the final ones):
+- `padnet`: PAD-Net (Xu, Ouyang, Wang, Sebe, CVPR 2018; the survey of Vandenhende et al., TPAMI
+  2021, arXiv 2004.13379): per-task features from the shared decoder make initial predictions
+  (deeply supervised), then multi-modal distillation passes attention-gated messages from every
+  other task's features into each task's, and the final heads read the distilled features.
 
 Each task says which features its head reads (`Task.head_input`): "decoder" (per-pixel maps, and
 the centre heatmaps of instance tasks) or "deepest" (image-level tasks: they need the whole image's
@@ -18,9 +24,15 @@ from collections.abc import Callable, Sequence
 from torch import Tensor, nn
 
 from onepass.models.decoders import FPNDecoder
-from onepass.models.tasks.base import Task, unknown_name_error
+from onepass.models.tasks.base import Task, conv_bn_relu, unknown_name_error
 
 ARCHITECTURES: dict[str, type[Architecture]] = {}
+
+
+def initial_prediction_key(task: str) -> str:
+    """The key of a task's deeply supervised initial prediction in a training forward pass: the
+    training loop adds its loss to the task's own (decoder-centric architectures emit these)."""
+    return f"{task}.initial"
 
 
 def register_architecture(name: str) -> Callable[[type[Architecture]], type[Architecture]]:
@@ -91,6 +103,71 @@ class HardParameterSharing(Architecture):
 
     def dense_forward(self, features: list[Tensor]) -> dict[str, Tensor]:
         return {name: self.dense_heads[name](decoder(features)) for name, decoder in self.decoders.items()}
+
+
+@register_architecture("padnet")
+class PadNet(Architecture):
+    """Shared FPN decoder -> per-task features F_t (3x3 block) -> initial prediction per task (the
+    task's own head, trained with the task's loss: deep supervision) -> multi-modal distillation
+    F_t' = F_t + Σ_{s≠t} conv(F_s) ⊙ σ(conv_a(F_s)) (PAD-Net's attention-guided message passing,
+    variant C) -> the final head per task.
+
+    Deviation: PAD-Net's initial predictions come from the encoder at the decoder's resolution, and
+    its intermediate auxiliary tasks may differ from the final ones; here the initial predictions
+    are the final tasks themselves, read from the shared FPN decoder (the survey's re-implementation
+    does the same). With one decoder-fed task there is nothing to distil: it is shared-fpn plus one
+    block.
+    """
+
+    def build_dense(self, channels: list[int], tasks: list[Task], decoder_channels: int) -> None:
+        self.decoder = FPNDecoder(channels, decoder_channels) if tasks else None
+        names = [t.name for t in tasks]
+        self.decoders = nn.ModuleDict(
+            {
+                t.name: nn.ModuleDict(
+                    {
+                        "features": conv_bn_relu(decoder_channels, decoder_channels),
+                        "initial": t.build_head(decoder_channels),
+                        "messages": nn.ModuleDict({s: GatedMessage(decoder_channels) for s in names if s != t.name}),
+                    }
+                )
+                for t in tasks
+            }
+        )
+        self.dense_heads = nn.ModuleDict({t.name: t.build_head(decoder_channels) for t in tasks})
+
+    def dense_forward(self, features: list[Tensor]) -> dict[str, Tensor]:
+        if self.decoder is None:
+            return {}
+        shared = self.decoder(features)  # (B, C, H / 4, W / 4)
+        per_task = {name: modules["features"](shared) for name, modules in self.decoders.items()}
+        outputs = {}
+        for name, modules in self.decoders.items():
+            distilled = per_task[name]
+            for source, message in modules["messages"].items():
+                distilled = distilled + message(per_task[source])
+            outputs[name] = self.dense_heads[name](distilled)
+            if self.training:  # the initial predictions are only trained, never served
+                outputs[initial_prediction_key(name)] = modules["initial"](per_task[name])
+        return outputs
+
+    def last_shared_parameters(self) -> list[nn.Parameter] | None:
+        if self.decoder is None or len(self.image_heads):
+            return None
+        return self.decoder.last_layer_parameters()
+
+
+class GatedMessage(nn.Module):
+    """PAD-Net's message from one task's features to another's: a 3x3 conv of the source, gated per
+    pixel and channel by a sigmoid attention map computed from the same source."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.message = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.attention = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, source: Tensor) -> Tensor:
+        return self.message(source) * self.attention(source)  # (B, C, h, w)
 
 
 def architecture_class(name: str) -> type[Architecture]:

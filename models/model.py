@@ -119,7 +119,9 @@ class MultiTaskModel(nn.Module):
         features = self.encoder(x)
         outputs = self.heads(features)
         size = x.shape[-2:]
-        return {task.name: task.resize_raw(outputs[task.name], size) for task in self.config.tasks}
+        tasks = {task.name: task for task in self.config.tasks}
+        # every output is a task's (an initial prediction in training carries its task's name first)
+        return {key: tasks[key.partition(".")[0]].resize_raw(value, size) for key, value in outputs.items()}
 
     def shared_parameters(self) -> list[nn.Parameter]:
         return list(self.encoder.parameters()) + [

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 import onepass
 from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
+from onepass.models.architectures import initial_prediction_key
 from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
@@ -268,7 +269,10 @@ class Trainer:
             raw = self.network(x)
         losses = {}
         for task in self.tasks:
-            loss = task.loss(raw[task.name], to_device(batch[task.name], self.device))
+            target = to_device(batch[task.name], self.device)
+            loss = task.loss(raw[task.name], target)
+            if loss is not None and initial_prediction_key(task.name) in raw:  # deep supervision (padnet)
+                loss = loss + task.loss(raw[initial_prediction_key(task.name)], target)
             if loss is not None:
                 losses[task.name] = loss
         if not losses:  # no task labelled in this batch: nothing to learn from it

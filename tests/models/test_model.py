@@ -26,7 +26,7 @@ def test_forward_returns_a_dict_at_input_resolution(architecture, encoder):
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_single_task_model_is_the_same_code(architecture):
-    model = MultiTaskModel(tiny_config(architecture, tasks=(DepthTask(),)))
+    model = MultiTaskModel(tiny_config(architecture, tasks=(DepthTask(),))).eval()  # training adds padnet's initial
     outputs = model(torch.randn(1, 3, 64, 96))
     assert list(outputs) == ["depth"]
 
@@ -76,3 +76,19 @@ def test_config_json_round_trip_and_validation():
         ModelConfig(tasks=all_tasks(), input_size=(100, 96))
     with pytest.raises(ConfigError, match="unknown timm encoder"):
         MultiTaskModel(tiny_config(encoder="resnet_does_not_exist"))
+
+
+def test_padnet_supervises_initial_predictions_only_in_training():
+    from onepass.models.architectures import initial_prediction_key
+
+    model = MultiTaskModel(tiny_config("padnet", tasks=every_task_type()))
+    decoder_fed = [t.name for t in model.config.tasks if t.head_input == "decoder"]
+    training = model.train()(torch.randn(2, 3, 64, 96))
+    assert {initial_prediction_key(n) for n in decoder_fed} <= set(training)
+    for name in decoder_fed:  # the initial prediction is the task's own output, resized the same way
+        assert training[initial_prediction_key(name)].shape == training[name].shape
+    evaluation = model.eval()(torch.randn(2, 3, 64, 96))
+    assert set(evaluation) == {t.name for t in model.config.tasks}
+    # each task's final head reads messages from every other decoder-fed task's features
+    messages = model.heads.decoders["semseg"]["messages"]
+    assert set(messages) == set(decoder_fed) - {"semseg"}

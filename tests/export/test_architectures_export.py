@@ -1,0 +1,23 @@
+"""Every architecture exports to ONNX with parity (the default one is covered by test_onnx.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from onepass.export.onnx import export_onnx
+from onepass.export.parity import onnx_parity
+from onepass.models import ARCHITECTURES, MultiTaskModel, open_package, save_package
+from tests.tiny import every_task_type, tiny_config
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", sorted(set(ARCHITECTURES) - {"shared-fpn"}))
+def test_architecture_exports_with_parity(tmp_path, architecture):
+    torch.manual_seed(0)
+    save_package(tmp_path, MultiTaskModel(tiny_config(architecture, tasks=every_task_type())).eval(), "tiny")
+    package = open_package(tmp_path)
+    checks = onnx_parity(package, export_onnx(package))
+    assert {c.output for c in checks} == {s.name for t in package.config.tasks for s in t.output_specs()}
+    failed = [c for c in checks if not c.passed]
+    assert not failed, failed
