@@ -83,9 +83,12 @@ class ProgressBar(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         if self.iterable is None:
             raise TypeError("progress_bar() was given no iterable; call update() instead")
-        for item in self.iterable:
-            yield item
-            self.update(1)
+        try:
+            for item in self.iterable:
+                yield item
+                self.update(1)
+        finally:  # the loop ended (or was left): the bar is done, as tqdm's is
+            self.close()
 
     def __enter__(self) -> ProgressBar[T]:
         return self
