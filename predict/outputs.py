@@ -181,11 +181,12 @@ class OutputFolder:
             if descriptor is not None:
                 os.close(descriptor)
                 setattr(self, name, None)
+        if self._lock is None:  # DIR was never ours (another run holds it): touch nothing
+            return
         shutil.rmtree(self.layout.temp_dir, ignore_errors=True)
-        if self._lock is not None:
-            (self.root / LOCK_FILE).unlink(missing_ok=True)  # while still locked (see _take_lock)
-            os.close(self._lock)  # releases the flock
-            self._lock = None
+        (self.root / LOCK_FILE).unlink(missing_ok=True)  # while still locked (see _take_lock)
+        os.close(self._lock)  # releases the flock
+        self._lock = None
         if not self._started:
             for folder in self._created:  # a refused run leaves no empty DIR behind
                 try:

@@ -61,8 +61,10 @@ def test_a_cut_off_last_line_is_dropped_on_resume(tmp_path):
 
 def test_other_settings_or_a_second_run_are_refused(tmp_path):
     with folder(tmp_path):
+        (tmp_path / ".tmp" / "a.png.x1y2").write_bytes(b"being writ")  # the running run's temporary file
         with pytest.raises(OutputError, match="another onepass predict is writing here"):
             folder(tmp_path).__enter__()
+        assert (tmp_path / ".tmp" / "a.png.x1y2").exists() and (tmp_path / ".lock").exists()  # left alone
     with pytest.raises(OutputError, match=r"tasks \['semseg', 'attributes'\], this run asks for \['semseg'\]"):
         folder(tmp_path, {**SETTINGS, "tasks": ["semseg"]}).__enter__()
     with folder(tmp_path):  # the refused attempts released the lock
