@@ -182,8 +182,9 @@ def _prepare_tensorrt(package: ModelPackage, variant: Variant, device: str, max_
 
 
 def count_model(package: ModelPackage) -> dict[str, Any]:
-    """Parameters and FLOPs per image (multiply-adds x 2, counted by torch's FlopCounterMode on the
-    inference graph at the package's input size, batch 1)."""
+    """Parameters (`ModelPackage.parameter_count`, the count `onepass info` and the README give) and
+    FLOPs per image (multiply-adds x 2, counted by torch's FlopCounterMode on the inference graph at
+    the package's input size, batch 1)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from onepass.models.inference_graph import InferenceGraph
@@ -195,7 +196,7 @@ def count_model(package: ModelPackage) -> dict[str, Any]:
     with torch.no_grad(), counter:
         graph(torch.zeros(1, height, width, 3, dtype=torch.uint8))
     return {
-        "parameters": sum(p.numel() for p in model.parameters()),
+        "parameters": package.parameter_count(),
         "flops_per_image": int(counter.get_total_flops()),
         "weights_bytes": (package.path / WEIGHTS_FILE).stat().st_size,
     }

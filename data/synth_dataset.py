@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter
+from onepass.data.progress import progress_bar
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, Scene, render_scene
 
 SYNTH_CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
@@ -64,7 +64,7 @@ def write_synthetic_dataset(
     jobs = [(seed, i, height, width) for i in range(n)]
     started = time.perf_counter()
     render_seconds = 0.0
-    with tqdm(total=n, desc="synth", unit="img", disable=not progress) as bar:
+    with progress_bar(total=n, desc="synth", unit="img", enabled=progress) as bar:
         if workers == 1:
             results = map(_render, jobs)
             pool = None

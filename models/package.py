@@ -72,6 +72,13 @@ class ModelPackage:
             raise PackageError(f"{path}: not an onepass metrics file of version {METRICS_VERSION}")
         return data
 
+    def parameter_count(self) -> int:
+        """Learnable parameters of the network (each shared tensor once), as `onepass info`, the bench
+        and the README state them. BatchNorm's running statistics are buffers, not parameters: the
+        weights file holds them too, so it holds more numbers than this (1.81 M against the
+        shipped model's 1.79 M)."""
+        return sum(p.numel() for p in MultiTaskModel(self.config).parameters())
+
     def files(self) -> dict[str, int]:
         """File name -> size in bytes, for every file in the package directory."""
         return {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
@@ -188,14 +195,29 @@ def atomic_path(path: Path, temp_dir: Path | None = None) -> Iterator[str]:
     if the block succeeds: a reader never sees half a file, and a failure leaves the old one in place."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=temp_dir or path.parent)
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes 0600; a package is for others to read
     try:
         yield temporary
+        # mkstemp makes 0600, and some writers (safetensors) replace the file with one of their own
+        # 0600: give the finished file the mode any other new file gets here, 0666 less the umask
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask: from /proc on Linux, since os.umask can only read it by setting it, which
+    would briefly change it for every other thread of the process."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _read_json(path: Path) -> dict[str, Any]:

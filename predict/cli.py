@@ -1,8 +1,8 @@
 """`onepass predict INPUT... --out DIR`: batch inference, local or on Ray Data (docs/predict.md).
 
 Exit status: 0 when every image is done, 1 when some inputs failed (see DIR/errors.jsonl),
-2 for a usage error (printed as one line by the main CLI). Nothing heavy is imported here:
-`onepass --help` builds this parser.
+2 for a usage error or a failed write (printed as one line by the main CLI; after a failed write
+the same command resumes). Nothing heavy is imported here: `onepass --help` builds this parser.
 """
 
 from __future__ import annotations
@@ -54,8 +54,14 @@ def add_parser(commands) -> None:
         "--ray-cpus-per-actor", dest="ray_cpus_per_actor", type=float, default=1.0, help="CPUs per actor (default 1)"
     )
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress")
-    progress.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress (the default): a bar on a terminal, a line per 10%% in a log",
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="show no progress")
     parser.set_defaults(run=cmd_predict)
 
 

@@ -21,8 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from PIL import Image
-
 LIST_SUFFIX = ".txt"
 
 
@@ -38,6 +36,8 @@ class InputImage:
 
 def image_extensions() -> frozenset[str]:
     """Extensions Pillow can open (".jpg", ".png", ".webp", ...), lower case."""
+    from PIL import Image  # here, not at the top: the CLI parser imports this module
+
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 

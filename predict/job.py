@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from onepass.predict.inputs import InputError, collect_inputs
-from onepass.predict.outputs import FORMATS, OutputFolder, OutputLayout, table_columns
+from onepass.predict.outputs import FORMATS, OutputFolder, OutputLayout, WriteError, table_columns
 from onepass.predict.stages import DEFAULT_MAX_PIXELS, ImageReader, ResultWriter
 
 ENGINES = ("local", "ray")
@@ -39,7 +39,7 @@ class PredictJob:
     ray_actors: int = 1
     ray_gpus_per_actor: float = 0.0
     ray_cpus_per_actor: float = 1.0
-    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+    progress: bool | None = None  # False: none; else a bar on a terminal, a line per 10 % elsewhere
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,10 @@ class Summary:
         return (self.done + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return (
-            f"done {self.done}, skipped {self.skipped} (already complete), failed {self.failed}, "
-            f"in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
-        )
+        counts = f"done {self.done}, skipped {self.skipped} (already complete), failed {self.failed}"
+        if not self.done + self.failed:  # no rate for a run that processed nothing
+            return f"{counts}: nothing to do"
+        return f"{counts}, in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
 
 
 def default_batch_size(backend: str, device: str) -> int:
@@ -106,7 +106,7 @@ def run_job(job: PredictJob) -> Summary:
     with OutputFolder(layout, settings, table_columns(groups)) as folder:
         todo = folder.pending(images)
         start = time.perf_counter()
-        sink = _Sink(folder, len(todo), job.progress)
+        sink = _Sink(folder, len(todo), job.progress is not False)
         try:
             if todo and job.engine == "local":
                 from onepass.predict.local_engine import default_workers, run_local
@@ -123,23 +123,29 @@ def run_job(job: PredictJob) -> Summary:
                 from onepass.predict.ray_engine import run_ray
 
                 run_ray(todo, job, package, reader, writer, sink, batch_size)
+            seconds = time.perf_counter() - start
+            folder.write_parquet()
+        except WriteError as error:
+            complete = len(images) - len(todo) + sink.done
+            raise WriteError(
+                f"{error}; the {complete} images complete so far are kept: fix this and run the same command "
+                "again to resume"
+            ) from None
         finally:
             sink.close()
-        seconds = time.perf_counter() - start
-        folder.write_parquet()
     return Summary(len(images), len(images) - len(todo), sink.done, sink.failed, seconds)
 
 
 class _Sink:
     """Results into the output folder, counts into the progress bar."""
 
-    def __init__(self, folder: OutputFolder, total: int, progress: bool | None):
-        from tqdm import tqdm
+    def __init__(self, folder: OutputFolder, total: int, progress: bool):
+        from onepass.data.progress import progress_bar
 
         self.folder = folder
         self.done = 0
         self.failed = 0
-        self.bar = tqdm(total=total, unit="img", disable=None if progress is None else not progress, smoothing=0.1)
+        self.bar = progress_bar(total=total, desc="predict", unit="img", enabled=progress, smoothing=0.1)
 
     def rows(self, rows: Sequence[dict[str, Any]]) -> None:
         self.folder.add_rows(rows)
@@ -151,7 +157,7 @@ class _Sink:
         self.failed += len(errors)
         self.bar.update(len(errors))
         if errors:
-            self.bar.set_postfix(failed=self.failed, refresh=False)
+            self.bar.set_postfix(failed=self.failed)
 
     def close(self) -> None:
         self.bar.close()

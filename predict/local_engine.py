@@ -54,23 +54,28 @@ def run_local(
     try:
         reading: deque[Future[DecodedChunk]] = deque()
         writing: set[Future] = set()
+        failures: list[Exception] = []
 
         def read_ahead() -> None:
-            while chunks and len(reading) < prefetch:
+            while chunks and len(reading) < prefetch and not failures:
                 reading.append(pool.submit(reader, chunks.popleft()))
 
         def collect(block: bool) -> None:
             done, _ = wait(writing, return_when=FIRST_COMPLETED) if block else (_finished(writing), None)
             for future in done:
                 writing.discard(future)
-                rows, errors = future.result()
+                try:
+                    rows, errors = future.result()
+                except Exception as error:  # a failed write (disk full...): commit the other chunks, then stop
+                    failures.append(error)
+                    continue
                 sink.errors(errors)
                 sink.rows(rows)
 
         read_ahead()  # workers start and decode while the model loads
         predictor = load_predictor()
         names = writer.output_names()
-        while reading:
+        while reading and not failures:
             decoded = reading.popleft().result()
             read_ahead()
             sink.errors(decoded.errors)
@@ -81,8 +86,10 @@ def run_local(
             collect(block=False)
             while len(writing) > max_writing:
                 collect(block=True)
-        while writing:
+        while writing:  # after a failure too: what the other workers wrote gets its rows
             collect(block=True)
+        if failures:
+            raise failures[0]
     except BaseException:  # Ctrl-C or a failed write: drop queued chunks instead of finishing them
         pool.shutdown(wait=True, cancel_futures=True)
         raise

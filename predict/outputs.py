@@ -13,22 +13,27 @@ half a file), and an image's table row is appended only after all its files exis
 `write()` on an O_APPEND descriptor. The row is the commit record: an image is done when it has a
 row and all its files; a resumed run redoes the others (rewriting files is harmless) and appends
 their rows once. A partial last line (a machine that lost power mid-write) is cut off on resume.
+
+A write that fails (the disk is full, DIR was removed, no permission) raises WriteError naming the
+file: the run stops, every image already complete stays so, and the same command resumes. While a
+run holds DIR it holds DIR/.lock (removed when the run ends); a run refused before its first result
+leaves DIR as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onepass.models.package import atomic_path
 from onepass.predict.inputs import InputImage, output_stem
 
 SETTINGS_FILE = "predict.json"
@@ -46,7 +51,22 @@ BASE_COLUMNS = ("image", "source", "height", "width")
 
 
 class OutputError(ValueError):
-    """DIR cannot take this run: another run holds it, or it was written with other settings."""
+    """DIR cannot take this run: another run holds it, it was written with other settings, or one of
+    its files cannot be written."""
+
+
+class WriteError(OutputError):
+    """A file under DIR could not be written (the disk is full, DIR was removed, no permission). The
+    run stops; what is complete stays complete, and the same command resumes once the cause is fixed."""
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` becomes a WriteError naming it (one line, no traceback)."""
+    try:
+        yield
+    except OSError as error:
+        raise WriteError(f"{path}: cannot write ({error.strerror or error})") from None
 
 
 @dataclass(frozen=True)
@@ -80,10 +100,15 @@ class OutputLayout:
 
 
 def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
-    """Write `data` to `path` so that `path` is either absent, its old content, or all of `data`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, temp_dir) as temporary:  # DIR/.tmp is on DIR's filesystem: one rename
-        Path(temporary).write_bytes(data)
+    """Write `data` to `path` so that `path` is either absent, its old content, or all of `data`.
+
+    Raises WriteError (naming `path`) when the file system refuses."""
+    from onepass.models.package import atomic_path  # here: the CLI parser imports this module
+
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, temp_dir) as temporary:  # DIR/.tmp is on DIR's filesystem: one rename
+            Path(temporary).write_bytes(data)
 
 
 def table_columns(groups: Mapping[str, Sequence[str]]) -> list[str]:
@@ -106,7 +131,10 @@ class OutputFolder:
     """DIR for one run: holds the lock, checks the settings, knows what is done, appends rows and errors.
 
     Use as a context manager; only this object (in the driver process) touches the table and the
-    error log, so they have a single writer.
+    error log, so they have a single writer. Entering only reads DIR (and takes the lock); the run's
+    own files (predict.json, the table's header, a fresh errors.jsonl) are written with the first
+    result, or when the run ends well. So a run refused before its first result, whatever refused
+    it (an option the backend rejects, a busy or mismatched DIR), leaves DIR as it found it.
     """
 
     def __init__(self, layout: OutputLayout, settings: Mapping[str, Any], columns: Sequence[str]):
@@ -117,40 +145,76 @@ class OutputFolder:
         self._lock: int | None = None
         self._table: int | None = None
         self._errors: int | None = None
+        self._started = False
+        self._new_settings = False  # predict.json is to be written when the run starts
+        self._table_length = 0  # bytes of whole lines in an existing table (a cut-off line is dropped)
+        self._created: list[Path] = []  # folders this run created, deepest first
         self.finished: set[str] = set()  # keys with a row in the table
 
     def __enter__(self) -> OutputFolder:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._lock = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            self._lock = None
-            raise OutputError(
-                f"{self.root}: another onepass predict is writing here; wait for it or use another --out"
-            ) from None
-        try:
+            with writing(self.root):
+                missing = [p for p in (self.root, *self.root.parents) if not p.exists()]
+                self.root.mkdir(parents=True, exist_ok=True)
+                self._created = missing
+            self._lock = self._take_lock()
             self._check_settings()
-            shutil.rmtree(self.layout.temp_dir, ignore_errors=True)  # leftovers of a killed run
-            self.layout.temp_dir.mkdir()
-            self.finished = self._open_table()
-            self._errors = os.open(self.root / ERRORS_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            self.finished = self._read_table()
+            with writing(self.layout.temp_dir):
+                shutil.rmtree(self.layout.temp_dir, ignore_errors=True)  # leftovers of a killed run
+                self.layout.temp_dir.mkdir()
         except BaseException:
-            self.__exit__(None, None, None)
+            self._release()
             raise
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            if exc_type is None:
+                self._start()  # a run with nothing to do still records its (empty) errors.jsonl
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         for name in ("_table", "_errors"):
             descriptor = getattr(self, name)
             if descriptor is not None:
                 os.close(descriptor)
                 setattr(self, name, None)
+        if self._lock is None:  # DIR was never ours (another run holds it): touch nothing
+            return
         shutil.rmtree(self.layout.temp_dir, ignore_errors=True)
-        if self._lock is not None:
-            os.close(self._lock)  # releases the flock
-            self._lock = None
+        (self.root / LOCK_FILE).unlink(missing_ok=True)  # while still locked (see _take_lock)
+        os.close(self._lock)  # releases the flock
+        self._lock = None
+        if not self._started:
+            for folder in self._created:  # a refused run leaves no empty DIR behind
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (files of a run that failed before its first row): kept
+                    break
+
+    def _take_lock(self) -> int:
+        """flock DIR/.lock. The holder removes the file before it unlocks, so a lock taken on a file
+        that is no longer DIR/.lock (opened just before its removal) is dropped and tried again."""
+        path = self.root / LOCK_FILE
+        while True:
+            with writing(path):
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                raise OutputError(
+                    f"{self.root}: another onepass predict is writing here; wait for it or use another --out"
+                ) from None
+            try:
+                current = os.path.samestat(os.fstat(descriptor), os.stat(path))
+            except FileNotFoundError:
+                current = False
+            if current:
+                return descriptor
+            os.close(descriptor)
 
     def _check_settings(self) -> None:
         path = self.root / SETTINGS_FILE
@@ -168,27 +232,43 @@ class OutputFolder:
             return
         if (self.root / TABLE_FILE).exists():
             raise OutputError(f"{self.root}: has {TABLE_FILE} but no {SETTINGS_FILE}; use another --out")
-        document = {"format": SETTINGS_FORMAT, "version": SETTINGS_VERSION, **self.settings}
-        write_atomic(path, (json.dumps(document, indent=2) + "\n").encode(), self.root)
+        self._new_settings = True
 
-    def _open_table(self) -> set[str]:
-        """Open the table for appending (header first if new); the keys it already has."""
+    def _read_table(self) -> set[str]:
+        """The keys an existing table has (its whole lines: a cut-off last line is not a row)."""
         path = self.root / TABLE_FILE
-        self._table = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        data = b""
-        with open(path, "rb") as file:
-            data = file.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a cut-off last line is not a row
-        if len(complete) != len(data):
-            os.truncate(path, len(complete))
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return set()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._table_length = len(complete)
         if not complete:
-            self._write(self._table, [self.columns])
             return set()
         reader = csv.reader(io.StringIO(complete.decode("utf-8"), newline=""))
         header = next(reader)
         if header != self.columns:
             raise OutputError(f"{path}: columns {header} differ from this run's {self.columns}; use another --out")
         return {row[0] for row in reader if row}
+
+    def _start(self) -> None:
+        """Write this run's own files: predict.json if new, the table (header if new, a cut-off last
+        line dropped) opened for appending, and a fresh errors.jsonl."""
+        if self._started:
+            return
+        self._started = True
+        if self._new_settings:
+            document = {"format": SETTINGS_FORMAT, "version": SETTINGS_VERSION, **self.settings}
+            write_atomic(self.root / SETTINGS_FILE, (json.dumps(document, indent=2) + "\n").encode(), self.root)
+        table, errors = self.root / TABLE_FILE, self.root / ERRORS_FILE
+        with writing(table):
+            self._table = os.open(table, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+            if os.fstat(self._table).st_size != self._table_length:
+                os.truncate(table, self._table_length)
+        if not self._table_length:
+            self._write(self._table, [self.columns], table)
+        with writing(errors):
+            self._errors = os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
 
     def pending(self, images: Iterable[InputImage]) -> list[InputImage]:
         """The images that are not done: no row yet, or a file missing."""
@@ -214,22 +294,26 @@ class OutputFolder:
         """Append the rows of images whose files are all written (once per image, ever)."""
         new = [r for r in rows if r["image"] not in self.finished]
         if new:
-            self._write(self._table, [[row.get(c, "") for c in self.columns] for row in new])
+            self._start()
+            self._write(self._table, [[row.get(c, "") for c in self.columns] for row in new], self.root / TABLE_FILE)
             self.finished.update(r["image"] for r in new)
 
     def add_errors(self, errors: Sequence[Mapping[str, str]]) -> None:
         if errors:
+            self._start()
             text = "".join(json.dumps(dict(e), ensure_ascii=False) + "\n" for e in errors)
-            os.write(self._errors, text.encode("utf-8"))
+            with writing(self.root / ERRORS_FILE):
+                os.write(self._errors, text.encode("utf-8"))
 
     @staticmethod
-    def _write(descriptor: int | None, rows: Sequence[Sequence[Any]]) -> None:
+    def _write(descriptor: int | None, rows: Sequence[Sequence[Any]], path: Path) -> None:
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
         data = buffer.getvalue().encode("utf-8")
-        while data:  # one write() in practice; a regular file takes it whole
-            written = os.write(descriptor, data)
-            data = data[written:]
+        with writing(path):
+            while data:  # one write() in practice; a regular file takes it whole
+                written = os.write(descriptor, data)
+                data = data[written:]
 
     def write_parquet(self) -> Path | None:
         """predictions.parquet from the whole table (skipped without pyarrow)."""
@@ -238,6 +322,9 @@ class OutputFolder:
             import pyarrow.parquet as pq
         except ImportError:
             return None
+        from onepass.models.package import atomic_path
+
+        self._start()
         types = {c: "string" for c in self.columns if not c.endswith("_probability")} | {
             "height": "int32",
             "width": "int32",
@@ -249,6 +336,6 @@ class OutputFolder:
             convert_options=pa_csv.ConvertOptions(column_types={k: pa.type_for_alias(v) for k, v in types.items()}),
         )
         path = self.root / PARQUET_FILE
-        with atomic_path(path) as temporary:
+        with writing(path), atomic_path(path) as temporary:
             pq.write_table(table, temporary)
         return path

@@ -83,12 +83,39 @@ def run_ray(
         dataset = dataset.map_batches(
             _write_batch, fn_kwargs={"writer": writer}, batch_size=batch_size, batch_format="numpy"
         )
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            sink.errors([json.loads(e) for e in batch["error"] if e])
-            sink.rows([json.loads(r) for r in batch["row"] if r])
+        try:
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                sink.errors([json.loads(e) for e in batch["error"] if e])
+                sink.rows([json.loads(r) for r in batch["row"] if r])
+        except Exception as error:
+            cause = onepass_cause(error)
+            if cause is None:
+                raise
+            raise cause from None  # one line (a failed write names its file), not Ray's remote traceback
     finally:
         if started:
             ray.shutdown()
+
+
+def onepass_cause(error: BaseException) -> BaseException | None:
+    """The onepass error a Ray task raised (a failed write, a backend refusing its options) inside
+    Ray's wrappers, or None. Ray re-raises a task's exception as a RayTaskError that keeps the
+    original as `.cause` (and may itself be wrapped, e.g. by Ray Data's UserCodeException)."""
+    from onepass.models.package import PackageError
+    from onepass.predict.outputs import OutputError
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [error]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        is_wrapper = type(current).__module__.split(".")[0] == "ray"  # RayTaskError(WriteError) and kin
+        if isinstance(current, (OutputError, ConfigError, PackageError)) and not is_wrapper:
+            return current
+        pending += [current.__context__, current.__cause__, getattr(current, "cause", None)]
+    return None
 
 
 def _read_batch(batch: dict[str, np.ndarray], reader: ImageReader) -> dict[str, np.ndarray]:

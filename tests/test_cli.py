@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+import onepass
 from onepass.cli import main
 from onepass.models import MultiTaskModel, save_package
 from onepass.models.package import save_metrics
@@ -104,3 +105,63 @@ def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "onepass", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "data" in result.stdout and "train" in result.stdout
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"onepass {onepass.__version__}\n"
+
+
+HEAVY = ("torch", "numpy", "PIL", "onnx", "onnxruntime", "bentoml", "timm", "safetensors", "ray", "rich", "tqdm")
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    """What makes `onepass --help` (and every subcommand's) answer at once: no heavy import at parse time."""
+    script = (
+        "import json, sys; from onepass.cli import build_parser; build_parser(); print(json.dumps(list(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(result.stdout)}
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_every_command_has_help(capsys):
+    commands = ["data", "data synth", "train", "eval", "export", "info", "serve", "predict", "bench"]
+    for command in commands:
+        assert main([*command.split(), "--help"]) == 0, command
+        assert f"usage: onepass {command}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["trian"], "onepass: error: unknown command 'trian'; did you mean 'train'?"),
+        (["data", "snyth"], "onepass data: error: unknown command 'snyth'; did you mean 'synth'?"),
+        (["predict", "x", "--out", "o", "--format", "pgn"], "invalid choice 'pgn'; did you mean 'png'?"),
+        (["train", "--dta", "d"], "onepass train: error: unrecognized arguments: --dta d; did you mean '--data'?"),
+        (["train", "--out", "o"], "onepass train: error: --data is required (or set data in the --config file)"),
+        (["eval", "m"], "onepass eval: error: the following arguments are required: --data"),
+        ([], "onepass: error: the following arguments are required: COMMAND"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_resume_refusal_shows_the_checkpoints_value_and_progress_stays_out_of_logs(random_dataset, tmp_path, capsys):
+    out = tmp_path / "pkg"
+    args = ["train", "--data", str(random_dataset), "--out", str(out), "--encoder", "test_efficientnet"]
+    args += ["--input-size", "64x96", "--batch-size", "4", "--steps", "2", "--num-workers", "0", "--lr", "0.001"]
+    assert main(args) == 0
+    err = capsys.readouterr().err  # not a terminal here: plain lines, no redrawn bar
+    assert "train: 2/2 step in " in err and "\r" not in err
+    assert main([*args[:-1], "0.5", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume with a different lr 0.5 (the checkpoint's: 0.001)" in err and err.count("\n") == 1
+
+
+def test_info_counts_learnable_parameters_as_the_readme_does(capsys):
+    assert main(["info"]) == 0  # the shipped model: 1,789,427 parameters, and 23,862 BatchNorm statistics
+    assert "1.79 M parameters" in " ".join(capsys.readouterr().out.split())  # rich may wrap the line

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from PIL import Image
 from torch import Tensor, nn
-from tqdm import tqdm
 
+from onepass.data.progress import progress_bar
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
 from onepass.models.panel import Row, Tile, compose, picture_tiles
@@ -35,7 +35,7 @@ def evaluate(
     was_training = model.training
     model.eval()
     accumulators = {t.name: t.new_metric() for t in tasks}
-    for batch in tqdm(batches, desc="evaluate", unit="batch", disable=not progress, leave=False):
+    for batch in progress_bar(batches, desc="evaluate", unit="batch", enabled=progress, leave=False):
         raw = model(normalise(batch["image"].to(device), mean, std))
         for task in tasks:
             outputs = task.postprocess(raw[task.name].float())

@@ -22,10 +22,10 @@ import timm
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 import onepass
 from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
+from onepass.data.progress import progress_bar
 from onepass.models.architectures import initial_prediction_key
 from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
@@ -226,7 +226,11 @@ class Trainer:
             k for k in current if k not in ("epochs", "steps", "out", "num_workers") and saved.get(k) != current[k]
         )
         if changed:
-            raise ConfigError(f"{path}: cannot resume with a different {', '.join(changed)} than the checkpoint's")
+            differences = ", ".join(f"{k} {current[k]!r} (the checkpoint's: {saved.get(k)!r})" for k in changed)
+            raise ConfigError(
+                f"{path}: cannot resume with a different {differences}; "
+                "resume with the checkpoint's values, or train into another --out"
+            )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.balancer.load_state_dict(checkpoint["balancer"])
@@ -303,9 +307,9 @@ class Trainer:
         if self.group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         steps_this_run = 0
-        progress = tqdm(
+        progress = progress_bar(
             total=self.total_steps, initial=self.state.step, desc="train", unit="step",
-            disable=not (self.progress and self.group.is_main), dynamic_ncols=True,
+            enabled=self.progress and self.group.is_main,
         )  # fmt: skip
         self.model.train()
         while self.state.step < self.total_steps:

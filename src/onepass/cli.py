@@ -6,18 +6,63 @@
     onepass export MODEL [--format onnx|tensorrt] [--half] [--int8 --calib DIR] ...
     onepass info [MODEL]
 
-Errors a user can cause print one clear line (no traceback) and exit with status 2.
+Errors a user can cause print one clear line (no traceback) and exit with status 2, usage errors
+included (`onepass train: error: ...`); a misspelled command or choice gets a "did you mean".
+Building the parser imports nothing heavy (no torch, numpy, onnx, bentoml): `onepass --help` and
+every subcommand's `--help` answer at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NoReturn
+
+import onepass
+
+
+class UsageError(ValueError):
+    """Options that cannot work together, or a required one missing; printed as one line, exit 2."""
+
+
+class OnepassParser(argparse.ArgumentParser):
+    """argparse with one-line errors and close-match suggestions (Ultralytics-style) for commands,
+    choices and options."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace = argparse.Namespace() if namespace is None else namespace
+        # The innermost (sub)command's parser, for its error prefix: a subparser's namespace is copied
+        # over its parent's, so the deepest one wins.
+        namespace._parser = self
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser: OnepassParser = namespace._parser
+            options = [o for action in parser._actions for o in action.option_strings]
+            close = [difflib.get_close_matches(e.split("=")[0], options, n=1) for e in extras if e.startswith("-")]
+            hint = "".join(f"; did you mean {c[0]!r}?" for c in close if c)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return namespace
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        if action.choices is None or value in action.choices:
+            return
+        choices = [str(c) for c in action.choices]
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        if isinstance(action, argparse._SubParsersAction):
+            raise argparse.ArgumentError(None, f"unknown command {value!r}{hint} (commands: {', '.join(choices)})")
+        raise argparse.ArgumentError(action, f"invalid choice {value!r}{hint} (choose from {', '.join(choices)})")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -76,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     values.update(parse_overrides(args.set or []))
     for required in ("data", "out"):
         if required not in values:
-            raise SystemExit(f"onepass train: --{required} is required (or set it in the --config file)")
+            raise UsageError(f"--{required} is required (or set {required} in the --config file)")
     config = TrainConfig.from_mapping(values)
     package = train(config, resume=args.resume)
     if package is not None:
@@ -107,8 +152,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for pair in args.baseline or []:
         task, sep, path = pair.partition("=")
         if not sep or task not in {t.name for t in config.tasks}:
-            raise SystemExit(
-                f"onepass eval: --baseline {pair!r} must be TASK=metrics.json with TASK one of the model's tasks"
+            raise UsageError(
+                f"--baseline {pair!r} must be TASK=metrics.json with TASK one of the model's tasks "
+                f"({', '.join(t.name for t in config.tasks)})"
             )
         baselines[task] = _read_metrics_file(Path(path), task)
     folder = FolderDataset(args.data, {t.name: t.codec for t in config.tasks if t.codec is not None})
@@ -147,11 +193,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _read_metrics_file(path: Path, task: str) -> dict[str, float]:
     if not path.is_file():
-        raise SystemExit(f"onepass eval: baseline file {path} not found")
+        raise UsageError(f"--baseline: file {path} not found")
     data = json.loads(path.read_text())
     metrics = data.get("metrics", {}).get(task)
     if not isinstance(metrics, dict):
-        raise SystemExit(f"onepass eval: {path} has no metrics for task {task!r}")
+        raise UsageError(f"--baseline: {path} has no metrics for task {task!r}")
     return metrics
 
 
@@ -159,19 +205,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
-    from safetensors import safe_open
 
     from onepass.models.card import model_card
-    from onepass.models.package import WEIGHTS_FILE, open_package
+    from onepass.models.package import open_package
     from onepass.train.evaluate import format_metrics_table
 
     package = open_package(args.model)
     config = package.config
     console = Console(width=120)
-    parameters = None
-    if (package.path / WEIGHTS_FILE).is_file():
-        with safe_open(package.path / WEIGHTS_FILE, "pt") as weights:
-            parameters = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    parameters = package.parameter_count()
     console.print(f"[bold]{package.name}[/bold] version {package.version}  ({package.path})")
     console.print(
         f"encoder {config.encoder} (pretrained={config.pretrained}), architecture {config.architecture}, "
@@ -219,10 +261,13 @@ STAGE_COMMANDS = ("onepass.export.cli", "onepass.serve.cli", "onepass.predict.cl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onepass", description="One forward pass, every answer.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = OnepassParser(prog="onepass", description="One forward pass, every answer.")
+    parser.add_argument("--version", action="version", version=f"onepass {onepass.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    data = commands.add_parser("data", help="datasets").add_subparsers(
+        dest="data_command", required=True, metavar="COMMAND"
+    )
     synth = data.add_parser("synth", help="render a synthetic dataset in the folder format")
     synth.add_argument("--out", required=True, help="dataset folder to create")
     synth.add_argument("--n", type=int, required=True, help="number of images")
@@ -290,6 +335,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     stage_errors = tuple(e for module in STAGE_COMMANDS for e in importlib.import_module(module).USER_ERRORS)
     return (
+        UsageError,
         ConfigError,
         DatasetError,
         PackageError,
@@ -301,15 +347,19 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, --version (0) or a usage error, already printed (2)
+        return done.code if isinstance(done.code, int) else 2
     run: Callable[[argparse.Namespace], int] = args.run
+    prog = args._parser.prog  # "onepass train", "onepass data synth"
     try:
         return run(args)
     except user_errors() as error:
-        print(f"onepass {args.command}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"onepass {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -1,14 +1,29 @@
-"""Model package: save/load round trip with identical outputs, clear errors, no pickle."""
+"""Model package: save/load round trip with identical outputs, clear errors, no pickle, file modes
+from the umask, one parameter count."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
+import stat
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
+from onepass.cli import main
 from onepass.models import MultiTaskModel, PackageError, open_package, save_package
-from onepass.models.package import CONFIG_FILE, WEIGHTS_FILE, default_package_path
+from onepass.models.package import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    WEIGHTS_FILE,
+    default_package_path,
+    save_metrics,
+    write_json_atomic,
+)
 from tests.tiny import tiny_config
 
 
@@ -77,3 +92,53 @@ def test_weights_that_do_not_fit_the_config_are_refused(saved):
 def test_default_package_resolves_inside_the_installed_package():
     assert default_package_path().name == "default_model"
     assert default_package_path().parent.name == "onepass"
+
+
+def file_modes(path: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+
+
+@contextlib.contextmanager
+def umask(value: int):
+    previous = os.umask(value)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_every_file_of_a_saved_and_exported_package_is_0644_under_umask_022(tmp_path):
+    with umask(0o022):
+        save_package(tmp_path / "pkg", MultiTaskModel(tiny_config()).eval(), "tiny")
+        save_metrics(tmp_path / "pkg", {"semseg": {"miou": 0.5}}, {"path": "somewhere", "images": 3})
+        assert main(["export", str(tmp_path / "pkg")]) == 0  # model.onnx and exports.json
+    files = file_modes(tmp_path / "pkg")
+    assert set(files) == {CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, "model.onnx", "exports.json"}
+    assert files == dict.fromkeys(files, 0o644)  # weights.safetensors was 0600
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o077, 0o600), (0o002, 0o664)])
+def test_package_files_follow_any_umask(tmp_path, mask, mode):
+    """Every package file is written through atomic_path (export's model.onnx and exports.json too)."""
+    with umask(mask):
+        save_package(tmp_path / "pkg", MultiTaskModel(tiny_config()).eval(), "tiny")
+        save_metrics(tmp_path / "pkg", {"semseg": {"miou": 0.5}}, {"path": "somewhere", "images": 3})
+        write_json_atomic(tmp_path / "pkg" / "exports.json", {})
+    files = file_modes(tmp_path / "pkg")
+    assert files == dict.fromkeys([CONFIG_FILE, WEIGHTS_FILE, METRICS_FILE, "exports.json"], mode)
+
+
+def test_parameter_count_is_learnable_parameters_without_batchnorm_statistics(saved):
+    model, path = saved
+    package = open_package(path)
+    buffers = sum(b.numel() for b in model.buffers())  # BatchNorm running means, variances, counters
+    assert buffers > 0
+    with safe_open(path / WEIGHTS_FILE, "pt") as weights:
+        stored = sum(math.prod(weights.get_slice(k).get_shape()) for k in weights.keys())
+    assert package.parameter_count() == stored - buffers == sum(p.numel() for p in model.parameters())
+
+
+def test_the_readme_states_the_shipped_models_parameter_count():
+    count = open_package("default").parameter_count()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert f"{count / 1e6:.2f} M parameters" in " ".join(readme.split())

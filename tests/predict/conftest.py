@@ -7,6 +7,8 @@ import csv
 import importlib.util
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,6 @@ from PIL import Image
 
 import onepass
 from onepass.models.panel import panel_width, tile_size
-from onepass.predict.stages import read_image
 
 HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
 MAX_PIXELS = 10_000  # passed as --max-pixels: big.png (120x120) is "too large", everything else fits
@@ -77,8 +78,38 @@ def read_errors(out: Path) -> dict[str, str]:
 
 
 def visible_files(out: Path) -> set[str]:
-    """Every file under DIR except the run's own bookkeeping (lock)."""
-    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+    """Every file under DIR (a finished run leaves no lock or temporary file)."""
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+
+
+def reference_pixels(path: Path) -> np.ndarray:
+    """The RGB pixels of a fixture file, decoded without onepass's reader: Pillow's decoder, then by
+    hand what the reader must add (grey to RGB, alpha dropped, EXIF orientation 6 turned clockwise)."""
+    with Image.open(path) as image:
+        orientation = image.getexif().get(0x0112, 1)
+        pixels = np.asarray(image)
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    pixels = pixels[..., :3]
+    if orientation == 6:  # the top row becomes the right column
+        pixels = pixels[::-1].transpose(1, 0, 2)
+    else:
+        assert orientation == 1, f"{path}: EXIF orientation {orientation} is not one the fixtures use"
+    return np.ascontiguousarray(pixels)
+
+
+def wait_for_rows(out: Path, rows: int, process: subprocess.Popen, timeout: float = 300.0) -> int:
+    """Wait until DIR's table has at least `rows` rows (a run started by tests/predict/paused_predict.py
+    stops there, however fast the machine); the number of rows."""
+    deadline = time.monotonic() + timeout
+    found = 0
+    while found < rows and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+        table = out / "predictions.csv"
+        found = table.read_bytes().count(b"\n") - 1 if table.exists() else 0
+    assert process.poll() is None, process.stderr.read().decode()[-3000:] if process.stderr else process.returncode
+    assert found >= rows, f"{found} rows after {timeout} s"
+    return found
 
 
 def check_outputs(
@@ -109,12 +140,12 @@ def check_outputs(
     )
     expected_files |= {f"visualize/{s}.png" for s in stems} if panels else set()
     assert visible_files(out) == expected_files  # nothing missing, no temporary or stray file
-    pictures = [read_image(str(sources[k]), 10**9) for k in keys]
-    expected = predictor.predict([np.asarray(p) for p in pictures], tasks=list(tasks))
+    pictures = [reference_pixels(sources[k]) for k in keys]
+    expected = predictor.predict(pictures, tasks=list(tasks))
     codecs = {t.name: t.codec for t in predictor.package.config.tasks}
     for key, stem, picture, want in zip(keys, stems, pictures, expected, strict=True):
         row = by_key[key]
-        assert (int(row["height"]), int(row["width"])) == (picture.height, picture.width)
+        assert (int(row["height"]), int(row["width"])) == picture.shape[:2]
         assert os.path.samefile(row["source"], sources[key])
         if fmt == "npz":
             with np.load(out / "npz" / f"{stem}.npz") as arrays:

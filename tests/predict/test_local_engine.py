@@ -8,14 +8,29 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from onepass.cli import main
-from tests.predict.conftest import BAD, GOOD, MAX_PIXELS, check_outputs, read_errors, read_table, write_input_folder
+from onepass.models.package import open_package
+from onepass.predict import job, outputs
+from tests.predict import faults
+from tests.predict.conftest import (
+    BAD,
+    GOOD,
+    MAX_PIXELS,
+    check_outputs,
+    read_errors,
+    read_table,
+    visible_files,
+    wait_for_rows,
+    write_input_folder,
+)
 
 FAST = ["--backend", "torch", "--device", "cpu", "--no-progress", "--max-pixels", str(MAX_PIXELS)]
+REPOSITORY = Path(__file__).resolve().parents[2]  # where `python -m tests.predict.paused_predict` runs
 
 
 def test_folder_outputs_match_the_predictor_and_a_rerun_skips_them(input_folder, tmp_path, predictor, capsys):
@@ -86,19 +101,14 @@ def test_usage_errors_are_one_line_and_exit_2(input_folder, tmp_path, capsys, ar
 
 
 def test_a_run_killed_part_way_resumes_with_every_output_exactly_once(tmp_path, predictor):
-    folder = write_input_folder(tmp_path / "frames", extra=80)
+    folder = write_input_folder(tmp_path / "frames", extra=16)
     out = tmp_path / "out"
-    good = [*GOOD, *(f"many/{i:04d}.png" for i in range(80))]
-    command = [sys.executable, "-m", "onepass", "predict", str(folder), "--out", str(out), "--batch-size", "2"]
-    command += ["--workers", "1", "--visualize", *FAST]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    rows = 0
-    while rows < 12 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
-        table = out / "predictions.csv"
-        rows = table.read_bytes().count(b"\n") - 1 if table.exists() else 0
-    assert process.poll() is None, process.stderr.read().decode()
+    good = [*GOOD, *(f"many/{i:04d}.png" for i in range(16))]
+    # The run stops itself after 12 rows (tests/predict/paused_predict.py): killed part-way on any machine.
+    command = [sys.executable, "-m", "tests.predict.paused_predict", "12", str(folder), "--out", str(out)]
+    command += ["--batch-size", "2", "--workers", "1", "--visualize", *FAST]
+    process = subprocess.Popen(command, cwd=REPOSITORY, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    wait_for_rows(out, 12, process)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     process.stderr.close()
@@ -118,3 +128,77 @@ def test_a_run_killed_part_way_resumes_with_every_output_exactly_once(tmp_path, 
     )
     check_outputs(out, folder, predictor, good, panels=True)
     assert not (out / ".tmp").exists()
+
+
+def test_a_full_disk_stops_the_run_in_one_line_keeps_what_is_done_and_resumes(
+    input_folder, tmp_path, predictor, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    args = ["predict", str(input_folder), "--out", str(out), "--batch-size", "2", "--workers", "1", *FAST]
+    monkeypatch.setattr(job, "ResultWriter", faults.DiskFillsUp)  # the workers' image files stop fitting
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"onepass predict: error: {out}/") and "cannot write (No space left on device)" in err
+    assert "complete so far are kept: fix this and run the same command again to resume" in err
+    kept = read_table(out)
+    assert 0 < len(kept) < len(GOOD)
+    files = visible_files(out)
+    assert not (out / ".tmp").exists() and ".lock" not in files  # no temporary file, no stale lock
+    for row in kept:  # every committed image has all of its files, whole
+        for task in ("semseg", "depth", "normals"):
+            Image.open(out / task / row["image"].replace(".jpg", ".png")).load()
+    monkeypatch.undo()
+
+    monkeypatch.setattr(outputs, "os", faults.TableDiskFull(appends=2))  # now the table's disk fills up
+    assert main(args) == 2
+    assert f"{out / 'predictions.csv'}: cannot write (No space left on device)" in capsys.readouterr().err
+    assert not (out / "predictions.csv").read_bytes().endswith(b"\n")  # half a row: dropped by the next run
+    monkeypatch.undo()
+
+    assert main(args) == 1  # space again: the run resumes, and only the bad inputs fail
+    check_outputs(out, input_folder, predictor, GOOD)
+    assert set(read_errors(out)) == set(BAD)
+
+
+@pytest.mark.parametrize(
+    ("earlier", "message"),
+    [
+        (None, "unknown precision 'int8'"),  # a new DIR: the backend refuses when the model loads
+        ("same settings", "unknown precision 'int8'"),  # a DIR to resume: checked, locked, then refused
+        ("other settings", "use the same options to resume"),
+    ],
+)
+def test_a_refused_run_leaves_the_output_folder_as_it_was(input_folder, tmp_path, capsys, earlier, message):
+    out = tmp_path / "runs" / "out"
+    if earlier:
+        package = open_package("default")
+        model = {"name": package.name, "version": package.version}
+        settings = {"format": "onepass-predict", "version": 1, "model": model, "output_format": "png"}
+        settings["tasks"] = [t.name for t in package.config.tasks]
+        if earlier == "other settings":
+            settings["tasks"] = ["depth"]
+        out.mkdir(parents=True)
+        (out / "predict.json").write_text(json.dumps(settings))
+        (out / "errors.jsonl").write_text('{"image": "x.png", "source": "x.png", "error": "from the last run"}\n')
+    before = {p: p.read_bytes() for p in out.rglob("*")} if earlier else None
+    assert main(["predict", str(input_folder), "--out", str(out), *FAST, "--precision", "int8"]) == 2
+    assert message in capsys.readouterr().err
+    if earlier:
+        assert {p: p.read_bytes() for p in out.rglob("*")} == before  # errors.jsonl kept, no table, no lock
+    else:
+        assert not (tmp_path / "runs").exists()  # nor the folder above DIR that the run created
+
+
+def test_progress_lines_without_a_terminal_and_no_rate_when_nothing_is_left(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.new("RGB", (40, 30), (90, 60, 30)).save(frames / "one.png")
+    args = ["predict", str(frames), "--out", str(tmp_path / "out"), "--workers", "1", "--backend", "torch"]
+    assert main([*args, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "predict: 1/1 img in " in captured.err and "\r" not in captured.err  # a line, not a redrawn bar
+    assert "images/s" in captured.out
+    assert main([*args, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "done 0, skipped 1 (already complete), failed 0: nothing to do" in captured.out
+    assert "images/s" not in captured.out and "predict:" not in captured.err  # no rate of nothing, no bar

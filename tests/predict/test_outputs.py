@@ -1,11 +1,16 @@
-"""The output folder: settings, the lock, the table as commit record, resume after a cut-off write."""
+"""The output folder: settings, the lock, the table as commit record, resume after a cut-off write,
+failed writes, and refused runs that leave nothing behind."""
 
 from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
 
 import pytest
 
 from onepass.predict.inputs import InputImage
-from onepass.predict.outputs import OutputError, OutputFolder, OutputLayout, table_columns, write_atomic
+from onepass.predict.outputs import OutputError, OutputFolder, OutputLayout, WriteError, table_columns, write_atomic
 
 SETTINGS = {"model": {"name": "m", "version": "1"}, "tasks": ["semseg", "attributes"], "output_format": "png"}
 COLUMNS = table_columns({"people": ("0", "1")})
@@ -56,8 +61,10 @@ def test_a_cut_off_last_line_is_dropped_on_resume(tmp_path):
 
 def test_other_settings_or_a_second_run_are_refused(tmp_path):
     with folder(tmp_path):
+        (tmp_path / ".tmp" / "a.png.x1y2").write_bytes(b"being writ")  # the running run's temporary file
         with pytest.raises(OutputError, match="another onepass predict is writing here"):
             folder(tmp_path).__enter__()
+        assert (tmp_path / ".tmp" / "a.png.x1y2").exists() and (tmp_path / ".lock").exists()  # left alone
     with pytest.raises(OutputError, match=r"tasks \['semseg', 'attributes'\], this run asks for \['semseg'\]"):
         folder(tmp_path, {**SETTINGS, "tasks": ["semseg"]}).__enter__()
     with folder(tmp_path):  # the refused attempts released the lock
@@ -81,3 +88,40 @@ def test_errors_list_only_this_runs_failures(tmp_path):
     with folder(tmp_path):
         pass
     assert (tmp_path / "errors.jsonl").read_text() == ""
+
+
+def snapshot(root) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_run_refused_before_its_first_result_leaves_no_trace(tmp_path):
+    new = tmp_path / "a" / "b" / "out"
+    with pytest.raises(RuntimeError), folder(new):
+        raise RuntimeError("the backend refused --precision")  # what run_job meets after entering
+    assert not (tmp_path / "a").exists()  # nor the folders created above DIR
+
+    out = tmp_path / "out"
+    with folder(out) as run:
+        run.add_rows([row("a.jpg")])
+        run.add_errors([{"image": "x.jpg", "source": "/in/x.jpg", "error": "not a readable image"}])
+    before = snapshot(out)
+    assert set(before) == {"predict.json", "predictions.csv", "errors.jsonl"}  # the lock went with the run
+    with pytest.raises(RuntimeError), folder(out):
+        raise RuntimeError("refused")
+    with pytest.raises(OutputError, match="this run asks for"):
+        folder(out, {**SETTINGS, "output_format": "npz"}).__enter__()
+    assert snapshot(out) == before  # errors.jsonl of the last real run is still there
+
+
+def test_a_failed_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    target = tmp_path / "semseg" / "a.png"
+    with pytest.raises(WriteError, match=f"{target}: cannot write \\(No such file or directory\\)"):
+        write_atomic(target, b"png", tmp_path / "removed")  # DIR (and its .tmp) removed under the run
+
+    def disk_full(self, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(WriteError, match=f"{target}: cannot write \\(No space left on device\\)"):
+        write_atomic(target, b"png", tmp_path)
+    assert not target.exists() and [p.name for p in tmp_path.iterdir()] == ["semseg"]  # no half file anywhere
