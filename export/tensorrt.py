@@ -31,6 +31,10 @@ DEFAULT_WORKSPACE_GB = 4.0
 TIMING_CACHE_FILE = "trt-timing.cache"  # reused by every later build on this package (seconds, not minutes)
 
 
+class EngineMissing(PackageError):
+    """The package has no engine for this GPU, TensorRT version and precision (yet)."""
+
+
 def import_tensorrt() -> Any:
     try:
         import tensorrt
@@ -39,6 +43,8 @@ def import_tensorrt() -> Any:
             'TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install ".[gpu]"` '
             "(TensorRT 10.x or 11.x; see the README's GPU install)"
         ) from None
+    except OSError as error:  # installed, but its CUDA libraries do not load (driver or CUDA version)
+        raise ExportError(f"TensorRT is installed but cannot load its libraries here ({error})") from None
     return tensorrt
 
 
@@ -87,13 +93,15 @@ def find_engine(package: ModelPackage, gpu_name: str, tensorrt_version: str, pre
     flag = " --half" if precision == "fp16" else ""
     if not plan.is_file():
         built = sorted(p.name for p in package.path.glob("model.*.plan"))
-        raise PackageError(
+        raise EngineMissing(
             f"no TensorRT engine in {package.path} for {gpu_name} with TensorRT {tensorrt_version} at {precision} "
             f"(found: {', '.join(built) or 'none'}); build it with `onepass export {package.path} --format tensorrt{flag}`"
         )
     info = EngineInfo.read(plan.with_name(plan.name + ".json"))
     onnx_path = package.path / info.onnx_file
-    if info.model != package.config.to_json() or (onnx_path.is_file() and file_sha256(onnx_path) != info.onnx_sha256):
+    if not package.config.same_network_as(info.model) or (
+        onnx_path.is_file() and file_sha256(onnx_path) != info.onnx_sha256
+    ):
         raise PackageError(
             f"{plan} was built from another version of this model; rebuild it with "
             f"`onepass export {package.path} --format tensorrt{flag}`"
@@ -136,6 +144,11 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    tf32 = getattr(trt.BuilderFlag, "TF32", None)
+    if precision == "fp32" and tf32 is not None:
+        # TensorRT enables TF32 by default (10-bit mantissa products); an fp32 engine computes in fp32,
+        # which is also what its parity gate against PyTorch fp32 on the CPU assumes
+        config.clear_flag(tf32)
     height, width = package.config.input_size
     profile = builder.create_optimization_profile()
     optimum = min(8, max_batch)  # kernels are tuned for this batch; 1..max_batch all run

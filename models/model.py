@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +32,11 @@ class ModelConfig:
     input_size: tuple[int, int] = (128, 160)  # (H, W): the display camera's frame, downscaled
     mean: tuple[float, float, float] = IMAGENET_MEAN  # timm backbones expect ImageNet statistics
     std: tuple[float, float, float] = IMAGENET_STD
-    pretrained: bool = False  # ImageNet weights from the hub; off where there is no internet
+    # Whether a newly built encoder starts from timm's pretrained weights (training only). Not part
+    # of the saved config: a package's weights already hold whatever the encoder started from, so
+    # loading one never downloads anything (training provenance records the option); an older
+    # package's "pretrained" is read and ignored.
+    pretrained: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]
@@ -58,7 +62,6 @@ class ModelConfig:
             "input_size": list(self.input_size),
             "mean": list(self.mean),
             "std": list(self.std),
-            "pretrained": self.pretrained,
             "tasks": [t.to_config() for t in self.tasks],
         }
 
@@ -66,7 +69,8 @@ class ModelConfig:
     def from_json(cls, data: Mapping[str, Any]) -> ModelConfig:
         data = dict(data)
         tasks = tuple(build_task(t) for t in data.pop("tasks", []))
-        known = {f for f in cls.__dataclass_fields__ if f != "tasks"}
+        data.pop("pretrained", None)  # saved by packages before it became provenance only: never built from
+        known = {f for f in cls.__dataclass_fields__ if f not in ("tasks", "pretrained")}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown model option(s) {sorted(unknown)} (valid: {sorted(known)})")
@@ -74,6 +78,14 @@ class ModelConfig:
             if key in data:
                 data[key] = tuple(data[key])
         return cls(tasks=tasks, **data)
+
+    def same_network_as(self, saved: Mapping[str, Any]) -> bool:
+        """Whether a saved "model" section (an export's metadata, an engine's sidecar) describes this
+        network, whichever onepass version wrote it."""
+        try:
+            return ModelConfig.from_json(saved) == self
+        except (KeyError, TypeError, ValueError):  # ConfigError is a ValueError
+            return False
 
 
 def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

@@ -12,6 +12,7 @@ Later stages add files (model.onnx, engines); `files()` lists whatever is there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import importlib.resources
 import json
@@ -102,7 +103,8 @@ class ModelPackage:
             state = load_file(weights_path, device=str(device))
         except (SafetensorError, OSError) as error:
             raise PackageError(f"{weights_path}: not a readable safetensors file ({error})") from None
-        model = MultiTaskModel(self.config)
+        # never from pretrained weights (a download): these weights replace them; see ModelConfig.pretrained
+        model = MultiTaskModel(dataclasses.replace(self.config, pretrained=False))
         expected = model.state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))

@@ -16,7 +16,7 @@ import numpy as np
 
 from onepass.export.onnx import METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, file_sha256
-from onepass.models.tasks.base import ConfigError
+from onepass.runtime.backend import BackendUnavailable, cuda_index, require_cuda_device
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TRT_CACHE_DIR = "trt-cache"  # TensorRT EP engines, beside the model they were built from
@@ -37,6 +37,7 @@ def providers_for(device: str, package_path: Path, precision: str) -> list[str |
     available = onnxruntime.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
+    require_cuda_device("onnxruntime", device)
     index = cuda_index(device)
     chosen: list[str | tuple[str, dict]] = []
     if "TensorrtExecutionProvider" in available:
@@ -56,18 +57,15 @@ def providers_for(device: str, package_path: Path, precision: str) -> list[str |
             )
         )
     if "CUDAExecutionProvider" in available:
-        chosen.append(("CUDAExecutionProvider", {"device_id": index}))
+        # use_tf32 defaults to on (10-bit mantissa products on Ampere and later): fp32 stays fp32, and so
+        # meets the fp32 parity limits against PyTorch on the CPU
+        chosen.append(("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}))
     if not chosen:
-        raise ConfigError(
+        raise BackendUnavailable(
             f"onnxruntime backend: device {device!r} needs onnxruntime-gpu (this onnxruntime has only "
             f"{', '.join(available)}); see the README's GPU install"
         )
     return [*chosen, "CPUExecutionProvider"]
-
-
-def cuda_index(device: str) -> int:
-    """'cuda' -> 0, 'cuda:1' -> 1."""
-    return int(device.partition(":")[2] or 0)
 
 
 class OnnxRuntimeBackend:
@@ -83,14 +81,21 @@ class OnnxRuntimeBackend:
         threads: int | None = None,
         spinning: bool = True,
     ):
-        import onnxruntime
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise BackendUnavailable(f"onnxruntime backend: onnxruntime does not import here ({error})") from None
 
         if precision not in PRECISIONS:
-            raise ConfigError(f"onnxruntime backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
+            raise BackendUnavailable(
+                f"onnxruntime backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})"
+            )
         self.path = package.path / ONNX_FILES[precision]
         if not self.path.is_file():
             flag = {"fp32": "", "fp16": " --half", "int8": " --int8"}[precision]
-            raise PackageError(f"{self.path} not found: export it first with `onepass export {package.path}{flag}`")
+            raise BackendUnavailable(
+                f"{self.path} not found: export it first with `onepass export {package.path}{flag}`"
+            )
         self.device = device
         self.precision = precision
         self._ort_value = onnxruntime.OrtValue  # IO binding on CUDA: inputs are bound as device values
@@ -106,16 +111,23 @@ class OnnxRuntimeBackend:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types for a corrupt file
             raise PackageError(f"{self.path}: onnxruntime cannot load it ({error})") from error
+        self.providers = self.session.get_providers()
+        if device != "cpu" and self.providers == ["CPUExecutionProvider"]:
+            # onnxruntime falls back to the CPU when its CUDA libraries (cuDNN, cuBLAS) fail to load;
+            # a CUDA device was asked for: refuse, don't silently run on the CPU
+            raise BackendUnavailable(
+                f"onnxruntime backend: its GPU providers did not start on {device!r} (onnxruntime's log says why; "
+                "usually CUDA or cuDNN libraries that onnxruntime-gpu cannot find)"
+            )
         self._check_exported_from(package)
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self.providers = self.session.get_providers()
 
     def _check_exported_from(self, package: ModelPackage) -> None:
         """An export of another model, or of this one before it was retrained, is refused."""
         metadata = self.session.get_modelmeta().custom_metadata_map
         if METADATA_KEY not in metadata:
             raise PackageError(f"{self.path}: no {METADATA_KEY} in its metadata; not exported by onepass")
-        if json.loads(metadata[METADATA_KEY]).get("model") != package.config.to_json():
+        if not package.config.same_network_as(json.loads(metadata[METADATA_KEY]).get("model")):
             stale = "a different model configuration than"
         elif metadata.get(WEIGHTS_KEY) != file_sha256(package.path / WEIGHTS_FILE):
             stale = "other weights than"

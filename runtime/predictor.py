@@ -6,24 +6,18 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from onepass.models.model import resize_to_input
-from onepass.models.package import ModelPackage, PackageError, open_package
+from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import ConfigError, Task, unknown_name_error
+from onepass.runtime.backend import Backend, BackendUnavailable
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
-
-
-class Backend(Protocol):
-    name: str
-
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """(N, H, W, 3) uint8 at the model's input size -> post-processed outputs by name."""
 
 
 class Predictor:
@@ -39,6 +33,7 @@ class Predictor:
         self.config = package.config
         self.tasks = {t.name: t for t in self.config.tasks}
         self.backend_choice = backend.name
+        self.unavailable: dict[str, str] = {}  # backend "auto" left out: name -> why (BackendUnavailable)
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
         return preprocess(images, self.config.input_size)
@@ -174,7 +169,10 @@ def build_backend(name: str, package: ModelPackage, device: str, precision: str,
 
 
 def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) -> Predictor:
-    """Every backend that loads for this package, precision and device, timed; the fastest kept."""
+    """Every backend that is available for this package, precision and device, timed; the fastest kept.
+
+    Only `BackendUnavailable` leaves a backend out: a stale or corrupt export is an error to fix, not a
+    reason to run something else."""
     height, width = package.config.input_size
     image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
     timings: dict[str, float] = {}
@@ -183,7 +181,7 @@ def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) 
     for name in BACKENDS[1:]:
         try:
             candidate = build_backend(name, package, device, precision, compile)
-        except (ConfigError, PackageError, ImportError) as error:  # not available here: say why, go on
+        except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
             refused[name] = str(error)
             continue
         for _ in range(2):  # warm-up: first-run allocations, kernel selection, lazy initialisation
@@ -197,12 +195,15 @@ def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) 
         if best is None or timings[name] < timings[best.name]:
             best = candidate
     if best is None:
-        raise ConfigError(
+        raise BackendUnavailable(
             f"no backend can run {package.path} at {precision} on {device}: "
             + "; ".join(f"{k}: {v}" for k, v in refused.items())
         )
     predictor = Predictor(package, best)
     measured = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
     predictor.backend_choice = f"{best.name} (auto: batch-1 median on {device}: {measured})"
+    predictor.unavailable = refused
     log.info("onepass: backend %s", predictor.backend_choice)
+    for name, reason in refused.items():
+        log.info("onepass: backend %s not available: %s", name, reason)
     return predictor

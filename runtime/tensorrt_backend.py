@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from onepass.export.tensorrt import PRECISIONS, find_engine, import_tensorrt
-from onepass.models.package import ModelPackage
-from onepass.models.tasks.base import ConfigError
+from onepass.export.onnx import ExportError
+from onepass.export.tensorrt import PRECISIONS, EngineMissing, find_engine, import_tensorrt
+from onepass.models.package import ModelPackage, PackageError
+from onepass.runtime.backend import BackendUnavailable, require_cuda_device
 
 
 class TensorRTBackend:
@@ -19,23 +20,27 @@ class TensorRTBackend:
     def __init__(self, package: ModelPackage, device: str = "cuda", precision: str = "fp32"):
         import torch
 
-        if not device.startswith("cuda") or not torch.cuda.is_available():
-            raise ConfigError(f"tensorrt backend: needs a CUDA device (asked for {device!r}, CUDA available: "
-                              f"{torch.cuda.is_available()})")  # fmt: skip
+        require_cuda_device("tensorrt", device)
         if precision not in PRECISIONS:
-            raise ConfigError(
+            raise BackendUnavailable(
                 f"tensorrt backend: precision {precision!r} is not offered (valid: {', '.join(PRECISIONS)})"
             )
-        trt = import_tensorrt()
+        try:
+            trt = import_tensorrt()
+        except ExportError as error:  # the normal CUDA install has no TensorRT: not here, not broken
+            raise BackendUnavailable(f"tensorrt backend: {error}") from None
         self.torch = torch
         self.device = torch.device(device)
         torch.cuda.set_device(self.device)
-        plan, self.info = find_engine(package, torch.cuda.get_device_name(self.device), trt.__version__, precision)
+        try:
+            plan, self.info = find_engine(package, torch.cuda.get_device_name(self.device), trt.__version__, precision)
+        except EngineMissing as error:
+            raise BackendUnavailable(f"tensorrt backend: {error}") from None
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self.engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
         if self.engine is None:
-            raise ConfigError(f"{plan}: TensorRT could not deserialise it (its log above says why)")
+            raise PackageError(f"{plan}: TensorRT could not deserialise it (its log above says why)")
         self.context = self.engine.create_execution_context()
         self.stream = torch.cuda.Stream(self.device)
         self.max_batch = self.info.max_batch

@@ -10,6 +10,7 @@ import torch
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import ModelPackage
 from onepass.models.tasks.base import ConfigError
+from onepass.runtime.backend import BackendUnavailable, require_cuda_device
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
@@ -25,10 +26,15 @@ class TorchBackend:
 
     def __init__(self, package: ModelPackage, device: str = "cpu", precision: str = "fp32", compile: bool = False):
         if precision not in PRECISIONS:
-            raise ConfigError(f"torch backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
-        self.device = torch.device(device)
-        if precision == "fp16" and self.device.type != "cuda":
-            raise ConfigError("torch backend: fp16 needs a CUDA device; on CPU use bf16 or fp32")
+            raise BackendUnavailable(f"torch backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise ConfigError(f"device {device!r}: expected cpu, cuda or cuda:N") from None
+        if self.device.type == "cuda":
+            require_cuda_device("torch", device)
+        elif precision == "fp16":
+            raise BackendUnavailable("torch backend: fp16 needs a CUDA device; on CPU use bf16 or fp32")
         self.precision = precision
         self.graph = InferenceGraph(package.load_model(self.device)).eval().to(memory_format=torch.channels_last)
         self._run = torch.compile(self.graph) if compile else self.graph

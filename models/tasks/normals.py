@@ -1,6 +1,7 @@
 """Surface normals: unit vectors in camera space (x right, y up, z toward the camera).
 
-A zero vector in a target means "no normal here".
+A zero vector in a target means "no normal here". Every output is a unit vector: where the head's
+raw vector has no direction (zero, or lost to int8 rounding), the graph returns `FALLBACK_NORMAL`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,26 @@ from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dens
 from onepass.models.tasks.legends import KeyPicture
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
+# The in-graph normalisation's contract: a raw vector whose largest component is at most NORM_EPS
+# has no direction we can trust (int8 rounds a few pixels' three channels to exactly zero), and
+# comes out as FALLBACK_NORMAL, facing the camera, the most common normal of a frontal scene.
+NORM_EPS = 1e-6  # representable in fp16 too (its smallest subnormal is 6e-8)
+FALLBACK_NORMAL = (0.0, 0.0, 1.0)
+
+
+def unit_normals(raw: Tensor) -> Tensor:
+    """Raw (B, 3, H, W) -> unit vectors (B, H, W, 3) in any precision, `FALLBACK_NORMAL` where the
+    raw vector is (nearly) zero or not a number.
+
+    The vector is divided by its largest component before the length is taken, so the squares lie
+    in [0, 1]: they neither overflow nor vanish in fp16, and the length is in [1, sqrt(3)].
+    """
+    largest = raw.abs().amax(dim=1, keepdim=True)  # (B, 1, H, W)
+    directed = largest > NORM_EPS  # False for zero and NaN vectors
+    scaled = raw / torch.where(directed, largest, torch.ones_like(largest))
+    length = torch.linalg.vector_norm(scaled, dim=1, keepdim=True).clamp_min(1.0)  # >= 1 wherever directed
+    fallback = torch.tensor(FALLBACK_NORMAL, dtype=raw.dtype, device=raw.device).view(1, 3, 1, 1)
+    return torch.where(directed, scaled / length, fallback).permute(0, 2, 3, 1)
 
 
 @register_task
@@ -79,7 +100,7 @@ class NormalsTask(MapTask):
         }
 
     def postprocess(self, raw: Tensor) -> dict[str, Tensor]:
-        return {self.name: self.unit(raw)}
+        return {self.name: unit_normals(raw.float())}
 
     def output_specs(self) -> tuple[OutputSpec, ...]:
         return (OutputSpec(self.name, "float32", ("N", "H", "W", 3)),)

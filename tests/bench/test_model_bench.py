@@ -1,6 +1,7 @@
 """`onepass bench MODEL` end to end on a tiny model: the JSON's structure, the tables, the plots, and
 every derived figure (images/s, FLOP/s, one-pass / single-task ratios) recomputed from the measured
-values it was derived from."""
+values it was derived from. Every run names its device (the CPU), so a GPU machine runs the same
+checks."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def torch_run(tiny_package, tmp_path_factory):
     """torch fp32 (no export needed) against the four single-task models, with plots."""
     out = tmp_path_factory.mktemp("torch-run")
-    argv = ["bench", str(tiny_package), "--backends", "torch", "--precisions", "fp32", *FAST]
+    argv = ["bench", str(tiny_package), "--device", "cpu", "--backends", "torch", "--precisions", "fp32", *FAST]
     argv += ["--metric-images", "0", "--vs-single-task", "--json", str(out / "r.json"), *plot_args(out / "plots")]
     assert main(argv) == 0
     return json.loads((out / "r.json").read_text()), out
@@ -31,7 +32,7 @@ def onnx_run(tiny_package, tmp_path_factory):
     """onnxruntime fp32 (exported into the work directory), with the metric cost. (int8 and fp16 take
     the same path through the bench; the export stage's tests cover their files.)"""
     out = tmp_path_factory.mktemp("onnx-run")
-    argv = ["bench", str(tiny_package), "--backends", "onnxruntime", "--precisions", "fp32", *FAST]
+    argv = ["bench", str(tiny_package), "--device", "cpu", "--backends", "onnxruntime", "--precisions", "fp32", *FAST]
     argv += ["--metric-images", "8", "--workdir", str(out / "work"), "--json", str(out / "r.json")]
     assert main(argv) == 0
     return json.loads((out / "r.json").read_text())
@@ -40,7 +41,7 @@ def onnx_run(tiny_package, tmp_path_factory):
 def test_document_describes_the_run(torch_run):
     document, _ = torch_run
     assert (document["format"], document["version"], document["kind"]) == ("onepass-bench", 1, "model")
-    assert document["device"] == "cpu"
+    assert document["device"] == "cpu" and document["machine"].get("gpu") is None
     assert document["command"].startswith("onepass bench ") and "--vs-single-task" in document["command"]
     assert document["model"]["tasks"] == ["semseg", "depth", "normals", "attributes"]
     assert document["versions"]["torch"] and document["machine"]["usable_cores"] >= 1
@@ -94,7 +95,17 @@ def test_single_task_ratios_come_from_the_measured_values(torch_run):
 
 
 def test_unavailable_variants_are_rows_with_a_reason(tiny_package, tmp_path):
-    argv = ["bench", str(tiny_package), "--backends", "torch,tensorrt", "--precisions", "fp16", *FAST]
+    argv = [
+        "bench",
+        str(tiny_package),
+        "--device",
+        "cpu",
+        "--backends",
+        "torch,tensorrt",
+        "--precisions",
+        "fp16",
+        *FAST,
+    ]
     argv += ["--metric-images", "0", "--json", str(tmp_path / "r.json")]
     assert main(argv) == 0
     rows = {v["label"]: v for v in json.loads((tmp_path / "r.json").read_text())["variants"]}

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import onnx
 import pytest
+from onnx import numpy_helper
 
 from onepass.cli import main
 from onepass.export.int8 import calibration_images
@@ -15,6 +16,13 @@ from onepass.export.onnx import ExportError, read_metadata
 from onepass.export.parity import onnx_runner
 from onepass.export.quality import folder_examples, graph_metrics, held_out_scenes, precision_metrics
 from onepass.models import open_package
+from onepass.models.package import default_package_path
+
+
+def _float_weights(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """The graph's floating-point initializers (weights, biases, constants) by name."""
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {name: array for name, array in arrays.items() if array.dtype.kind == "f"}
 
 
 def test_fp16_keeps_fp32_outputs_and_halves_the_weights(exported_tiny_package):
@@ -23,22 +31,50 @@ def test_fp16_keeps_fp32_outputs_and_halves_the_weights(exported_tiny_package):
     outputs = {o.name: o.type.tensor_type.elem_type for o in fp16.graph.output}
     assert outputs == {o.name: o.type.tensor_type.elem_type for o in fp32.graph.output}  # same I/O for consumers
     assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert {i.data_type for i in fp16.graph.initializer if i.dims} >= {onnx.TensorProto.FLOAT16}
+    full, half = _float_weights(fp32), _float_weights(fp16)
+    assert set(half) == set(full)
+    assert {a.dtype.name for a in full.values()} == {"float32"} and {a.dtype.name for a in half.values()} == {"float16"}
+    assert sum(a.nbytes for a in half.values()) * 2 == sum(a.nbytes for a in full.values())
+    for name, weights in full.items():  # each weight is its fp32 value rounded to fp16 (the converter clamps
+        # magnitudes below fp16's smallest subnormal, 6e-8, up to it rather than to zero)
+        np.testing.assert_allclose(half[name].astype(np.float32), weights, rtol=2**-11, atol=6e-8, err_msg=name)
     assert read_metadata(exported_tiny_package / "model.fp16.onnx") == read_metadata(
         exported_tiny_package / "model.onnx"
     )
 
 
-def test_int8_is_qdq_with_fp32_post_processing_and_keeps_the_metadata(exported_tiny_package):
-    model = onnx.load(str(exported_tiny_package / "model.int8.onnx"))
+def post_processing(model: onnx.ModelProto, output: str) -> list[onnx.NodeProto]:
+    """The nodes between the network body and a graph output: from the output back to the first
+    DequantizeLinear on every path (the last quantised tensor), or to the graph's inputs."""
+    produced_by = {out: node for node in model.graph.node for out in node.output}
+    nodes, stack, seen = [], [output], set()
+    while stack:
+        node = produced_by.get(stack.pop())
+        if node is None or node.op_type == "DequantizeLinear" or id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(node.input)
+    return nodes
+
+
+# each output's post-processing op (Task.postprocess): it must run on dequantised fp32 values
+POST_PROCESSING_OPS = {"semseg": "ArgMax", "depth": "Softplus", "normals": "ReduceL2", "attr_": "Softmax"}
+
+
+@pytest.mark.parametrize("model_dir", ["tiny", "default"])
+def test_int8_is_qdq_with_fp32_post_processing_and_keeps_the_metadata(exported_tiny_package, model_dir):
+    path = (exported_tiny_package if model_dir == "tiny" else default_package_path()) / "model.int8.onnx"
+    model = onnx.load(str(path))
     ops = [n.op_type for n in model.graph.node]
     assert ops.count("QuantizeLinear") > 10 and ops.count("DequantizeLinear") > 10
-    produced_by = {out: n.op_type for n in model.graph.node for out in n.output}
-    softmax_inputs = [produced_by.get(n.input[0]) for n in model.graph.node if n.op_type == "Softmax"]
-    assert softmax_inputs and "DequantizeLinear" not in [
-        produced_by.get(n.output[0]) for n in model.graph.node if n.op_type == "Softmax"
-    ]
-    assert read_metadata(exported_tiny_package / "model.int8.onnx")["name"] == "tiny"
+    for output in (o.name for o in model.graph.output):
+        region = post_processing(model, output)
+        expected = next(op for prefix, op in POST_PROCESSING_OPS.items() if output.startswith(prefix))
+        assert expected in [n.op_type for n in region], (output, [n.op_type for n in region])
+        assert "QuantizeLinear" not in [n.op_type for n in region], output  # nothing re-quantised after it
+        assert len(region) < 40, output  # the walk stopped at the body's last DequantizeLinear
+    assert read_metadata(path)["name"] == ("tiny" if model_dir == "tiny" else open_package("default").name)
 
 
 @pytest.mark.parametrize("file", ["model.onnx", "model.fp16.onnx", "model.int8.onnx"])

@@ -142,3 +142,92 @@ def test_the_readme_states_the_shipped_models_parameter_count():
     count = open_package("default").parameter_count()
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"{count / 1e6:.2f} M parameters" in " ".join(readme.split())
+
+
+OFFLINE_LOAD = """
+import socket, sys
+
+def refuse(*args, **kwargs):
+    raise OSError("this test blocks network access")
+
+class NoSocket(socket.socket):  # a class still: ssl subclasses socket.socket when it is imported
+    __init__ = refuse
+
+socket.socket = NoSocket  # every connection (HTTP, and DNS over TCP) makes a socket.socket
+socket.create_connection = socket.getaddrinfo = refuse
+
+import numpy as np
+import torch
+
+import onepass
+
+torch.set_num_threads(2)
+images = np.load(sys.argv[1])
+outputs = {}
+for i, path in enumerate(sys.argv[3:]):
+    for name, value in onepass.load(path, backend="torch", device="cpu").backend.run(images).items():
+        outputs[f"{i}/{name}"] = value
+np.savez(sys.argv[2], **outputs)
+"""
+
+
+def test_a_package_trained_from_pretrained_weights_loads_offline(tmp_path, monkeypatch):
+    """`pretrained` is training provenance: loading the package (or an older one that saved it in its
+    model section) never asks timm for pretrained weights, so it works without a network."""
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+    import timm
+    from safetensors.torch import load_file, save_file
+
+    from onepass.train.config import TrainConfig
+    from onepass.train.loop import Trainer
+    from tests.tiny import TINY_ENCODER, write_random_dataset
+
+    torch.manual_seed(1)
+    pretrained = {k: v.contiguous() for k, v in timm.create_model(TINY_ENCODER).state_dict().items()}
+    save_file(pretrained, tmp_path / "pretrained.safetensors")
+    create_model = timm.create_model
+
+    def from_local_file(*args, **kwargs):  # timm's way to take "pretrained" weights from a file
+        return create_model(*args, **kwargs, pretrained_cfg_overlay={"file": str(tmp_path / "pretrained.safetensors")})
+
+    monkeypatch.setattr(timm, "create_model", from_local_file)
+    data = write_random_dataset(tmp_path / "data", n=4, size=(64, 96))
+    config = TrainConfig(
+        data=str(data), out=str(tmp_path / "pkg"), encoder=TINY_ENCODER, decoder_channels=16, input_size=(64, 96),
+        pretrained=True, steps=1, batch_size=4, num_workers=0, lr=1e-7, device="cpu",
+    )  # fmt: skip
+    Trainer(config, progress=False).fit()
+    monkeypatch.undo()
+
+    saved = json.loads((tmp_path / "pkg" / CONFIG_FILE).read_text())
+    assert "pretrained" not in saved["model"] and saved["training"]["config"]["pretrained"] is True
+    weights = load_file(tmp_path / "pkg" / WEIGHTS_FILE)
+    convs = [k for k, v in pretrained.items() if v.ndim == 4 and f"encoder.backbone.{k}" in weights]
+    assert len(convs) > 5  # trained from the file's weights (one step at lr 1e-7 barely moves them)
+    for key in convs:
+        torch.testing.assert_close(weights[f"encoder.backbone.{key}"], pretrained[key], rtol=0, atol=1e-5)
+
+    shutil.copytree(tmp_path / "pkg", tmp_path / "older")  # an older package saved "pretrained" in its model section
+    older = json.loads((tmp_path / "older" / CONFIG_FILE).read_text())
+    older["model"]["pretrained"] = True
+    (tmp_path / "older" / CONFIG_FILE).write_text(json.dumps(older))
+
+    images = np.random.default_rng(0).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    import onepass
+
+    expected = onepass.load(tmp_path / "pkg", backend="torch", device="cpu").backend.run(images)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    argv = [sys.executable, "-c", OFFLINE_LOAD, str(tmp_path / "images.npy"), str(tmp_path / "out.npz")]
+    result = subprocess.run(
+        [*argv, str(tmp_path / "pkg"), str(tmp_path / "older")], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    offline = np.load(tmp_path / "out.npz")
+    for i in range(2):
+        for name, value in expected.items():
+            np.testing.assert_array_equal(offline[f"{i}/{name}"], value)

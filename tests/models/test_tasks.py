@@ -122,6 +122,36 @@ def test_normals_loss_and_metrics_by_hand():
     assert result["within_30"] == pytest.approx(100.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_normals_are_unit_in_every_precision_with_a_fallback(dtype):
+    """The in-graph normalisation, run in fp32 and in fp16 (as the fp16 export runs it)."""
+    from onepass.models.tasks.normals import FALLBACK_NORMAL, unit_normals
+
+    vectors = [
+        (0.3, -1.2, 2.0),  # an ordinary head output
+        (0.0, 0.0, 0.0),  # int8 rounds all three channels of a few pixels to zero
+        (1e-8, 0.0, -1e-8),  # no trustworthy direction
+        (2e-4, -1e-4, 2e-4),  # tiny but directed: its squares underflow in fp16 without rescaling
+        (300.0, 400.0, 0.0),  # large: its squares overflow fp16 (max 65504) without rescaling
+        (math.nan, 0.0, 1.0),
+    ]
+    raw = torch.tensor(vectors).T.reshape(1, 3, 1, len(vectors)).to(dtype)
+    normals = unit_normals(raw)  # (1, 1, P, 3)
+    assert normals.dtype == dtype and normals.shape == (1, 1, len(vectors), 3)
+    normals = normals[0, 0].double()
+    tolerance = 2e-3 if dtype == torch.float16 else 1e-6  # fp16 has 11 significant bits
+    torch.testing.assert_close(
+        normals.norm(dim=-1), torch.ones(len(vectors), dtype=torch.float64), atol=tolerance, rtol=0
+    )
+    for i in (1, 2, 5):
+        assert normals[i].tolist() == list(FALLBACK_NORMAL)
+    for i in (0, 3, 4):  # the directed ones keep their direction
+        expected = torch.tensor(vectors[i], dtype=torch.float64)
+        torch.testing.assert_close(normals[i], expected / expected.norm(), atol=tolerance, rtol=0)
+    (output,) = NormalsTask().postprocess(raw).values()
+    assert output.dtype == torch.float32  # the graph's output type, whatever the precision inside
+
+
 def test_normals_flip_negates_x():
     target = np.zeros((1, 2, 3), np.float32)
     target[0, 0] = (0.6, 0.0, 0.8)

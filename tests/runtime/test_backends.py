@@ -1,11 +1,13 @@
 """Every backend behind one Predictor: same results as the torch backend, `auto` measures and says
-which it chose, and a missing or stale export is a clear error. CUDA and TensorRT cases run
-unchanged on a GPU machine and are skipped with the reason elsewhere."""
+which it chose (and which were not available, and why), and a missing or stale export is a clear
+error. Every test names its device; CUDA and TensorRT cases run unchanged on a GPU machine and are
+skipped with the reason elsewhere."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -13,9 +15,12 @@ import pytest
 import torch
 
 import onepass
+from onepass.data.synth import render_scene
 from onepass.models import open_package
 from onepass.models.package import PackageError
 from onepass.models.tasks import ConfigError
+from onepass.runtime import BackendUnavailable
+from tests.devices import strict_fp32
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU; this machine has none")
@@ -26,32 +31,67 @@ def _images():
     return [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8), rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)]
 
 
-def _assert_close(results, reference, semseg_agreement, depth_rtol, attr_atol):
+class Limits(NamedTuple):
+    """How far a backend's results may be from the torch backend's, per image."""
+
+    semseg_agreement: float  # fraction of pixels with the same class
+    depth_rtol: float  # per pixel, with atol 1e-4 m
+    normals_mean_angle: float  # degrees
+    attr_atol: float  # per probability
+
+
+FP32 = Limits(0.999, 1e-3, 0.1, 1e-4)  # the export's own fp32 parity limits
+# Measured on the shipped model (onnxruntime 1.32, CPU provider, an AVX2 CPU without VNNI) on the
+# images of `_shipped_model_images` against the torch backend: fp16 worst agreement 0.99935, depth
+# rtol 1.4e-3, mean angle 0.013°, probabilities 5.9e-4; int8 0.952 (0.996 on the scenes), 0.151,
+# 2.92°, 0.060. Limits: about twice the measured error for fp16; for int8, where CPUs with VNNI
+# run other integer kernels, 1.5 times the measured error and 2 points of agreement.
+SHIPPED = {"fp32": FP32, "fp16": Limits(0.998, 3e-3, 0.03, 1.5e-3), "int8": Limits(0.93, 0.25, 4.5, 0.1)}
+
+
+def _assert_close(results, reference, limits: Limits):
     for got, want in zip(results, reference, strict=True):
-        assert (got["semseg"] == want["semseg"]).mean() >= semseg_agreement
-        np.testing.assert_allclose(got["depth"], want["depth"], rtol=depth_rtol, atol=1e-4)
-        assert np.degrees(np.arccos(np.clip((got["normals"] * want["normals"]).sum(-1), -1, 1))).mean() < 2.0
+        assert (got["semseg"] == want["semseg"]).mean() >= limits.semseg_agreement
+        np.testing.assert_allclose(got["depth"], want["depth"], rtol=limits.depth_rtol, atol=1e-4)
+        angles = np.degrees(np.arccos(np.clip((got["normals"] * want["normals"]).sum(-1), -1, 1)))
+        assert angles.mean() <= limits.normals_mean_angle
         for group, value in want["attributes"].items():
             np.testing.assert_allclose(
                 list(got["attributes"][group]["probabilities"].values()),
                 list(value["probabilities"].values()),
-                atol=attr_atol,
+                atol=limits.attr_atol,
             )
 
 
-@pytest.mark.parametrize(
-    "precision, semseg_agreement, depth_rtol, attr_atol",
-    [("fp32", 0.999, 1e-3, 1e-4), ("fp16", 0.98, 2e-2, 5e-3), ("int8", 0.5, 0.5, 0.2)],
-)
-def test_onnxruntime_matches_torch(exported_tiny_package, precision, semseg_agreement, depth_rtol, attr_atol):
-    reference = onepass.load(exported_tiny_package, backend="torch", device="cpu").predict(_images())
-    predictor = onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu", precision=precision)
+def _shipped_model_images():
+    """Held-out-like synthetic scenes (the model's world) and random frames at other sizes."""
+    scenes = [render_scene(np.random.default_rng([31, i]), 128, 160).image for i in range(6)]
+    return scenes + _images()
+
+
+@pytest.fixture(scope="module")
+def shipped_with_fp16(tmp_path_factory):
+    """The shipped model with its shipped model.onnx and model.int8.onnx, plus model.fp16.onnx."""
+    from onepass.export.fp16 import export_fp16
+    from onepass.models.package import default_package_path
+
+    path = tmp_path_factory.mktemp("shipped") / "pkg"
+    shutil.copytree(default_package_path(), path)
+    export_fp16(open_package(path))
+    return path
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_onnxruntime_matches_torch(shipped_with_fp16, precision):
+    images = _shipped_model_images()
+    reference = onepass.load(shipped_with_fp16, backend="torch", device="cpu").predict(images)
+    predictor = onepass.load(shipped_with_fp16, backend="onnxruntime", device="cpu", precision=precision)
     assert predictor.backend.name == "onnxruntime" and predictor.backend.providers == ["CPUExecutionProvider"]
     assert (
         predictor.backend.path.name
         == {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}[precision]
     )
-    _assert_close(predictor.predict(_images()), reference, semseg_agreement, depth_rtol, attr_atol)
+    _assert_close(predictor.predict(images), reference, SHIPPED[precision])
 
 
 def test_auto_measures_the_backends_and_says_which_it_chose(exported_tiny_package):
@@ -72,9 +112,9 @@ def test_auto_without_exports_is_torch(tmp_path, exported_tiny_package):
 def test_missing_and_stale_exports_are_clear_errors(tmp_path, exported_tiny_package):
     shutil.copytree(exported_tiny_package, tmp_path / "pkg", ignore=shutil.ignore_patterns("model.int8.onnx"))
     with pytest.raises(
-        PackageError, match=r"model.int8.onnx not found: export it first with `onepass export .* --int8`"
+        BackendUnavailable, match=r"model.int8.onnx not found: export it first with `onepass export .* --int8`"
     ):
-        onepass.load(tmp_path / "pkg", backend="onnxruntime", precision="int8")
+        onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu", precision="int8")
     stale = onnx.load(str(tmp_path / "pkg" / "model.onnx"))
     meta = next(p for p in stale.metadata_props if p.key == "onepass.json")
     data = json.loads(meta.value)
@@ -82,25 +122,70 @@ def test_missing_and_stale_exports_are_clear_errors(tmp_path, exported_tiny_pack
     meta.value = json.dumps(data)
     onnx.save(stale, str(tmp_path / "pkg" / "model.onnx"))
     with pytest.raises(PackageError, match="exported from a different model configuration"):
-        onepass.load(tmp_path / "pkg", backend="onnxruntime")
+        onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu")
+    with pytest.raises(PackageError, match="exported from a different model configuration"):
+        onepass.load(tmp_path / "pkg", device="cpu")  # auto: a stale export is an error to fix, not skipped
     meta.value = json.dumps(data | {"model": open_package(tmp_path / "pkg").config.to_json()})
     next(p for p in stale.metadata_props if p.key == "onepass.weights_sha256").value = "0" * 64
     onnx.save(stale, str(tmp_path / "pkg" / "model.onnx"))
     with pytest.raises(PackageError, match="exported from other weights than"):
-        onepass.load(tmp_path / "pkg", backend="onnxruntime")
+        onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu")
     (tmp_path / "pkg" / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(PackageError, match="onnxruntime cannot load it"):
-        onepass.load(tmp_path / "pkg", backend="onnxruntime")
+        onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu")
+
+
+def test_an_older_export_whose_metadata_saved_pretrained_still_loads(tmp_path, exported_tiny_package):
+    shutil.copytree(exported_tiny_package, tmp_path / "pkg")
+    older = onnx.load(str(tmp_path / "pkg" / "model.onnx"))
+    meta = next(p for p in older.metadata_props if p.key == "onepass.json")
+    data = json.loads(meta.value)
+    data["model"]["pretrained"] = False  # what onepass wrote before `pretrained` became provenance only
+    meta.value = json.dumps(data)
+    onnx.save(older, str(tmp_path / "pkg" / "model.onnx"))
+    assert onepass.load(tmp_path / "pkg", backend="onnxruntime", device="cpu").backend.name == "onnxruntime"
 
 
 def test_refusals_name_the_reason(exported_tiny_package):
-    with pytest.raises(ConfigError, match="unknown precision 'bf16'"):
-        onepass.load(exported_tiny_package, backend="onnxruntime", precision="bf16")
-    if not CUDA:
-        with pytest.raises(ConfigError, match="tensorrt backend: needs a CUDA device"):
-            onepass.load(exported_tiny_package, backend="tensorrt")
-    with pytest.raises(ConfigError, match="no backend can run .* at int4"):
+    with pytest.raises(BackendUnavailable, match="unknown precision 'bf16'"):
+        onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu", precision="bf16")
+    with pytest.raises(BackendUnavailable, match="tensorrt backend: needs a CUDA device \\(asked for 'cpu'\\)"):
+        onepass.load(exported_tiny_package, backend="tensorrt", device="cpu")
+    with pytest.raises(BackendUnavailable, match="no backend can run .* at int4"):
         onepass.load(exported_tiny_package, precision="int4", device="cpu")
+    assert issubclass(BackendUnavailable, ConfigError)  # the CLI prints it as one line
+
+
+def test_auto_on_a_cuda_machine_without_tensorrt_or_the_cuda_provider(exported_tiny_package, monkeypatch):
+    """The normal GPU install: CUDA, no TensorRT, and here an onnxruntime without its CUDA provider.
+    `auto` must skip the two that cannot run, say why, and keep the one that can."""
+    import sys
+
+    import onnxruntime
+
+    from onepass.runtime import torch_backend
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    # no kernels run on this fake GPU: the torch backend, which CUDA machines do have, computes on the CPU
+    cuda_init = torch_backend.TorchBackend.__init__
+    monkeypatch.setattr(
+        torch_backend.TorchBackend,
+        "__init__",
+        lambda self, package, device, **kw: cuda_init(self, package, "cpu", **kw),
+    )
+    predictor = onepass.load(exported_tiny_package)  # every default: device auto (CUDA here), backend auto
+    assert predictor.backend.name == "torch"
+    assert predictor.backend_choice.startswith("torch (auto: batch-1 median on cuda: torch ")
+    assert set(predictor.unavailable) == {"onnxruntime", "tensorrt"}
+    assert "needs onnxruntime-gpu" in predictor.unavailable["onnxruntime"]
+    assert "TensorRT is not installed" in predictor.unavailable["tensorrt"]
+    for backend in ("onnxruntime", "tensorrt"):
+        with pytest.raises(BackendUnavailable):
+            onepass.load(exported_tiny_package, backend=backend)
 
 
 @needs_cuda
@@ -114,14 +199,10 @@ def test_cuda_backends_match_cpu(exported_tiny_package, backend, precision):
             pytest.skip("onnxruntime here is the CPU build (install onnxruntime-gpu for the CUDA provider)")
     reference = onepass.load(exported_tiny_package, backend="torch", device="cpu").predict(_images())
     predictor = onepass.load(exported_tiny_package, backend=backend, device="cuda", precision=precision)
-    tight = precision == "fp32"
-    _assert_close(
-        predictor.predict(_images()),
-        reference,
-        0.999 if tight else 0.98,
-        1e-3 if tight else 2e-2,
-        1e-3 if tight else 5e-3,
-    )
+    with strict_fp32():  # fp32 on CUDA computes in fp32 (cuDNN would use TF32), so fp32 tolerances hold
+        results = predictor.predict(_images())
+    # fp16: the limits this test always had (not yet measured on a GPU)
+    _assert_close(results, reference, FP32 if precision == "fp32" else Limits(0.98, 2e-2, 2.0, 5e-3))
 
 
 def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current(tmp_path):
@@ -140,4 +221,4 @@ def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current
     image = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
     reference = onepass.load(package.path, backend="torch", device="cpu").predict(image)
     on_onnxruntime = onepass.load(package.path, backend="onnxruntime", device="cpu").predict(image)
-    _assert_close(on_onnxruntime, reference, 0.999, 1e-3, 1e-4)
+    _assert_close(on_onnxruntime, reference, FP32)
