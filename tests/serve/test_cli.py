@@ -5,12 +5,10 @@ and so does a model, backend, device or precision that cannot load (real `onepas
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
@@ -21,10 +19,7 @@ from onepass.models.tasks.base import ConfigError
 from onepass.serve import launch
 from onepass.serve.cli import SERVICE, bentoml_arguments, serve_settings
 from onepass.serve.settings import ServeSettings, resolve_model
-from tests.serve.conftest import free_port
-
-FAIL_FAST_SECONDS = 30  # the goal: a server that cannot start says so within this (CPU time here, see below)
-WALL_SECONDS = 180  # how long a test waits at most on a busy machine; a restart loop never exits
+from tests.serve.conftest import FAIL_FAST_SECONDS, free_port, run_timed
 
 
 def command_for(*argv: str) -> list[str]:
@@ -120,22 +115,6 @@ def test_model_store_tag_resolves_to_its_package(tmp_path):
 
 
 # ---- a model that cannot load: `onepass serve` exits at once, in one line, as `onepass predict` would ----
-
-
-def run_timed(command: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run `command` to its end -> the result, its wall time and its CPU time (with its children's).
-
-    The goal (FAIL_FAST_SECONDS) is asserted on CPU time: on this project's shared 2-core machine
-    the wall time of the same work varies fivefold with the other jobs running. A server that
-    restarts its workers forever never exits, so it fails by the WALL_SECONDS timeout instead."""
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=WALL_SECONDS)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return done, wall, cpu
 
 
 def package_without_onnx(root):
