@@ -114,8 +114,8 @@ def check_model_loads(settings: ServeSettings) -> str:
     return f"{predictor.package.name} {predictor.package.version} on {predictor.backend_choice}"
 
 
-def cmd_serve(args: argparse.Namespace) -> int | str | None:
-    from onepass.serve.launch import run_bentoml
+def cmd_serve(args: argparse.Namespace) -> int:
+    from onepass.serve.launch import exit_now, run_bentoml
 
     settings = serve_settings(args)
     start = time.perf_counter()
@@ -123,4 +123,4 @@ def cmd_serve(args: argparse.Namespace) -> int | str | None:
     print(f"onepass serve: checked that the model loads ({loaded}; {time.perf_counter() - start:.1f} s)", flush=True)
     # This process becomes BentoML's arbiter; what the check imported (torch, onnxruntime), the
     # arbiter imports anyway to read the service definition, so nothing is paid twice.
-    return run_bentoml(bentoml_arguments(args, settings))
+    exit_now(run_bentoml(bentoml_arguments(args, settings)))
