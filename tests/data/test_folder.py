@@ -105,3 +105,48 @@ def test_codecs_round_trip(codec):
         decoded = codec.decode(codec.encode(array), "x")
         np.testing.assert_allclose(decoded, array, atol=0.01)
         assert not decoded[0, :2].any()
+
+
+# Regression tests from fuzzing (fuzz/dataset.py, docs/robustness.md): each input made the reader raise
+# something other than a DatasetError naming the file.
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"9" * 4301, b"[" * 100_000, b"\xff\xfe{}", b'{"format": "onepass-dataset", "version": 1e999999}'],
+    ids=["int over 4300 digits", "nested too deep", "not utf-8", "huge float"],
+)
+def test_unreadable_dataset_json_names_the_file(tmp_path, content):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "dataset.json").write_bytes(content)
+    with pytest.raises(DatasetError, match=r"dataset.json: (not valid JSON|unsupported dataset version)"):
+        FolderDataset(root, CODECS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n", r"attributes.csv: not UTF-8 text"),
+        (b"image,people\n" + b"x" * 131_073 + b"\n", r"attributes.csv, line 2: not a readable CSV file \(field larger"),
+        (b'"' + b"x" * 131_073, r"attributes.csv, line 1: not a readable CSV file \(field larger"),
+        (b"image,people\n,1\n", r"attributes.csv, line 2: the 'image' cell is '', not an image file name"),
+        (b"image,people\n/,1\n", r"attributes.csv, line 2: the 'image' cell is '/', not an image file name"),
+        (b"people,image\n1\n", r"attributes.csv, line 2: the 'image' cell is '', not an image file name"),
+        (b"image,people\n0000.png,1,2\n", r"attributes.csv, line 2: 3 cells but the header has 2 columns"),
+    ],
+    ids=["not utf-8", "huge cell", "huge header", "empty image", "image '/'", "short row", "extra cell"],
+)
+def test_unreadable_attributes_csv_names_file_and_line(tmp_path, content, message):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "attributes.csv").write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        FolderDataset(root, CODECS)
+
+
+def test_byte_order_marks_are_accepted(tmp_path):
+    """Windows editors and spreadsheet programs start UTF-8 files with one."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    for name in ("dataset.json", "attributes.csv"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    dataset = FolderDataset(root, CODECS)
+    assert dataset.description.classes and dataset[0].attributes["people"] is not None
