@@ -34,7 +34,7 @@ with atheris.instrument_imports(include=["PIL", "onepass"]):
     from onepass.train.loop import tasks_for_dataset
 
 from campaign import ContractBroken, main
-from mutations import mutate_csv_text, mutate_image_bytes, mutate_json_text
+from mutations import PNG_SIGNATURE, mutate_csv_text, mutate_image_bytes, mutate_json_text
 from seeds import SECTIONS, SEPARATOR, dataset_seeds, pack, unpack
 
 CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
@@ -73,6 +73,10 @@ def check(data: bytes) -> None:
     groups = folder.description.attribute_groups
     for sample in samples:
         check_sample(sample, groups)
+    _, files = unpack(data)
+    for name in CODECS:
+        if samples[0].dense[name] is not None and not files[name].startswith(PNG_SIGNATURE):
+            raise ContractBroken(f"a {name} label that is not a PNG was read ({files[name][:8]!r}...)")
     names = ("semseg", "depth", "normals", "attributes") if groups else ("semseg", "depth", "normals")
     try:
         tasks = tasks_for_dataset(names, folder.description)
@@ -126,8 +130,9 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     name = rng.choice(SECTIONS)
     content = files[name]
     room = max(1, max_size - len(data) + len(content or b"") - len(SEPARATOR))
-    if content is None or rng.random() < 0.02:
-        files[name] = None if content is not None else rng.choice([c for c in files.values() if c] or [b""])
+    if content is None or rng.random() < 0.05:  # a file appears, is removed, or is another file's copy
+        others = [c for c in files.values() if c]
+        files[name] = rng.choice(others) if others and (content is None or rng.random() < 0.5) else None
     elif name == "dataset.json":
         files[name] = mutate_json_text(content, room, rng)
     elif name == "attributes.csv":
