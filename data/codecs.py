@@ -35,7 +35,8 @@ class Codec(Protocol):
 
 def _open_png(data: bytes, source: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
+        # PNG only: a JPEG class map would decode to wrong ids, a 32-bit TIFF to negative depth
+        image = Image.open(io.BytesIO(data), formats=("PNG",))
         image.load()
     except Exception as error:  # PIL raises many types for bad files
         raise LabelFileError(f"{source}: not a readable PNG ({error})") from None
