@@ -4,8 +4,10 @@ A target is `check(data)`: it returns when the code under test kept its contract
 `ContractBroken` (or lets any other exception escape) when it did not. Each distinct finding
 (exception type and the innermost frame of onepass code, else the innermost frame) is saved once
 to fuzz/findings/<target>/ with its traceback, so one ten-minute campaign reports every crash
-instead of stopping at the first. Inputs slower than SLOW_SECONDS or that grow the process past
-MEMORY_MB are findings too; libFuzzer's own -timeout and -rss_limit_mb stay as the hard stops.
+instead of stopping at the first. The slowest input over SLOW_CPU_SECONDS (CPU time, not wall time:
+the machine is shared) is kept as slowest.bin, and the first input that grows the process past
+MEMORY_MB as a finding; libFuzzer's own -timeout and -rss_limit_mb stay as the hard stops, and its
+artifacts (crash-*, slow-unit-*, timeout-*) go to the findings folder too.
 
     python fuzz/<target>.py CORPUS_DIR [libFuzzer flags]   fuzz (CORPUS_DIR gets the seeds if empty)
     python fuzz/<target>.py --replay FILE...                run inputs once, print each outcome
@@ -30,7 +32,7 @@ import atheris
 ROOT = Path(__file__).resolve().parents[1]
 FINDINGS = ROOT / "fuzz" / "findings"
 SUMMARY_EVERY_SECONDS = 10.0
-SLOW_SECONDS = 2.0
+SLOW_CPU_SECONDS = 1.0
 MEMORY_MB = 1500
 
 
@@ -69,11 +71,12 @@ class Campaign:
         self.seen: set[str] = set()
         self.warnings: Counter[str] = Counter()
         self.executed = 0
+        self.slowest = SLOW_CPU_SECONDS
         self.started = self.summarised = time.monotonic()
 
     def one_input(self, data: bytes) -> None:
         self.executed += 1
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -82,9 +85,13 @@ class Campaign:
                 self._record(signature(error), data, traceback.format_exc())
         for warning in caught:
             self.warnings[f"{warning.category.__name__}: {str(warning.message)[:80]}"] += 1
-        elapsed = time.monotonic() - start
-        if elapsed > SLOW_SECONDS:
-            self._record(f"slow ({elapsed:.1f} s)", data, f"took {elapsed:.2f} s\n", bucket="slow")
+        cpu = time.process_time() - cpu_start
+        if cpu > self.slowest:
+            self.slowest = cpu
+            self.findings.mkdir(parents=True, exist_ok=True)
+            (self.findings / "slowest.bin").write_bytes(data)
+            (self.findings / "slowest.txt").write_text(f"{cpu:.2f} s CPU after {self.executed} inputs\n")
+            print(f"\n=== slowest input so far: {cpu:.2f} s CPU -> {self.findings / 'slowest.bin'}", file=sys.stderr)
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         if rss_mb > MEMORY_MB:
             self._record(f"memory ({rss_mb:.0f} MB peak)", data, f"peak RSS {rss_mb:.0f} MB\n", bucket="memory")
@@ -94,7 +101,7 @@ class Campaign:
             (self.findings / "summary.txt").write_text(self.summary() + "\n")
 
     def _record(self, key: str, data: bytes, report: str, bucket: str | None = None) -> None:
-        key = bucket or key  # slow and memory findings: keep the first of each kind only
+        key = bucket or key  # memory findings: keep the first only
         if key in self.seen:
             return
         self.seen.add(key)
@@ -106,8 +113,12 @@ class Campaign:
         print(f"\n=== finding {len(self.seen)} after {self.executed} inputs: {key} -> {path}", file=sys.stderr)
 
     def summary(self) -> str:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         lines = [
-            f"{self.name}: {self.executed} inputs in {time.monotonic() - self.started:.0f} s, {len(self.seen)} findings"
+            f"{self.name}: {self.executed} inputs in {time.monotonic() - self.started:.0f} s "
+            f"({usage.ru_utime + usage.ru_stime:.0f} s CPU), {len(self.seen)} findings, "
+            f"slowest input {self.slowest:.2f} s CPU"
+            + (" (none over the threshold)" if self.slowest == SLOW_CPU_SECONDS else "")
         ]
         lines += [f"  finding: {key}" for key in sorted(self.seen)]
         lines += [f"  warning x{count}: {text}" for text, count in self.warnings.most_common(12)]
@@ -118,9 +129,10 @@ def replay(check: Callable[[bytes], None], files: list[str]) -> int:
     """Run each input once; a broken contract prints its traceback. Exit status 1 if any broke it."""
     broken = 0
     for name in files:
+        cpu_start = time.process_time()
         try:
             check(Path(name).read_bytes())
-            print(f"{name}: contract kept")
+            print(f"{name}: contract kept ({time.process_time() - cpu_start:.3f} s CPU)")
         except Exception:
             broken += 1
             print(f"{name}: CONTRACT BROKEN\n{traceback.format_exc()}")
@@ -178,5 +190,8 @@ def main(
         for seed_name, data in seeds().items():
             (corpus / f"seed-{seed_name}").write_bytes(data)
     campaign = Campaign(name, check)
+    if not any(a.startswith("-artifact_prefix=") for a in args):
+        campaign.findings.mkdir(parents=True, exist_ok=True)
+        args.append(f"-artifact_prefix={campaign.findings}/")
     atheris.Setup([sys.argv[0], *args], campaign.one_input, custom_mutator=mutator)
     atheris.Fuzz()
