@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from onepass.data.codecs import Codec, LabelFileError
+from onepass.data.codecs import Codec, LabelFileError, check_pixels
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
@@ -97,11 +97,18 @@ class Sample:
 def read_rgb(path: Path) -> np.ndarray:
     """Decode any common image file to (H, W, 3) uint8 RGB, honouring EXIF orientation."""
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
+        image = Image.open(path)
     except Exception as error:  # PIL raises many types for bad files
         raise DatasetError(f"{path}: not a readable image ({error})") from None
+    with image:
+        try:
+            check_pixels(image, str(path))
+        except LabelFileError as error:
+            raise DatasetError(str(error)) from None
+        try:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        except Exception as error:
+            raise DatasetError(f"{path}: not a readable image ({error})") from None
 
 
 class FolderDataset(Sequence[Sample]):

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, LabelFileError, NormalsPngCodec
+from tests.serve.samples import bomb_png
 
 
 def encode(image: Image.Image, format: str) -> bytes:
@@ -53,3 +54,16 @@ def test_a_truncated_label_is_refused():
     data = IndexedPngCodec().encode(ids)
     with pytest.raises(LabelFileError, match=r"^x.png: not a readable PNG"):
         IndexedPngCodec().decode(data[: len(data) // 2], "x.png")
+
+
+def test_a_label_claiming_a_hundred_million_pixels_is_refused_from_its_header():
+    """From fuzzing: a few hundred bytes of PNG whose header says 7x16777216; Pillow decodes its one
+    real row and zero-fills the rest, 117 MB per label (read with its image: 1.6 GB, 7 s of CPU)."""
+    data = bomb_png(7, 16_777_216)
+    assert len(data) < 100
+    for codec in (IndexedPngCodec(), DepthPngCodec(), NormalsPngCodec()):
+        with (
+            pytest.warns(Image.DecompressionBombWarning),  # all Pillow does below twice its limit
+            pytest.raises(LabelFileError, match=r"^x.png: 7x16777216 = 117440512 pixels, over the 89478485"),
+        ):
+            codec.decode(data, "x.png")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetError, FolderDataset
+from tests.serve.samples import bomb_png
 from tests.tiny import CODECS, random_labels, write_random_dataset
 
 
@@ -150,3 +151,14 @@ def test_byte_order_marks_are_accepted(tmp_path):
         (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
     dataset = FolderDataset(root, CODECS)
     assert dataset.description.classes and dataset[0].attributes["people"] is not None
+
+
+def test_an_image_claiming_a_hundred_million_pixels_is_refused_from_its_header(tmp_path):
+    """From fuzzing: Pillow allocates (and zero-fills) what a tiny PNG's header claims; 1.6 GB here."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "images" / "0000.png").write_bytes(bomb_png(7, 16_777_216))
+    with (
+        pytest.warns(Image.DecompressionBombWarning),  # all Pillow does below twice its limit
+        pytest.raises(DatasetError, match=r"images/0000.png: 7x16777216 = 117440512 pixels, over the 89478485"),
+    ):
+        FolderDataset(root, {})[0]
