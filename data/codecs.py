@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -19,6 +20,7 @@ from onepass.data.png import encode_png
 
 IGNORE_INDEX = 255  # semseg pixels without a label
 DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FILE_PIXELS = 89_478_485  # ~9459x9459; Pillow's own decompression bomb warning threshold
 
 
@@ -32,6 +34,14 @@ class Codec(Protocol):
     def encode(self, array: np.ndarray) -> bytes: ...
 
     def decode(self, data: bytes, source: str) -> np.ndarray: ...
+
+
+def png_header_size(data: bytes) -> tuple[int, int] | None:
+    """(H, W) from a PNG's header without decoding anything; None for data that is not a PNG."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
 
 
 def check_pixels(image: Image.Image, source: str) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from onepass.data.codecs import Codec, LabelFileError, check_pixels
+from onepass.data.codecs import Codec, LabelFileError, check_pixels, png_header_size
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
@@ -145,14 +145,17 @@ class FolderDataset(Sequence[Sample]):
         path = self.root / name / f"{sample_id}{codec.extension}"
         if not path.is_file():
             return None
+        data = path.read_bytes()
+        # from the header first: a label of the wrong size is refused before its pixels are decoded
+        claimed = png_header_size(data)
+        if claimed is not None and claimed != size:
+            raise _wrong_size(path, claimed, size)
         try:
-            label = codec.decode(path.read_bytes(), str(path))
+            label = codec.decode(data, str(path))
         except LabelFileError as error:
             raise DatasetError(str(error)) from None
         if label.shape[:2] != size:
-            raise DatasetError(
-                f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH) but its image is {size[1]}x{size[0]}"
-            )
+            raise _wrong_size(path, label.shape[:2], size)
         return label
 
     def _read_attributes(self) -> dict[str, dict[str, str | None]]:
@@ -204,6 +207,10 @@ class FolderDataset(Sequence[Sample]):
                 values[group] = value or None
             rows[sample_id] = values
         return rows
+
+
+def _wrong_size(path: Path, label: tuple[int, ...], image: tuple[int, int]) -> DatasetError:
+    return DatasetError(f"{path}: label is {label[1]}x{label[0]} (WxH) but its image is {image[1]}x{image[0]}")
 
 
 def _sample_id(image_name: str | None) -> str | None:

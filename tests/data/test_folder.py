@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -167,3 +168,19 @@ def test_an_image_claiming_a_hundred_million_pixels_is_refused_from_its_header(t
         pytest.raises(DatasetError, match=r"images/0000.png: 7x16777216 = 117440512 pixels, over the 89478485"),
     ):
         FolderDataset(root, {})[0]
+
+
+@dataclass(frozen=True)
+class UndecodableNormals(NormalsPngCodec):
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        raise AssertionError(f"{source} was decoded")
+
+
+def test_a_label_of_the_wrong_size_is_refused_from_its_header(tmp_path):
+    """From fuzzing: a normals label whose header says 7x4128773 (its data ends early; Pillow zero-fills
+    the rest) was decoded, 2.1 GB and 6.8 s of CPU, before its size was compared with its image's."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    label = root / "normals" / "0000.png"
+    label.write_bytes(with_height(label.read_bytes(), 4_128_773))
+    with pytest.raises(DatasetError, match=r"normals/0000.png: label is 64x4128773 \(WxH\) but its image is 64x48"):
+        FolderDataset(root, {"normals": UndecodableNormals()})[0]
