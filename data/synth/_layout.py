@@ -13,7 +13,13 @@ import numpy as np
 from onepass.data.synth._camera import CameraRig
 from onepass.data.synth._geometry import Box, Cylinder, Ellipsoid, Primitive, Room, _rotate_y
 from onepass.data.synth._materials import FloorMaterial, Material, PlainMaterial, StripeMaterial, WallMaterial
-from onepass.data.synth._people import Person, _Body, _person_primitives, _sample_gaze, _sample_look, _sample_people
+from onepass.data.synth._people import (
+    PEOPLE_COUNT_PROBABILITIES,
+    Person,
+    _person_primitives,
+    _sample_look,
+    _sample_people,
+)
 from onepass.data.synth._sampling import (
     PLACEMENT_CANDIDATES,
     _first_clear,
@@ -32,11 +38,14 @@ from onepass.data.synth._scene import FURNITURE, OBJECT, Colour, Vector
 
 @dataclass(frozen=True)
 class OccluderGroup:
-    """Primitives that may cast shadows, with a bounding sphere to skip most shadow rays."""
+    """Primitives that cast shadows, with bounding spheres (of the group and of each member) to
+    skip most shadow rays."""
 
     center: Vector
     radius: float
     members: tuple[int, ...]  # indices into Layout.primitives
+    member_centres: tuple[Vector, ...]
+    member_radii: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Layout:
     primitives: tuple[Primitive, ...]
     occluders: tuple[OccluderGroup, ...]
     people: tuple[Person, ...]
+    person_primitives: tuple[range, ...]  # per person: its indices into `primitives`
     light_position: Vector
     light_colour: Colour  # includes the power
     ambient_colour: Colour
@@ -72,12 +82,14 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
 
     primitives: list[Primitive] = []
     occluders: list[OccluderGroup] = []
-    people, person_cones = _sample_people(rng, room, frustum, int(rng.integers(0, 4)))
+    person_primitives: list[range] = []
+    count = int(rng.choice(len(PEOPLE_COUNT_PROBABILITIES), p=PEOPLE_COUNT_PROBABILITIES))
+    people, person_cones = _sample_people(rng, room, frustum, count)
     for person in people:
-        gaze = _sample_gaze(rng, person, rig.position)
-        parts = _person_primitives(person, gaze, _sample_look(rng, _Body(person.height, person.is_child)))
-        occluders.append(_group(parts, len(primitives)))
-        primitives.extend(parts)
+        body, details = _person_primitives(person, _sample_look(rng, person), rig.position)
+        occluders.append(_group(body, len(primitives)))  # details are too small for a visible shadow
+        person_primitives.append(range(len(primitives), len(primitives) + len(body) + len(details)))
+        primitives.extend(body + details)
 
     furniture = _sample_furniture(rng, room, frustum, person_cones, int(rng.integers(0, 5)))
     for box in furniture:
@@ -97,6 +109,7 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
         primitives=tuple(primitives),
         occluders=tuple(occluders),
         people=tuple(people),
+        person_primitives=tuple(person_primitives),
         light_position=(
             _uniform(rng, -0.4, 0.4) * room.width,
             room.height - _uniform(rng, 0.05, 0.3),
@@ -224,13 +237,14 @@ def _footprint_of(primitive: Primitive) -> tuple[float, float, float]:
 
 
 def _group(parts: Sequence[Primitive], first_index: int) -> OccluderGroup:
-    lows, highs = zip(*(part.bounds() for part in parts), strict=True)
-    lo, hi = np.min(lows, axis=0), np.max(highs, axis=0)
-    center = (lo + hi) / 2
+    lows, highs = (np.array(side) for side in zip(*(part.bounds() for part in parts), strict=True))  # (n, 3)
+    lo, hi = lows.min(axis=0), highs.max(axis=0)
     return OccluderGroup(
-        tuple(float(c) for c in center),
+        tuple(float(c) for c in (lo + hi) / 2),
         float(np.linalg.norm(hi - lo) / 2),
         tuple(range(first_index, first_index + len(parts))),
+        tuple(tuple(float(c) for c in centre) for centre in (lows + highs) / 2),
+        tuple(float(r) for r in np.linalg.norm(highs - lows, axis=1) / 2),
     )
 
 
