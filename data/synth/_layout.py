@@ -87,7 +87,7 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
     people, person_cones = _sample_people(rng, room, frustum, count)
     for person in people:
         body, details = _person_primitives(person, _sample_look(rng, person), rig.position)
-        occluders.append(_group(body, len(primitives)))  # details are too small for a visible shadow
+        occluders.append(_group(body, len(primitives)))  # the details cast no shadow
         person_primitives.append(range(len(primitives), len(primitives) + len(body) + len(details)))
         primitives.extend(body + details)
 
@@ -237,15 +237,26 @@ def _footprint_of(primitive: Primitive) -> tuple[float, float, float]:
 
 
 def _group(parts: Sequence[Primitive], first_index: int) -> OccluderGroup:
-    lows, highs = (np.array(side) for side in zip(*(part.bounds() for part in parts), strict=True))  # (n, 3)
-    lo, hi = lows.min(axis=0), highs.max(axis=0)
+    bounds = [tuple(side.tolist() for side in part.bounds()) for part in parts]  # plain floats: cheaper here
+    spheres = [_bounding_sphere(lo, hi) for lo, hi in bounds]
+    if len(parts) == 1:
+        centre, radius = spheres[0]
+    else:
+        lo = [min(values) for values in zip(*(b[0] for b in bounds), strict=True)]
+        hi = [max(values) for values in zip(*(b[1] for b in bounds), strict=True)]
+        centre, radius = _bounding_sphere(lo, hi)
     return OccluderGroup(
-        tuple(float(c) for c in (lo + hi) / 2),
-        float(np.linalg.norm(hi - lo) / 2),
+        centre,
+        radius,
         tuple(range(first_index, first_index + len(parts))),
-        tuple(tuple(float(c) for c in centre) for centre in (lows + highs) / 2),
-        tuple(float(r) for r in np.linalg.norm(highs - lows, axis=1) / 2),
+        tuple(sphere[0] for sphere in spheres),
+        tuple(sphere[1] for sphere in spheres),
     )
+
+
+def _bounding_sphere(lo: Sequence[float], hi: Sequence[float]) -> tuple[Vector, float]:
+    """The sphere through the corners of the box lo, hi: (centre, radius)."""
+    return (tuple((a + b) / 2 for a, b in zip(lo, hi, strict=True)), math.dist(lo, hi) / 2)
 
 
 def _sample_room_materials(rng: np.random.Generator) -> tuple[Material, ...]:

@@ -283,9 +283,9 @@ def _heading(person: Person, camera: Vector, turn: float) -> tuple[float, float]
 
 
 def _person_primitives(person: Person, look: _Look, camera: Vector) -> tuple[list[Primitive], list[Primitive]]:
-    """The body: legs (cylinders), a skirt (a cylinder), chest, hips and arms (ellipsoids), long
-    hair and a head with a face (ellipsoids); and the details, too small to cast a visible shadow:
-    the shoulders (an ellipsoid)."""
+    """The body: legs (cylinders), a skirt (a cylinder), chest, hips, long hair and a head with a
+    face (ellipsoids); and the details, whose shadows would hardly show beside the body's: the
+    shoulders and the arms (ellipsoids)."""
     body = _Body(person.height, person.is_child, person.gender)
     h, b = person.height, body.breadth
     gaze_x, gaze_z = _heading(person, camera, person.yaw)
@@ -319,13 +319,15 @@ def _person_primitives(person: Person, look: _Look, camera: Vector) -> tuple[lis
     # A flat ellipsoid across the shoulders rounds them off and hides the arms' upper tips.
     arm_radius, arm_half_length = body.arm_radius, 0.19 * h
     shoulders_radii = (body.chest_half_width + arm_radius, 0.045 * h, 0.9 * torso_half_depth)
-    shoulders = Ellipsoid(beside(0.0, body.shoulder - 0.02 * h), shoulders_radii, body_yaw, PERSON, look.torso)
+    details: list[Primitive] = [
+        Ellipsoid(beside(0.0, body.shoulder - 0.02 * h), shoulders_radii, body_yaw, PERSON, look.torso)
+    ]
     # Arms hang beside the chest, or outside hips wider than the chest.
     arm_offset = max(body.chest_half_width, body.hip_half_width + 0.2 * arm_radius) + 0.5 * arm_radius
     for side in (-1.0, 1.0):
         hand = beside(side * arm_offset, body.shoulder - arm_half_length - 0.01 * h)
         arm_radii = (arm_radius, arm_half_length, 1.1 * arm_radius)
-        parts.append(Ellipsoid(hand, arm_radii, body_yaw, PERSON, look.arms))
+        details.append(Ellipsoid(hand, arm_radii, body_yaw, PERSON, look.arms))
     r = body.head_radius
     head_centre = (person.x, body.head_centre_height, person.z)
     if look.long_hair:  # behind and below the head, past the shoulders
@@ -342,4 +344,4 @@ def _person_primitives(person: Person, look: _Look, camera: Vector) -> tuple[lis
         hairline=look.hairline,
     )
     parts.append(Ellipsoid(head_centre, (r, 1.08 * r, r), head_yaw, PERSON, face))
-    return parts, [shoulders]
+    return parts, details
