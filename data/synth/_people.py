@@ -7,15 +7,14 @@ What a viewer, and the model at 128x160, can read from the pixels:
   and a far adult can look the same size and depth tells them apart. Children also have relatively
   larger heads and shorter legs.
 - Gender has three documented cues, each with overlap so that no single one decides it:
-  - Build (adults): men have broad shoulders over narrow hips (a "V": shoulders 0.30, torso 0.20
-    of the breadth, half-widths, arms beside the torso); women narrow shoulders over wide hips (an
-    "A": shoulders 0.21, torso 0.15, hips 0.20, arms hanging outside the hips). Children of both
-    genders share one build.
+  - Build (adults): men have a broad chest over narrow hips (a "V": half-widths 0.235 and 0.165
+    of the breadth, height / 1.75), women a narrow chest over wide hips (an "A": 0.16 and 0.205),
+    with the arms hanging outside the hips. Children of both genders share one build (0.19, 0.175).
   - Hair: 80 % of women and girls have long hair, a volume behind and below the head that reaches
     past the shoulders (from the front it frames the face and neck, from behind it covers the upper
     back); 90 % of men and boys have short hair, a cap on the head only.
   - Clothing: shirts come from a palette per gender (women: reds, pinks, purples, oranges, teals;
-    men: blues, greens, browns, dark greys), and 30 % of everyone's from one shared palette of
+    men: browns, greens, blues, navy, indigo), and 30 % of everyone's from one shared palette of
     neutrals (black, white, greys, beige), so colour alone does not separate them; 40 % of women
     and girls wear a skirt (bare legs below it), men and boys never.
 - Head yaw, in degrees from -180 to 180: 0 faces the camera (the person looks at the display),
