@@ -11,10 +11,14 @@ from torch import Tensor, nn
 
 from onepass.train.balancing import (
     BALANCERS,
+    AlignedMtlBalancer,
+    CaGradBalancer,
     DwaBalancer,
+    FamoBalancer,
     FixedBalancer,
     GradNormBalancer,
     LossBalancer,
+    NashMtlBalancer,
     UncertaintyBalancer,
     build_balancer,
 )
@@ -27,8 +31,8 @@ def scalars(**values: float) -> dict[str, Tensor]:
 
 
 # ---- registry ---------------------------------------------------------------------------------
-def test_registry_has_the_four_strategies() -> None:
-    assert set(BALANCERS) == {"fixed", "uncertainty", "gradnorm", "dwa"}
+def test_registry_has_every_strategy() -> None:
+    assert set(BALANCERS) == {"fixed", "uncertainty", "gradnorm", "dwa", "famo", "aligned-mtl", "cagrad", "nash-mtl"}
 
 
 @pytest.mark.parametrize("name", sorted(BALANCERS))
@@ -480,4 +484,8 @@ def test_classes_are_exported_under_their_names() -> None:
         "uncertainty": UncertaintyBalancer,
         "gradnorm": GradNormBalancer,
         "dwa": DwaBalancer,
+        "famo": FamoBalancer,
+        "aligned-mtl": AlignedMtlBalancer,
+        "cagrad": CaGradBalancer,
+        "nash-mtl": NashMtlBalancer,
     }
