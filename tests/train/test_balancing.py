@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 
 import pytest
 import torch
 from torch import Tensor, nn
 
+from onepass.models import open_package
 from onepass.models.tasks.base import ConfigError
 from onepass.train.balancers import GradientBalancer
 from onepass.train.balancers.aligned_mtl import aligned_mtl_coefficients
@@ -27,6 +29,9 @@ from onepass.train.balancing import (
     UncertaintyBalancer,
     build_balancer,
 )
+from onepass.train.config import TrainConfig
+from onepass.train.loop import Trainer, train
+from tests.tiny import TINY_ENCODER, write_random_dataset
 
 TASKS = ("semseg", "depth", "normals")
 
@@ -1011,3 +1016,56 @@ def test_nash_mtl_of_orthogonal_unit_gradients_is_the_plain_sum_and_survives_a_s
     alpha = nash_coefficients(opposed @ opposed.T)
     assert torch.isfinite(alpha).all() and (alpha > 0).all()
     assert (alpha @ opposed).norm() < 1e-3 * (alpha * opposed.norm(dim=1)).min()  # d ≈ 0: no step
+
+
+# ==== in the training loop =======================================================================
+def tiny_training(tmp_path, **overrides) -> TrainConfig:
+    data = tmp_path / "data"
+    if not data.exists():
+        write_random_dataset(data, n=12, size=(64, 96), drop={"depth": [1, 6]})  # some batches lack depth
+    values = dict(
+        data=str(data), out=str(tmp_path / "pkg"), encoder=TINY_ENCODER, decoder_channels=16, input_size=(64, 96),
+        epochs=2, batch_size=4, num_workers=0, warmup_steps=2, log_every=1, device="cpu",
+    )  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.mark.parametrize("name", ["famo", "nash-mtl"])
+def test_the_loop_trains_and_resumes_bit_for_bit_with(name: str, tmp_path, one_thread) -> None:
+    straight = tiny_training(tmp_path, out=str(tmp_path / "a"), balancer=name)
+    train(straight, progress=False)
+    interrupted = tiny_training(tmp_path, out=str(tmp_path / "b"), balancer=name)
+    assert train(interrupted, progress=False, stop_after=4) is None  # mid-epoch 1 (3 steps an epoch)
+    train(interrupted, resume=True, progress=False)
+    a = open_package(tmp_path / "a").load_model().state_dict()
+    b = open_package(tmp_path / "b").load_model().state_dict()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=key)
+    log = [json.loads(line) for line in (tmp_path / "b" / "train" / "log.jsonl").read_text().splitlines()]
+    assert set(log[-1]["weights"]) == {"semseg", "depth", "normals", "attributes"}
+    assert log[-1]["weights"] != dict.fromkeys(log[-1]["weights"], 1.0)  # it balanced
+
+
+@pytest.mark.parametrize("name", ["aligned-mtl", "cagrad"])
+def test_the_loop_trains_a_package_with(name: str, tmp_path, one_thread) -> None:
+    package = train(tiny_training(tmp_path, balancer=name, epochs=1), progress=False)
+    assert package is not None and package.training["steps"] == 3
+    weights = package.training["balancer_weights"]
+    assert set(weights) == {"semseg", "depth", "normals", "attributes"} and len(set(weights.values())) > 1
+
+
+def test_famos_second_look_at_the_batch_leaves_batchnorm_statistics_alone(tmp_path, one_thread) -> None:
+    """After one step, BatchNorm's running statistics are those of one forward pass, with or without
+    FAMO's re-evaluation of the batch (which runs in train mode)."""
+    buffers = {}
+    for name in ("fixed", "famo"):
+        trainer = Trainer(tiny_training(tmp_path, balancer=name, out=str(tmp_path / name)), progress=False)
+        trainer.model.train()
+        batch = next(iter(trainer.loader(0, 0)))
+        trainer.train_step(batch)
+        buffers[name] = {key: value.clone() for key, value in trainer.model.named_buffers()}
+    assert any("running_mean" in key for key in buffers["famo"])
+    for key, value in buffers["fixed"].items():
+        assert torch.equal(buffers["famo"][key], value), key
+    assert trainer.balancer.weights() != dict.fromkeys(trainer.balancer.tasks, 1.0)  # FAMO did look again
