@@ -74,13 +74,13 @@ class GradientBalancer(LossBalancer):
         earlier = [p.grad for p in shared]  # gradients accumulated before this call stay
         for p in shared:
             p.grad = None
-        rows = []
+        size = sum(p.numel() for p in shared)
+        grads = torch.empty((len(present), size), dtype=shared[0].dtype, device=shared[0].device)  # (P, N)
         for i, task in enumerate(present):
             # Every parameter accumulates this task's gradient; the shared ones are moved out after
             # each pass, so a head ends with its own task's gradient and the shared ones with none.
             scaled(losses[task], scaler).backward(retain_graph=i < len(present) - 1)
-            rows.append(_take_flat_grad(shared))
-        grads = torch.stack(rows)  # (P, N), each row scaled by `scale`
+            _take_flat_grad(shared, grads[i])  # row i: g_i·scale
         alpha = self._solve(present, grads, scale)  # (P,) float64
         combined = alpha.to(grads) @ grads  # (N,) d·scale
         _put_flat_grad(shared, combined, earlier)
@@ -134,12 +134,17 @@ def _flat_grad(loss: Tensor, parameters: list[nn.Parameter]) -> Tensor:
     )
 
 
-def _take_flat_grad(parameters: list[nn.Parameter]) -> Tensor:
-    """The parameters' `.grad` as one flat vector (N,) (zeros where None), leaving `.grad` None."""
-    flat = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in parameters])
+def _take_flat_grad(parameters: list[nn.Parameter], out: Tensor) -> None:
+    """Move the parameters' `.grad` into the flat vector `out` (N,) (zeros where None), leaving them None."""
+    offset = 0
     for p in parameters:
+        chunk = out[offset : offset + p.numel()]
+        if p.grad is None:
+            chunk.zero_()
+        else:
+            chunk.copy_(p.grad.reshape(-1))
         p.grad = None
-    return flat
+        offset += p.numel()
 
 
 def _put_flat_grad(parameters: list[nn.Parameter], flat: Tensor, earlier: list[Tensor | None]) -> None:
