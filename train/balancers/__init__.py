@@ -13,16 +13,16 @@ The training loop only ever talks to `LossBalancer`:
         balancer.after_step(lambda: same_batch_losses())   # FAMO only evaluates it
     balancer.end_epoch(epoch_mean_losses)
 
-| name          | strategy                                          | kind     | state                          |
-|---------------|---------------------------------------------------|----------|--------------------------------|
-| `fixed`       | user weights                                      | loss     | weights                        |
-| `uncertainty` | Kendall, Gal, Cipolla 2018: learned log σ²        | loss     | log σ² (main optimiser)        |
-| `gradnorm`    | Chen et al. 2018: gradient-norm balancing         | loss     | weights, own optimiser, L_i(0) |
-| `dwa`         | Liu, Johns, Davison 2019: dynamic averaging       | loss     | weights, last two epoch means  |
-| `famo`        | Liu et al. 2023: equal log-loss decrease rates    | loss     | logits ξ, own optimiser        |
-| `aligned-mtl` | Senushkin et al. 2023: aligned principal components | gradient | last α                       |
-| `cagrad`      | Liu et al. 2021: conflict-averse gradient         | gradient | last α                         |
-| `nash-mtl`    | Navon et al. 2022: Nash bargaining solution       | gradient | last α                         |
+| name          | strategy                                             | kind     | state                          |
+|---------------|------------------------------------------------------|----------|--------------------------------|
+| `fixed`       | user weights                                         | loss     | weights                        |
+| `uncertainty` | Kendall, Gal, Cipolla 2018: learned log σ²           | loss     | log σ² (main optimiser)        |
+| `gradnorm`    | Chen et al. 2018: gradient-norm balancing            | loss     | weights, own optimiser, L_i(0) |
+| `dwa`         | Liu, Johns, Davison 2019: dynamic averaging          | loss     | weights, last two epoch means  |
+| `famo`        | Liu et al. 2023: equal log-loss decrease rates       | loss     | logits ξ, own optimiser        |
+| `aligned-mtl` | Senushkin et al. 2023: aligned principal components  | gradient | last coefficients α            |
+| `cagrad`      | Liu et al. 2021: conflict-averse direction           | gradient | last coefficients α            |
+| `nash-mtl`    | Navon et al. 2022: Nash bargaining solution          | gradient | last coefficients α            |
 
 "loss" strategies turn the losses into one scalar and backpropagate it once (`combine`); "gradient"
 strategies (`GradientBalancer`) take one backward pass per task and combine the tasks' gradients of
