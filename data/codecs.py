@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -19,6 +20,8 @@ from onepass.data.png import encode_png
 
 IGNORE_INDEX = 255  # semseg pixels without a label
 DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_FILE_PIXELS = 89_478_485  # ~9459x9459; Pillow's own decompression bomb warning threshold
 
 
 class LabelFileError(ValueError):
@@ -34,11 +37,35 @@ class Codec(Protocol):
     def decode(self, data: bytes, source: str) -> np.ndarray: ...
 
 
+def png_header_size(data: bytes) -> tuple[int, int] | None:
+    """(H, W) from a PNG's header without decoding anything; None for data that is not a PNG."""
+    if len(data) < 24 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return height, width
+
+
+def check_pixels(image: Image.Image, source: str) -> None:
+    """Refuses, from the header and before any pixel is decoded, an image larger than a dataset file
+    needs: a PNG of a few hundred bytes can claim a hundred million pixels, and Pillow allocates them."""
+    width, height = image.size
+    if width * height > MAX_FILE_PIXELS:
+        raise LabelFileError(
+            f"{source}: {width}x{height} = {width * height} pixels, over the {MAX_FILE_PIXELS} a dataset file "
+            "may have; downscale it (training resizes every image to the model's input anyway)"
+        )
+
+
 def _open_png(data: bytes, source: str) -> Image.Image:
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        # PNG only: a JPEG class map would decode to wrong ids, a 32-bit TIFF to negative depth
+        image = Image.open(io.BytesIO(data), formats=("PNG",))
     except Exception as error:  # PIL raises many types for bad files
+        raise LabelFileError(f"{source}: not a readable PNG ({error})") from None
+    check_pixels(image, source)
+    try:
+        image.load()
+    except Exception as error:
         raise LabelFileError(f"{source}: not a readable PNG ({error})") from None
     return image
 

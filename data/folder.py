@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from onepass.data.codecs import Codec, LabelFileError
+from onepass.data.codecs import Codec, LabelFileError, check_pixels, png_header_size
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
@@ -61,8 +61,9 @@ class DatasetDescription:
                 f"{path}: missing; every dataset folder needs a dataset.json (classes, attribute groups)"
             )
         try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            # from bytes: json detects UTF-8/16/32 and skips a byte order mark, as the JSON spec allows
+            data = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as error:  # also numbers over 4300 digits, nesting too deep
             raise DatasetError(f"{path}: not valid JSON ({error})") from None
         if not isinstance(data, dict) or data.get("format") != DATASET_FORMAT:
             raise DatasetError(f"{path}: 'format' must be {DATASET_FORMAT!r}")
@@ -97,11 +98,18 @@ class Sample:
 def read_rgb(path: Path) -> np.ndarray:
     """Decode any common image file to (H, W, 3) uint8 RGB, honouring EXIF orientation."""
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(image.convert("RGB"))
+        image = Image.open(path)
     except Exception as error:  # PIL raises many types for bad files
         raise DatasetError(f"{path}: not a readable image ({error})") from None
+    with image:
+        try:
+            check_pixels(image, str(path))
+        except LabelFileError as error:
+            raise DatasetError(str(error)) from None
+        try:
+            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+        except Exception as error:
+            raise DatasetError(f"{path}: not a readable image ({error})") from None
 
 
 class FolderDataset(Sequence[Sample]):
@@ -138,46 +146,80 @@ class FolderDataset(Sequence[Sample]):
         path = self.root / name / f"{sample_id}{codec.extension}"
         if not path.is_file():
             return None
+        data = path.read_bytes()
+        # from the header first: a label of the wrong size is refused before its pixels are decoded
+        claimed = png_header_size(data)
+        if claimed is not None and claimed != size:
+            raise _wrong_size(path, claimed, size)
         try:
-            label = codec.decode(path.read_bytes(), str(path))
+            label = codec.decode(data, str(path))
         except LabelFileError as error:
             raise DatasetError(str(error)) from None
         if label.shape[:2] != size:
-            raise DatasetError(
-                f"{path}: label is {label.shape[1]}x{label.shape[0]} (WxH) but its image is {size[1]}x{size[0]}"
-            )
+            raise _wrong_size(path, label.shape[:2], size)
         return label
 
     def _read_attributes(self) -> dict[str, dict[str, str | None]]:
         path = self.root / ATTRIBUTES_FILE
-        groups = self.description.attribute_groups
         if not path.is_file():
             return {}
+        # utf-8-sig: spreadsheet programs start a UTF-8 CSV with a byte order mark
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            try:
+                return self._attribute_rows(path, reader)
+            except csv.Error as error:  # e.g. a cell over csv's field size limit; line_num = lines read before it
+                raise DatasetError(f"{path}, line {reader.line_num + 1}: not a readable CSV file ({error})") from None
+            except UnicodeDecodeError as error:
+                raise DatasetError(f"{path}: not UTF-8 text ({error}); save it as UTF-8 CSV") from None
+
+    def _attribute_rows(self, path: Path, reader: csv.DictReader) -> dict[str, dict[str, str | None]]:
+        groups = self.description.attribute_groups
+        if reader.fieldnames is None or "image" not in reader.fieldnames:
+            raise DatasetError(f"{path}: the first row must be a header with an 'image' column")
+        unknown_columns = set(reader.fieldnames) - {"image"} - set(groups)
+        if unknown_columns:
+            raise DatasetError(
+                f"{path}: columns {sorted(unknown_columns)} are not attribute groups of dataset.json ({sorted(groups)})"
+            )
         rows: dict[str, dict[str, str | None]] = {}
         known = set(self.ids)
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or "image" not in reader.fieldnames:
-                raise DatasetError(f"{path}: the first row must be a header with an 'image' column")
-            unknown_columns = set(reader.fieldnames) - {"image"} - set(groups)
-            if unknown_columns:
+        for row in reader:
+            line = reader.line_num
+            if None in row:  # DictReader's key for cells past the header's columns
                 raise DatasetError(
-                    f"{path}: columns {sorted(unknown_columns)} are not attribute groups of dataset.json ({sorted(groups)})"
+                    f"{path}, line {line}: {len(reader.fieldnames) + len(row[None])} cells but the header has "
+                    f"{len(reader.fieldnames)} columns; quote a value that contains a comma"
                 )
-            for line, row in enumerate(reader, start=2):
-                sample_id = str(Path(row["image"]).with_suffix("").as_posix())
-                if sample_id not in known:
-                    raise DatasetError(f"{path}, line {line}: image {row['image']!r} is not in images/")
-                values: dict[str, str | None] = {}
-                for group, classes in groups.items():
-                    value = (row.get(group) or "").strip()
-                    if value and value not in classes:
-                        raise DatasetError(
-                            f"{path}, line {line}: {value!r} is not a class of group {group!r} ({', '.join(classes)})"
-                        )
-                    values[group] = value or None
-                rows[sample_id] = values
+            sample_id = _sample_id(row["image"])
+            if sample_id is None:
+                raise DatasetError(
+                    f"{path}, line {line}: the 'image' cell is {row['image'] or ''!r}, not an image file name"
+                )
+            if sample_id not in known:
+                raise DatasetError(f"{path}, line {line}: image {row['image']!r} is not in images/")
+            values: dict[str, str | None] = {}
+            for group, classes in groups.items():
+                value = (row.get(group) or "").strip()
+                if value and value not in classes:
+                    raise DatasetError(
+                        f"{path}, line {line}: {value!r} is not a class of group {group!r} ({', '.join(classes)})"
+                    )
+                values[group] = value or None
+            rows[sample_id] = values
         return rows
+
+
+def _wrong_size(path: Path, label: tuple[int, ...], image: tuple[int, int]) -> DatasetError:
+    return DatasetError(f"{path}: label is {label[1]}x{label[0]} (WxH) but its image is {image[1]}x{image[0]}")
+
+
+def _sample_id(image_name: str | None) -> str | None:
+    """'a/0001.png' -> 'a/0001', the id of images/a/0001.png; None for a name no image can have."""
+    try:
+        return Path(image_name).with_suffix("").as_posix() if image_name else None
+    except ValueError:  # '/' and the like: no file name
+        return None
 
 
 class DatasetWriter:

@@ -1,4 +1,6 @@
-"""`onepass data synth`: render synthetic scenes into the folder dataset format."""
+"""`onepass data synth`: render synthetic scenes into the folder dataset format, with the people
+in people.json (COCO, see data/people_json.py) and their attribute classes in dataset.json's
+`person_attributes`."""
 
 from __future__ import annotations
 
@@ -6,17 +8,44 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter
+from onepass.data.people_json import PEOPLE_FILE, people_document, person_annotation, write_people_json
 from onepass.data.progress import progress_bar
-from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, Scene, render_scene
+from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, PERSON_ATTRIBUTES, Scene, render_scene
 
 SYNTH_CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
+
+
+@dataclass(frozen=True)
+class SynthDescription(DatasetDescription):
+    """dataset.json plus the person attribute classes, as the separate key `person_attributes`
+    (today's DatasetDescription.load ignores keys it does not know, so the folder stays readable)."""
+
+    person_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "person_attributes": {k: list(v) for k, v in self.person_attributes.items()}}
+
+
+def people_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict]:
+    """The scene's visible people as COCO annotations with ids first_id, first_id + 1, ..."""
+    return [
+        person_annotation(
+            first_id + k,
+            image_id,
+            person.box,
+            {"age_group": person.age_group, "gender": person.gender, "looking": person.looking, "yaw": person.yaw},
+            area=person.visible_pixels,
+            truncated=person.truncated,
+        )
+        for k, person in enumerate(scene.people)
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,7 +87,10 @@ def write_synthetic_dataset(
     out = Path(out)
     if (out / "dataset.json").exists():
         raise FileExistsError(f"{out}: already holds a dataset; choose another --out or delete it")
-    writer = DatasetWriter(out, DatasetDescription(CLASS_NAMES, ATTRIBUTE_GROUPS), SYNTH_CODECS)
+    description = SynthDescription(CLASS_NAMES, ATTRIBUTE_GROUPS, PERSON_ATTRIBUTES)
+    writer = DatasetWriter(out, description, SYNTH_CODECS)
+    images: list[dict] = []
+    annotations: list[dict] = []
     digits = max(6, len(str(n - 1)))
     workers = workers or os.cpu_count() or 1
     jobs = [(seed, i, height, width) for i in range(n)]
@@ -76,11 +108,15 @@ def write_synthetic_dataset(
                 render_seconds += seconds
                 dense = {"semseg": scene.semseg, "depth": scene.depth, "normals": scene.normals}
                 writer.write(f"{index:0{digits}d}", scene.image, dense, scene.attributes)
+                images.append({"id": index, "file_name": f"{index:0{digits}d}.png", "width": width, "height": height})
+                annotations.extend(people_annotations(scene, index, len(annotations) + 1))
                 bar.update(1)
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
-    writer.close()
+    document = people_document(images, annotations, description="onepass.data.synth")
+    write_people_json(out / PEOPLE_FILE, document, PERSON_ATTRIBUTES)
+    writer.close()  # dataset.json last: a folder with it is complete
     (out / "synth.json").write_text(
         json.dumps({"generator": "onepass.data.synth", "n": n, "size": [height, width], "seed": seed}, indent=2) + "\n"
     )

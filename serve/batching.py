@@ -8,7 +8,8 @@ others queue; whenever the model is free again, a model thread takes every image
 Request threads call `run` and block until their slice of the batch is back, so the Predictor
 (and everything else written against a backend) works unchanged over this one. A request that
 has waited longer than `max_latency_ms` when its turn comes is refused with ServiceUnavailable
-(the server answers 503), rather than run late.
+(the server answers 503), rather than run late. A batch that fails (in the forward pass, or in
+handing the outputs back) fails its own callers only; the model thread goes on with the next.
 
 Why not BentoML's batchable API: it batches only requests that reach it over HTTP, so the model
 had to live in a second service. Measured on 2 cores (docs/serving.md, "Performance"), that hop
@@ -40,7 +41,7 @@ class ServiceUnavailable(Exception):
 @dataclass(eq=False)
 class _Job:
     images: np.ndarray
-    queued: float = field(default_factory=time.monotonic)
+    queued: float  # when it was handed in, on the batcher's clock
     result: Future = field(default_factory=Future)
 
 
@@ -54,6 +55,7 @@ class BatchingBackend:
         max_latency_ms: float,
         on_batch: Callable[[int], None] | None = None,
         queued_backend=None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.backend = backend  # runs a lone request's pass
         self.queued_backend = queued_backend or backend  # runs the batches taken from the queue (under load)
@@ -61,6 +63,7 @@ class BatchingBackend:
         self.max_batch_size = max_batch_size
         self.max_latency = max_latency_ms / 1e3
         self.on_batch = on_batch  # called with each batch's size (the server's metrics histogram)
+        self.clock = clock  # seconds, for max_latency_ms (a parameter so that tests can control time)
         self._jobs: collections.deque[_Job] = collections.deque()
         self._changed = threading.Condition()
         self._closed = False
@@ -70,7 +73,7 @@ class BatchingBackend:
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """(N, H, W, 3) uint8 -> the backend's named outputs for these N images."""
-        job = _Job(images)
+        job = _Job(images, self.clock())
         with self._changed:
             if self._closed:
                 raise ServiceUnavailable("the server is shutting down; try again")
@@ -83,8 +86,20 @@ class BatchingBackend:
             self._run_and_release([job], self.backend)
         return job.result.result()
 
+    @property
+    def closed(self) -> bool:
+        """True once close() was called: new calls are refused."""
+        with self._changed:
+            return self._closed
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for the model now (not counting the pass that runs)."""
+        with self._changed:
+            return len(self._jobs)
+
     def close(self) -> None:
-        """Stop the model thread once the queued requests are done."""
+        """Refuse new calls, run the ones already queued, then stop the model thread."""
         with self._changed:
             self._closed = True
             self._changed.notify()
@@ -107,7 +122,7 @@ class BatchingBackend:
 
     def _serve(self) -> None:
         while (batch := self._next_batch()) is not None:
-            now = time.monotonic()
+            now = self.clock()
             fresh: list[_Job] = []
             late: list[_Job] = []
             for job in batch:
@@ -132,18 +147,37 @@ class BatchingBackend:
                 self._changed.notify()
 
     def _run(self, batch: list[_Job], backend) -> None:
+        """Every job in `batch` ends with its result or with the batch's error, whatever fails."""
+        size = sum(len(job.images) for job in batch)
         try:
             images = batch[0].images if len(batch) == 1 else np.concatenate([job.images for job in batch])
             outputs = backend.run(images)
-        except Exception as error:  # the batch's requests all get the backend's error (a server fault)
-            logger.exception("forward pass of a batch of %d image(s) failed", sum(len(j.images) for j in batch))
+            results = _split(outputs, [len(job.images) for job in batch])
+        except Exception as error:  # the batch's requests all get the error (a server fault); the next batch runs
+            logger.exception("forward pass of a batch of %d image(s) failed", size)
             for job in batch:
                 job.result.set_exception(error)
             return
+        for job, result in zip(batch, results, strict=True):
+            job.result.set_result(result)
         if self.on_batch is not None:
-            self.on_batch(len(images))
-        start = 0
-        for job in batch:
-            stop = start + len(job.images)
-            job.result.set_result({name: value[start:stop] for name, value in outputs.items()})
-            start = stop
+            try:
+                self.on_batch(size)
+            except Exception:  # a metrics hook must not take the model down; the answers are already out
+                logger.exception("the batch-size hook failed for a batch of %d image(s)", size)
+
+
+def _split(outputs: dict[str, np.ndarray], sizes: list[int]) -> list[dict[str, np.ndarray]]:
+    """A batch's named outputs -> one dict per job, each with its own rows."""
+    total = sum(sizes)
+    for name, value in outputs.items():
+        shape = getattr(value, "shape", ())
+        if shape[:1] != (total,):  # a short output would hand some caller another caller's rows, or none
+            raise RuntimeError(
+                f"the backend returned output {name!r} with shape {shape} for a batch of {total} image(s)"
+            )
+    results, start = [], 0
+    for size in sizes:
+        results.append({name: value[start : start + size] for name, value in outputs.items()})
+        start += size
+    return results

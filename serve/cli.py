@@ -1,8 +1,13 @@
 """`onepass serve [MODEL]`: a thin wrapper over `bentoml serve onepass.serve.service:Onepass`.
 
-    onepass serve                                   # the shipped default model on http://0.0.0.0:3000
+    onepass serve                                   # the shipped default model on http://127.0.0.1:3000
     onepass serve my-model --port 8080 --workers 2  # a package directory (or a model store tag)
+    onepass serve my-model --host 0.0.0.0           # reachable from other machines, not only this one
     onepass serve my-model --bentoml --reload       # everything after --bentoml goes to bentoml serve
+
+Before BentoML starts, this process loads the model once with the options the workers will use, so
+a model, backend, device or precision that cannot work fails here, in one line (exit status 2), as
+`onepass predict` would. Then it becomes the server: `bentoml serve` in this process (serve/launch.py).
 
 Imports nothing heavy at module level: `onepass --help` builds this parser.
 """
@@ -10,11 +15,15 @@ Imports nothing heavy at module level: `onepass --help` builds this parser.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from onepass.serve.settings import ServeSettings
 
 SERVICE = "onepass.serve.service:Onepass"
+DEFAULT_HOST = "127.0.0.1"  # this machine only: exposing the API on every interface takes --host 0.0.0.0
 
 USER_ERRORS: tuple[type[BaseException], ...] = ()  # model and option errors are PackageError / ConfigError
 
@@ -29,7 +38,11 @@ def add_parser(commands) -> None:
         "model", nargs="?", default="default", help="model package directory, 'default', or a BentoML model store tag"
     )
     serve.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000)")
-    serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}, this machine only; 0.0.0.0 for every interface)",
+    )
     serve.add_argument("--backend", default="auto", help="runtime backend (default auto: the fastest available)")
     serve.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
     serve.add_argument("--precision", default="fp32", help="backend precision, e.g. fp32, bf16, fp16, int8")
@@ -47,8 +60,8 @@ def add_parser(commands) -> None:
     serve.set_defaults(run=cmd_serve)
 
 
-def bentoml_command(args: argparse.Namespace) -> list[str]:
-    """Validate the options (a bad model or backend fails here, in one line) -> the bentoml command."""
+def serve_settings(args: argparse.Namespace) -> ServeSettings:
+    """The options, checked before any model is loaded (a bad model path or backend name fails here)."""
     from onepass.models.package import open_package
     from onepass.models.tasks.base import ConfigError, unknown_name_error
     from onepass.runtime.predictor import BACKENDS
@@ -71,15 +84,43 @@ def bentoml_command(args: argparse.Namespace) -> list[str]:
         max_batch_size=args.max_batch_size,
     )
     settings.check()
-    command = [sys.executable, "-m", "bentoml", "serve", SERVICE, "--port", str(args.port), "--host", args.host]
+    return settings
+
+
+def bentoml_arguments(args: argparse.Namespace, settings: ServeSettings) -> list[str]:
+    """The `bentoml` command line that serves `settings` (`bentoml serve SERVICE --port ... --arg ...`)."""
+    arguments = ["serve", SERVICE, "--port", str(args.port), "--host", args.host]
     for key, value in settings.to_arguments().items():
-        command += ["--arg", f"{key}={value}"]
-    return command + list(args.bentoml)
+        arguments += ["--arg", f"{key}={value}"]
+    return arguments + list(args.bentoml)
+
+
+def check_model_loads(settings: ServeSettings) -> str:
+    """Load the model as each worker will (`onepass.load` with the same options) and run one pass.
+
+    Every model, backend, device or precision that cannot work fails here, with the reason
+    `onepass predict` gives, before any server process starts. Returns what was loaded, for the log.
+    """
+    import numpy as np
+
+    import onepass
+    from onepass.serve.settings import resolve_model
+
+    predictor = onepass.load(
+        resolve_model(settings.model), backend=settings.backend, device=settings.device, precision=settings.precision
+    )
+    height, width = predictor.config.input_size
+    predictor.backend.run(np.zeros((1, height, width, 3), np.uint8))
+    return f"{predictor.package.name} {predictor.package.version} on {predictor.backend_choice}"
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    command = bentoml_command(args)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(command[0], command)  # become the server: signals and the exit status are bentoml's own
-    return 0  # not reached
+    from onepass.serve.launch import exit_now, run_bentoml
+
+    settings = serve_settings(args)
+    start = time.perf_counter()
+    loaded = check_model_loads(settings)
+    print(f"onepass serve: checked that the model loads ({loaded}; {time.perf_counter() - start:.1f} s)", flush=True)
+    # This process becomes BentoML's arbiter; what the check imported (torch, onnxruntime), the
+    # arbiter imports anyway to read the service definition, so nothing is paid twice.
+    exit_now(run_bentoml(bentoml_arguments(args, settings)))

@@ -24,8 +24,15 @@ class ImageTooLarge(BadImage):
     status = 413
 
 
+# The formats cameras, phones and browsers send. Pillow reads more, and not all of them safely for a
+# server: ICO decodes its embedded PNG inside Image.open, before our size check (up to Pillow's own
+# bomb limit, 4.5x our default), and EPS runs Ghostscript. See docs/robustness.md. (Pillow's
+# JPEG opener also reads MPO, the multi-picture JPEG of phones and stereo cameras.)
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "AVIF", "GIF", "BMP", "TIFF")
+
+
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Bytes of any format Pillow reads -> an upright RGB image (EXIF orientation applied).
+    """Bytes of an UPLOAD_FORMATS image -> an upright RGB image (EXIF orientation applied).
 
     Checks the size in the header before decoding any pixels, so a small file that claims enormous
     dimensions (a decompression bomb) is refused without allocating them.
@@ -33,9 +40,12 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
         raise BadImage("the uploaded file is empty")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
     except UnidentifiedImageError:
-        raise BadImage(f"the upload ({len(data)} bytes) is not an image in a format Pillow can read") from None
+        raise BadImage(
+            f"the upload ({len(data)} bytes) is not an image in a format this server accepts "
+            f"({', '.join(UPLOAD_FORMATS)})"
+        ) from None
     except Image.DecompressionBombError as error:  # over twice Pillow's own limit
         raise ImageTooLarge(f"the image is too large to decode ({error})") from None
     except Exception as error:  # Pillow's plugins raise many types on a broken header

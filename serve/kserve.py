@@ -96,6 +96,10 @@ def parse_request(
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         hint = "" if header_length else f" (binary tensor data needs the {HEADER_LENGTH} header)"
         raise InferenceRequestError(f"the request is not valid JSON: {error}{hint}") from None
+    except RecursionError:  # json's decoder recurses once per nested array or object
+        raise InferenceRequestError(
+            "the request's JSON is nested too deeply; send 'data' as a flat list (or as binary tensor data)"
+        ) from None
     if not isinstance(request, dict):
         raise InferenceRequestError("the request must be a JSON object with an 'inputs' list")
     inputs = request.get("inputs")
@@ -106,9 +110,9 @@ def parse_request(
         raise InferenceRequestError(f"the model has one input, {INPUT_NAME!r} (UINT8 [N, H, W, 3]); got inputs {names}")
     image = _input_tensor(inputs[0], binary, input_size)
     request_id = request.get("id")
-    return InferenceRequest(
-        None if request_id is None else str(request_id), image, _requested_outputs(request, output_names)
-    )
+    if request_id is not None and not isinstance(request_id, str):
+        raise InferenceRequestError(f"'id' must be a string, got {_shown(request_id)}")
+    return InferenceRequest(request_id, image, _requested_outputs(request, output_names))
 
 
 def _input_tensor(tensor: dict[str, Any], binary: memoryview, input_size: tuple[int, int]) -> np.ndarray:
@@ -129,12 +133,10 @@ def _input_tensor(tensor: dict[str, Any], binary: memoryview, input_size: tuple[
             f"input size, NHWC), got {shape!r}"
         )
     count = int(np.prod(shape))
-    parameters = tensor.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InferenceRequestError(f"input {INPUT_NAME!r}: 'parameters' must be an object")
+    parameters = _parameters(tensor, f"input {INPUT_NAME!r}")
     if "binary_data_size" in parameters:
         size = parameters["binary_data_size"]
-        if size != count or size != len(binary):
+        if isinstance(size, bool) or size != count or size != len(binary):
             raise InferenceRequestError(
                 f"input {INPUT_NAME!r}: shape {shape} needs {count} bytes of UINT8 data; binary_data_size is {size!r} "
                 f"and the body carries {len(binary)} bytes after the JSON header"
@@ -163,10 +165,8 @@ def _input_tensor(tensor: dict[str, Any], binary: memoryview, input_size: tuple[
 
 
 def _requested_outputs(request: dict[str, Any], output_names: Sequence[str]) -> tuple[RequestedOutput, ...]:
-    parameters = request.get("parameters") or {}
-    if not isinstance(parameters, dict):
-        raise InferenceRequestError("'parameters' must be an object")
-    binary_default = bool(parameters.get("binary_data_output", False))
+    parameters = _parameters(request, "the request")
+    binary_default = _protocol_bool(parameters.get("binary_data_output", False), "parameters.binary_data_output")
     wanted = request.get("outputs")
     if wanted is None:
         return tuple(RequestedOutput(n, binary_default) for n in output_names)
@@ -177,10 +177,36 @@ def _requested_outputs(request: dict[str, Any], output_names: Sequence[str]) -> 
         name = item.get("name") if isinstance(item, dict) else None
         if name not in output_names:
             raise InferenceRequestError(f"unknown output {name!r} (the model's outputs: {', '.join(output_names)})")
-        item_parameters = item.get("parameters") or {}
-        binary = item_parameters.get("binary_data", binary_default) if isinstance(item_parameters, dict) else False
-        chosen.append(RequestedOutput(name, bool(binary)))
+        item_parameters = _parameters(item, f"output {name!r}")
+        binary = _protocol_bool(
+            item_parameters.get("binary_data", binary_default), f"output {name!r}: parameters.binary_data"
+        )
+        chosen.append(RequestedOutput(name, binary))
     return tuple(chosen)
+
+
+def _parameters(item: dict[str, Any], what: str) -> dict[str, Any]:
+    """An object's optional 'parameters' (the protocol's $parameters: an object of name -> value)."""
+    parameters = item.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InferenceRequestError(f"{what}: 'parameters' must be an object, got {_shown(parameters)}")
+    return parameters
+
+
+def _protocol_bool(value: Any, what: str) -> bool:
+    """A parameter the protocol defines as a bool: JSON true or false. Anything else is refused rather
+    than guessed at (Python would take the string "false" for true)."""
+    if not isinstance(value, bool):
+        raise InferenceRequestError(f"{what} must be true or false (a JSON boolean), got {_shown(value)}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """A client's JSON value for an error message, cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def build_response(

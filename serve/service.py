@@ -8,23 +8,31 @@ it up before it reports ready, and mounts the Starlette app of serve/http_api.py
 passes go through serve/batching.py, which runs the images of concurrent requests as one batch in
 a model thread. BentoML provides the HTTP server, workers, /livez, /readyz and /metrics.
 
+A worker whose start-up fails (the model does not load, a warm-up pass fails) stops the whole
+server rather than being restarted by BentoML forever: see `stop_the_server` and serve/launch.py.
+
 Settings come from BentoML arguments (`--arg key=value`; see serve/settings.py).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 
 import bentoml
 import numpy as np
 
 import onepass
+from onepass.models.package import PackageError
+from onepass.models.tasks.base import ConfigError
 from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend
 from onepass.serve.http_api import Runtime, build_app
+from onepass.serve.launch import STARTUP_FAILURE_ENV
 from onepass.serve.settings import ServeSettings, resolve_model
 
 logger = logging.getLogger("onepass.serve")
@@ -32,6 +40,7 @@ logger = logging.getLogger("onepass.serve")
 SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
 WARMUP_RUNS = 3
+STARTUP_FAILURE_EXIT = 3  # a worker's exit status when it cannot start (uvicorn's own for a failed start-up)
 
 
 def batch_size_histogram(max_batch_size: int):
@@ -65,6 +74,13 @@ class Onepass:
     """The public HTTP API (serve/http_api.py) over one batched model per worker."""
 
     def __init__(self) -> None:
+        try:
+            self._start()
+        except Exception as error:
+            stop_the_server(error)  # in a BentoML worker this does not return
+            raise
+
+    def _start(self) -> None:
         start = time.perf_counter()
         keep_freed_memory()
         predictor = onepass.load(
@@ -103,3 +119,28 @@ class Onepass:
     @bentoml.on_shutdown
     def _stop_batching(self) -> None:
         self.batching.close()
+
+
+def stop_the_server(error: Exception) -> None:
+    """A worker that cannot start stops the server, instead of being restarted forever.
+
+    BentoML's supervisor (circus) restarts a worker that exits, whatever its status: a model that
+    cannot load meant a traceback every ~10 s and a /readyz that never answered. So the worker logs
+    the reason in one line, leaves it for `onepass serve` to print (serve/launch.py), asks its
+    parent, BentoML's arbiter, to shut the server down (SIGTERM: what Ctrl-C or a service manager
+    does), and exits. Outside a BentoML worker process (no worker index) it returns, and the caller
+    raises the error as usual.
+    """
+    if bentoml.server_context.worker_index is None:
+        return
+    expected = isinstance(error, ConfigError | PackageError | ImportError)  # what onepass.load refuses with
+    message = " ".join(str(error).split())  # one line
+    reason = message if expected and message else f"{type(error).__name__}: {message}"
+    logger.error("the server stops: a worker could not start: %s", reason, exc_info=not expected)
+    failure_file = os.environ.get(STARTUP_FAILURE_ENV)
+    if failure_file:
+        with open(failure_file, "a", encoding="utf-8") as out:
+            out.write(reason + "\n")
+    os.kill(os.getppid(), signal.SIGTERM)
+    logging.shutdown()  # flush the log: os._exit does not
+    os._exit(STARTUP_FAILURE_EXIT)  # at once: no ASGI start-up failure, with its tracebacks, to unwind

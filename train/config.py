@@ -17,7 +17,7 @@ import yaml
 from onepass.models.architectures import architecture_class
 from onepass.models.tasks import TASK_TYPES
 from onepass.models.tasks.base import ConfigError, unknown_name_error
-from onepass.train.balancing import BALANCERS
+from onepass.train.balancers import BALANCERS
 
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")

@@ -30,7 +30,7 @@ from onepass.models.architectures import initial_prediction_key
 from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
-from onepass.train.balancing import LossBalancer, build_balancer
+from onepass.train.balancers import LossBalancer, build_balancer
 from onepass.train.config import TrainConfig
 from onepass.train.dataset import Augmentation, TaskDataset, to_device
 from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
@@ -164,6 +164,7 @@ class Trainer:
         self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(
             device
         )
+        self.balancer.check_world_size(self.group.world_size)
         self.optimizer = build_optimizer(config, parameter_groups(config, self.model, self.balancer))
         self.network: nn.Module = self.model
         if self.group.enabled:
@@ -269,25 +270,40 @@ class Trainer:
         x = normalise(images, self.model.config.mean, self.model.config.std).contiguous(
             memory_format=torch.channels_last
         )
+        targets = {task.name: to_device(batch[task.name], self.device) for task in self.tasks}
+        losses = self.task_losses(x, targets)
+        if not losses:  # no task labelled in this batch: nothing to learn from it
+            return {}
+        self.optimizer.zero_grad(set_to_none=True)
+        total = self.balancer.backward(losses, self.model, self.scaler)  # the balancer owns the backward pass
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.balancer.after_step(lambda: self.recomputed_losses(x, targets))  # FAMO only calls it
+        average_parameters(list(self.balancer.parameters()), self.group)
+        return {"total": float(total), **{name: float(loss.detach()) for name, loss in losses.items()}}
+
+    def task_losses(self, x: torch.Tensor, targets: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The loss of every task labelled in this batch."""
         with self.autocast():
             raw = self.network(x)
         losses = {}
         for task in self.tasks:
-            target = to_device(batch[task.name], self.device)
-            loss = task.loss(raw[task.name], target)
+            loss = task.loss(raw[task.name], targets[task.name])
             if loss is not None and initial_prediction_key(task.name) in raw:  # deep supervision (padnet)
-                loss = loss + task.loss(raw[initial_prediction_key(task.name)], target)
+                loss = loss + task.loss(raw[initial_prediction_key(task.name)], targets[task.name])
             if loss is not None:
                 losses[task.name] = loss
-        if not losses:  # no task labelled in this batch: nothing to learn from it
-            return {}
-        total = self.balancer.combine(losses, self.model.last_shared_parameters())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        average_parameters(list(self.balancer.parameters()), self.group)
-        return {"total": float(total.detach()), **{name: float(loss.detach()) for name, loss in losses.items()}}
+        return losses
+
+    def recomputed_losses(self, x: torch.Tensor, targets: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The same batch's losses after the step, in train mode, without grad and without a second
+        update of BatchNorm's running statistics (for balancers that learn from the step's effect)."""
+        buffers = [b.clone() for b in self.model.buffers()]
+        with torch.no_grad():
+            losses = self.task_losses(x, targets)
+            for buffer, saved in zip(self.model.buffers(), buffers, strict=True):
+                buffer.copy_(saved)
+        return losses
 
     def set_learning_rate(self) -> None:
         factor = learning_rate_factor(self.config, self.state.step, self.total_steps)

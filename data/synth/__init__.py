@@ -1,9 +1,18 @@
 """Procedural indoor scenes, ray cast with numpy: an image and exact labels from one geometry.
 
 The scenario: a camera on an advertising display looks into a room. The model must tell how
-many people stand in front of it, whether anyone faces the screen, whether the nearest person is
-a child or an adult (by TRUE height, so depth is needed: a near child and a far adult can look
-the same size), and the scene layout (segmentation, depth, normals).
+many people stand in front of it, whether anyone looks at the screen, whether the nearest person
+is a child or an adult (by TRUE height, so depth is needed: a near child and a far adult can look
+the same size), and the scene layout (segmentation, depth, normals); and per person a box, age
+group, gender and head yaw. Up to six people stand in a scene and may overlap; what each one
+looks like, and which cues tell gender, age and head direction, is in _people.py.
+
+Per person the labels are exact: `Scene.instances` says which person each pixel shows, and
+`Scene.people` (nearest first, only those with at least one visible pixel) holds each one's box
+around the visible pixels, visible pixel count, whether the body (hidden parts included) reaches
+the image border, head centre, true height, depth, yaw, age group and gender. The image-level
+attributes derive from them: `people` counts them, `facing` is "yes" when anyone is looking
+(|yaw| < 20 degrees) and `age_group` is the nearest one's.
 
 World frame: metres, y up. The room spans x in [-width/2, width/2], y in [0, height] (floor at
 y = 0) and z in [-depth, 0]; the camera hangs near the wall z = 0 and looks towards -z.
@@ -29,9 +38,12 @@ from onepass.data.synth._scene import (
     CLASS_NAMES,
     FLOOR,
     FURNITURE,
+    LOOKING_YAW_DEGREES,
     OBJECT,
     PERSON,
+    PERSON_ATTRIBUTES,
     WALL,
+    PersonLabel,
     Scene,
 )
 
@@ -41,10 +53,13 @@ __all__ = [
     "CLASS_NAMES",
     "FLOOR",
     "FURNITURE",
+    "LOOKING_YAW_DEGREES",
     "OBJECT",
     "PERSON",
+    "PERSON_ATTRIBUTES",
     "WALL",
     "CameraPose",
+    "PersonLabel",
     "Scene",
     "render_scene",
     "render_scene_with_pose",

@@ -13,7 +13,13 @@ import numpy as np
 from onepass.data.synth._camera import CameraRig
 from onepass.data.synth._geometry import Box, Cylinder, Ellipsoid, Primitive, Room, _rotate_y
 from onepass.data.synth._materials import FloorMaterial, Material, PlainMaterial, StripeMaterial, WallMaterial
-from onepass.data.synth._people import Person, _Body, _person_primitives, _sample_gaze, _sample_look, _sample_people
+from onepass.data.synth._people import (
+    PEOPLE_COUNT_PROBABILITIES,
+    Person,
+    _person_primitives,
+    _sample_look,
+    _sample_people,
+)
 from onepass.data.synth._sampling import (
     PLACEMENT_CANDIDATES,
     _first_clear,
@@ -32,11 +38,14 @@ from onepass.data.synth._scene import FURNITURE, OBJECT, Colour, Vector
 
 @dataclass(frozen=True)
 class OccluderGroup:
-    """Primitives that may cast shadows, with a bounding sphere to skip most shadow rays."""
+    """Primitives that cast shadows, with bounding spheres (of the group and of each member) to
+    skip most shadow rays."""
 
     center: Vector
     radius: float
     members: tuple[int, ...]  # indices into Layout.primitives
+    member_centres: tuple[Vector, ...]
+    member_radii: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Layout:
     primitives: tuple[Primitive, ...]
     occluders: tuple[OccluderGroup, ...]
     people: tuple[Person, ...]
+    person_primitives: tuple[range, ...]  # per person: its indices into `primitives`
     light_position: Vector
     light_colour: Colour  # includes the power
     ambient_colour: Colour
@@ -72,12 +82,14 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
 
     primitives: list[Primitive] = []
     occluders: list[OccluderGroup] = []
-    people, person_cones = _sample_people(rng, room, frustum, int(rng.integers(0, 4)))
+    person_primitives: list[range] = []
+    count = int(rng.choice(len(PEOPLE_COUNT_PROBABILITIES), p=PEOPLE_COUNT_PROBABILITIES))
+    people, person_cones = _sample_people(rng, room, frustum, count)
     for person in people:
-        gaze = _sample_gaze(rng, person, rig.position)
-        parts = _person_primitives(person, gaze, _sample_look(rng, _Body(person.height, person.is_child)))
-        occluders.append(_group(parts, len(primitives)))
-        primitives.extend(parts)
+        body, details = _person_primitives(person, _sample_look(rng, person), rig.position)
+        occluders.append(_group(body, len(primitives)))  # the details cast no shadow
+        person_primitives.append(range(len(primitives), len(primitives) + len(body) + len(details)))
+        primitives.extend(body + details)
 
     furniture = _sample_furniture(rng, room, frustum, person_cones, int(rng.integers(0, 5)))
     for box in furniture:
@@ -97,6 +109,7 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
         primitives=tuple(primitives),
         occluders=tuple(occluders),
         people=tuple(people),
+        person_primitives=tuple(person_primitives),
         light_position=(
             _uniform(rng, -0.4, 0.4) * room.width,
             room.height - _uniform(rng, 0.05, 0.3),
@@ -224,14 +237,26 @@ def _footprint_of(primitive: Primitive) -> tuple[float, float, float]:
 
 
 def _group(parts: Sequence[Primitive], first_index: int) -> OccluderGroup:
-    lows, highs = zip(*(part.bounds() for part in parts), strict=True)
-    lo, hi = np.min(lows, axis=0), np.max(highs, axis=0)
-    center = (lo + hi) / 2
+    bounds = [tuple(side.tolist() for side in part.bounds()) for part in parts]  # plain floats: cheaper here
+    spheres = [_bounding_sphere(lo, hi) for lo, hi in bounds]
+    if len(parts) == 1:
+        centre, radius = spheres[0]
+    else:
+        lo = [min(values) for values in zip(*(b[0] for b in bounds), strict=True)]
+        hi = [max(values) for values in zip(*(b[1] for b in bounds), strict=True)]
+        centre, radius = _bounding_sphere(lo, hi)
     return OccluderGroup(
-        tuple(float(c) for c in center),
-        float(np.linalg.norm(hi - lo) / 2),
+        centre,
+        radius,
         tuple(range(first_index, first_index + len(parts))),
+        tuple(sphere[0] for sphere in spheres),
+        tuple(sphere[1] for sphere in spheres),
     )
+
+
+def _bounding_sphere(lo: Sequence[float], hi: Sequence[float]) -> tuple[Vector, float]:
+    """The sphere through the corners of the box lo, hi: (centre, radius)."""
+    return (tuple((a + b) / 2 for a, b in zip(lo, hi, strict=True)), math.dist(lo, hi) / 2)
 
 
 def _sample_room_materials(rng: np.random.Generator) -> tuple[Material, ...]:

@@ -143,7 +143,8 @@ class WallMaterial:
 
 @dataclass(frozen=True)
 class HeadMaterial:
-    """A head sphere: a face (skin, eyes, mouth) on the front, hair on the top and back."""
+    """A head sphere: a face (skin, eyes, a darker nose, mouth) on the front, hair on the crown and
+    the back."""
 
     center: Vector
     radius: float
@@ -160,12 +161,14 @@ class HeadMaterial:
         fx, _, fz = self.forward
         front = qx * fx + qz * fz  # (n,) along the gaze
         side = qx * -fz + qz * fx  # (n,) towards the person's right
-        eye = (np.minimum(np.abs(side - 0.33), np.abs(side + 0.33)) ** 2 + (qy - 0.12) ** 2) < 0.012
-        mouth = (np.abs(side) < 0.28) & (np.abs(qy + 0.4) < 0.06)
         face = front > 0.2
+        eye = face & ((np.minimum(np.abs(side - 0.35), np.abs(side + 0.35)) ** 2 + (qy - 0.15) ** 2) < 0.025)
+        nose = face & (np.abs(side) < 0.13) & (qy < 0.1) & (qy > -0.3)
+        mouth = face & (np.abs(side) < 0.3) & (np.abs(qy + 0.45) < 0.07)
         hair = (qy > self.hairline) | (front < -0.05)
         colour = np.broadcast_to(_column(self.skin), (3, x.size)).copy()
+        colour[:, nose] *= 0.78
         colour[:, hair] = _column(self.hair)
-        colour[:, face & eye] = _column(self.eyes)
-        colour[:, face & mouth] = _column(self.mouth)
+        colour[:, eye] = _column(self.eyes)
+        colour[:, mouth] = _column(self.mouth)
         return colour

@@ -1,5 +1,6 @@
 """Rendering a sampled layout: primary rays, surfaces (normals, albedo, classes), shading with
-shadows, exposure to an 8-bit image, and the scene attributes."""
+shadows, exposure to an 8-bit image, and the labels of the visible people with the image-level
+attributes derived from them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ from onepass.data.synth._camera import CameraPose
 from onepass.data.synth._geometry import _CORNER_SELECTORS, Primitive, Room
 from onepass.data.synth._layout import Layout, _sample_layout
 from onepass.data.synth._materials import _column
-from onepass.data.synth._people import Person
-from onepass.data.synth._scene import ATTRIBUTE_GROUPS, Scene
+from onepass.data.synth._scene import ATTRIBUTE_GROUPS, PersonLabel, Scene
 
 SHADOW_OFFSET = 1e-3  # metres; shadow rays start this far off the surface to miss it
 
@@ -35,12 +35,15 @@ def render_scene_with_pose(rng: np.random.Generator, height: int, width: int) ->
         radiance = _shade(layout, surface)  # (3, H*W)
     image = _expose(rng, layout, pose, radiance)
     normals_camera = (pose.rotation.T.astype(np.float32) @ surface.normal).T  # (H*W, 3)
+    people, instances = _people_labels(layout, pose, hits)
     scene = Scene(
         image=image,
         semseg=surface.class_id.reshape(height, width),
         depth=hits.t.astype(np.float32, copy=False),
         normals=np.ascontiguousarray(normals_camera.reshape(height, width, 3)),
-        attributes=_attributes(layout.people),
+        attributes=_attributes(people),
+        people=people,
+        instances=instances,
     )
     return scene, pose
 
@@ -56,24 +59,35 @@ class _Hits:
     winner: np.ndarray  # (H, W) int16 primitive index, -1 for the room
     directions: tuple[np.ndarray, np.ndarray, np.ndarray]  # world, each (H, W)
     rects: tuple[tuple[slice, slice] | None, ...]  # per primitive: the pixels it may cover
+    on_border: tuple[bool, ...]  # per primitive: whether it covers a border pixel, hidden or not
 
 
-def _screen_rect(primitive: Primitive, pose: CameraPose) -> tuple[slice, slice] | None:
-    """Pixels a primitive can cover: the bounding rectangle of its projected world box."""
-    lo, hi = primitive.bounds()
-    camera = pose.to_camera(np.where(_CORNER_SELECTORS, hi, lo))  # (8, 3) box corners
-    depth = -camera[:, 2]
-    if depth.max() <= 0:
-        return None
-    if depth.min() <= 1e-3:  # straddles the camera plane: no finite projection
-        return slice(0, pose.height), slice(0, pose.width)
-    u = pose.focal * camera[:, 0] / depth + pose.width / 2  # (8,) continuous pixel coordinates
-    v = pose.height / 2 - pose.focal * camera[:, 1] / depth
-    cols = slice(max(0, math.floor(u.min()) - 1), min(pose.width, math.ceil(u.max()) + 1))
-    rows = slice(max(0, math.floor(v.min()) - 1), min(pose.height, math.ceil(v.max()) + 1))
-    if cols.start >= cols.stop or rows.start >= rows.stop:
-        return None
-    return rows, cols
+def _screen_rects(primitives: Sequence[Primitive], pose: CameraPose) -> list[tuple[slice, slice] | None]:
+    """Pixels each primitive can cover: the bounding rectangle of its projected world box."""
+    if not primitives:
+        return []
+    lo, hi = (np.array(side) for side in zip(*(primitive.bounds() for primitive in primitives), strict=True))  # (n, 3)
+    corners = np.where(_CORNER_SELECTORS, hi[:, None, :], lo[:, None, :])  # (n, 8, 3)
+    camera = pose.to_camera(corners)  # (n, 8, 3)
+    depth = -camera[..., 2]  # (n, 8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = pose.focal * camera[..., 0] / depth + pose.width / 2  # (n, 8) continuous pixel coordinates
+        v = pose.height / 2 - pose.focal * camera[..., 1] / depth
+    left = np.maximum(0, np.floor(u.min(1)) - 1)  # (n,) each, clipped to the image
+    right = np.minimum(pose.width, np.ceil(u.max(1)) + 1)
+    top = np.maximum(0, np.floor(v.min(1)) - 1)
+    bottom = np.minimum(pose.height, np.ceil(v.max(1)) + 1)
+    rects: list[tuple[slice, slice] | None] = []
+    for k in range(len(primitives)):
+        if depth[k].max() <= 0:
+            rects.append(None)
+        elif depth[k].min() <= 1e-3:  # straddles the camera plane: no finite projection
+            rects.append((slice(0, pose.height), slice(0, pose.width)))
+        elif left[k] >= right[k] or top[k] >= bottom[k]:
+            rects.append(None)
+        else:
+            rects.append((slice(int(top[k]), int(bottom[k])), slice(int(left[k]), int(right[k]))))
+    return rects
 
 
 def _cast_primary_rays(layout: Layout, pose: CameraPose) -> _Hits:
@@ -81,18 +95,33 @@ def _cast_primary_rays(layout: Layout, pose: CameraPose) -> _Hits:
     ox, oy, oz = (float(c) for c in pose.position)
     t, room_face = layout.room.exit(ox, oy, oz, dx, dy, dz)  # (H, W) each
     winner = np.full(t.shape, -1, dtype=np.int16)
-    rects = []
-    for index, primitive in enumerate(layout.primitives):
-        rect = _screen_rect(primitive, pose)
-        rects.append(rect)
+    rects = _screen_rects(layout.primitives, pose)
+    on_border = [False] * len(rects)
+    for index, (primitive, rect) in enumerate(zip(layout.primitives, rects, strict=True)):
         if rect is None:
             continue
         t_new = primitive.intersect(ox, oy, oz, dx[rect], dy[rect], dz[rect])
+        on_border[index] = _covers_border(t_new, rect, pose)
         t_view, winner_view = t[rect], winner[rect]  # views into the full buffers
         closer = t_new < t_view
         np.putmask(t_view, closer, t_new)
         np.putmask(winner_view, closer, index)
-    return _Hits(t, room_face, winner, (dx, dy, dz), tuple(rects))
+    return _Hits(t, room_face, winner, (dx, dy, dz), tuple(rects), tuple(on_border))
+
+
+def _covers_border(t: np.ndarray, rect: tuple[slice, slice], pose: CameraPose) -> bool:
+    """Whether a primitive's hits t (over its rect) include a pixel on the image border."""
+    rows, cols = rect
+    edges = []
+    if rows.start == 0:
+        edges.append(t[0])
+    if rows.stop == pose.height:
+        edges.append(t[-1])
+    if cols.start == 0:
+        edges.append(t[:, 0])
+    if cols.stop == pose.width:
+        edges.append(t[:, -1])
+    return any(bool(np.isfinite(edge).any()) for edge in edges)
 
 
 @dataclass(frozen=True)
@@ -191,10 +220,21 @@ def _light_visibility(layout: Layout, surface: _Surface, lit: np.ndarray) -> np.
             candidates = np.flatnonzero(~shadowed)
         if candidates.size == 0:
             continue
-        sub = [a[candidates] for a in (ox, oy, oz, dx, dy, dz)]
-        for member in group.members:
-            t = layout.primitives[member].intersect(*sub)
-            shadowed[candidates[t < 1]] = True
+        if len(group.members) == 1:
+            sub = [a[candidates] for a in (ox, oy, oz, dx, dy, dz)]
+            shadowed[candidates[layout.primitives[group.members[0]].intersect(*sub) < 1]] = True
+            continue
+        # A person: each part's own bounding sphere narrows the candidates further.
+        for member, centre, radius in zip(group.members, group.member_centres, group.member_radii, strict=True):
+            ex, ey, ez = centre[0] - lx, centre[1] - ly, centre[2] - lz
+            centre_distance = math.sqrt(ex * ex + ey * ey + ez * ez)
+            hidden = candidates
+            if centre_distance > radius:
+                along = -(dx[candidates] * ex + dy[candidates] * ey + dz[candidates] * ez)
+                hidden = candidates[along > length[candidates] * math.sqrt(centre_distance**2 - radius**2)]
+            if hidden.size:
+                sub = [a[hidden] for a in (ox, oy, oz, dx, dy, dz)]
+                shadowed[hidden[layout.primitives[member].intersect(*sub) < 1]] = True
     return (~shadowed).astype(np.float32)
 
 
@@ -216,10 +256,50 @@ def _expose(rng: np.random.Generator, layout: Layout, pose: CameraPose, radiance
     return np.ascontiguousarray(rgb.astype(np.uint8).transpose(1, 2, 0))  # (H, W, 3)
 
 
-def _attributes(people: Sequence[Person]) -> dict[str, str]:
+def _people_labels(layout: Layout, pose: CameraPose, hits: _Hits) -> tuple[tuple[PersonLabel, ...], np.ndarray]:
+    """The visible people, nearest first, and the (H, W) int16 map of which one each pixel shows."""
+    person_of_primitive = np.full(len(layout.primitives) + 1, -1, dtype=np.int16)  # the last entry: the room
+    for number, members in enumerate(layout.person_primitives):
+        person_of_primitive[members.start : members.stop] = number
+    sampled = person_of_primitive[hits.winner]  # (H, W) sampled person number, -1 for none
+    pixels = np.bincount(sampled.ravel() + 1, minlength=len(layout.people) + 1)[1:]  # (people,)
+    visible = sorted(np.flatnonzero(pixels).tolist(), key=lambda number: layout.people[number].depth)
+    labels = []
+    for number in visible:
+        person, members = layout.people[number], layout.person_primitives[number]
+        rects = [hits.rects[index] for index in members if hits.rects[index] is not None]
+        top, left = min(rows.start for rows, _ in rects), min(cols.start for _, cols in rects)
+        mask = sampled[top : max(rows.stop for rows, _ in rects), left : max(cols.stop for _, cols in rects)] == number
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        y, x = top + int(rows[0]), left + int(cols[0])
+        head = pose.to_camera(np.array([person.head_centre]))[0]  # (3,)
+        labels.append(
+            PersonLabel(
+                box=(x, y, left + int(cols[-1]) + 1 - x, top + int(rows[-1]) + 1 - y),
+                visible_pixels=int(pixels[number]),
+                truncated=any(hits.on_border[index] for index in members),
+                head_centre=(
+                    float(pose.focal * head[0] / -head[2] + pose.width / 2),
+                    float(pose.height / 2 - pose.focal * head[1] / -head[2]),
+                ),
+                height=person.height,
+                depth=person.depth,
+                yaw=person.yaw,
+                age_group=person.age_group,
+                gender=person.gender,
+            )
+        )
+    # Renumber: sampled person number -> index into the labels, -1 (the last entry) for none.
+    index_of_person = np.full(len(layout.people) + 1, -1, dtype=np.int16)
+    index_of_person[visible] = np.arange(len(visible), dtype=np.int16)
+    return tuple(labels), index_of_person[sampled]
+
+
+def _attributes(people: Sequence[PersonLabel]) -> dict[str, str]:
+    """The image-level attributes, from the visible people alone."""
     nearest = min(people, key=lambda person: person.depth) if people else None
     return {
         "people": ATTRIBUTE_GROUPS["people"][min(len(people), 3)],
-        "facing": "yes" if any(person.facing_camera for person in people) else "no",
-        "age_group": "none" if nearest is None else ("child" if nearest.is_child else "adult"),
+        "facing": "yes" if any(person.looking for person in people) else "no",
+        "age_group": "none" if nearest is None else nearest.age_group,
     }

@@ -54,10 +54,18 @@ class _Frustum:
         cones[depth.min(1) <= 0.05, :4] = (-np.inf, np.inf, -np.inf, np.inf)
         return cones
 
-    def contains(self, cones: np.ndarray) -> np.ndarray:
-        """Which cones (n, 6) lie inside the frustum with the margin: (n,) bool."""
+    def contains(self, cones: np.ndarray, cut_sides: bool = False) -> np.ndarray:
+        """Which cones (n, 6) lie inside the frustum with the margin: (n,) bool.
+
+        With `cut_sides`, a cone may reach past the left or right side as long as its centre is in
+        view; it still keeps the margin at the top and bottom.
+        """
         keep_h, keep_v = self.tan_h * (1 - FRAME_MARGIN), self.tan_v * (1 - FRAME_MARGIN)
-        return (-keep_h <= cones[:, 0]) & (cones[:, 1] <= keep_h) & (-keep_v <= cones[:, 2]) & (cones[:, 3] <= keep_v)
+        vertical = (-keep_v <= cones[:, 2]) & (cones[:, 3] <= keep_v)
+        if cut_sides:
+            centre = (cones[:, 0] + cones[:, 1]) / 2
+            return vertical & (np.abs(centre) <= self.tan_h)
+        return vertical & (-keep_h <= cones[:, 0]) & (cones[:, 1] <= keep_h)
 
 
 def _cones_overlap(cones: np.ndarray, other: np.ndarray, gap: float) -> np.ndarray:

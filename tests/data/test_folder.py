@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ from PIL import Image
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetError, FolderDataset
+from tests.data.test_codecs import with_height
 from tests.tiny import CODECS, random_labels, write_random_dataset
 
 
@@ -105,3 +108,79 @@ def test_codecs_round_trip(codec):
         decoded = codec.decode(codec.encode(array), "x")
         np.testing.assert_allclose(decoded, array, atol=0.01)
         assert not decoded[0, :2].any()
+
+
+# Regression tests from fuzzing (fuzz/dataset.py, docs/robustness.md): each input made the reader raise
+# something other than a DatasetError naming the file.
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"9" * 4301, b"[" * 100_000, b"\xff\xfe{}", b'{"format": "onepass-dataset", "version": 1e999999}'],
+    ids=["int over 4300 digits", "nested too deep", "not utf-8", "huge float"],
+)
+def test_unreadable_dataset_json_names_the_file(tmp_path, content):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "dataset.json").write_bytes(content)
+    with pytest.raises(DatasetError, match=r"dataset.json: (not valid JSON|unsupported dataset version)"):
+        FolderDataset(root, CODECS)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\x89PNG\r\n", r"attributes.csv: not UTF-8 text"),
+        (b"image,people\n" + b"x" * 131_073 + b"\n", r"attributes.csv, line 2: not a readable CSV file \(field larger"),
+        (b'"' + b"x" * 131_073, r"attributes.csv, line 1: not a readable CSV file \(field larger"),
+        (b"image,people\n,1\n", r"attributes.csv, line 2: the 'image' cell is '', not an image file name"),
+        (b"image,people\n/,1\n", r"attributes.csv, line 2: the 'image' cell is '/', not an image file name"),
+        (b"people,image\n1\n", r"attributes.csv, line 2: the 'image' cell is '', not an image file name"),
+        (b"image,people\n0000.png,1,2\n", r"attributes.csv, line 2: 3 cells but the header has 2 columns"),
+    ],
+    ids=["not utf-8", "huge cell", "huge header", "empty image", "image '/'", "short row", "extra cell"],
+)
+def test_unreadable_attributes_csv_names_file_and_line(tmp_path, content, message):
+    root = write_random_dataset(tmp_path / "d", n=1)
+    (root / "attributes.csv").write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        FolderDataset(root, CODECS)
+
+
+def test_byte_order_marks_are_accepted(tmp_path):
+    """Windows editors and spreadsheet programs start UTF-8 files with one."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    for name in ("dataset.json", "attributes.csv"):
+        (root / name).write_bytes(b"\xef\xbb\xbf" + (root / name).read_bytes())
+    dataset = FolderDataset(root, CODECS)
+    assert dataset.description.classes and dataset[0].attributes["people"] is not None
+
+
+def test_an_image_claiming_a_hundred_million_pixels_is_refused_from_its_header(tmp_path):
+    """From fuzzing: Pillow zero-fills what a tiny PNG's header claims when its data ends on a row
+    boundary; this 7x5 image read as 7x16777216 took 1.6 GB."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    image = Image.new("RGB", (7, 5), "red")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    (root / "images" / "0000.png").write_bytes(with_height(buffer.getvalue(), 16_777_216))
+    with (
+        pytest.warns(Image.DecompressionBombWarning),  # all Pillow does below twice its limit
+        pytest.raises(DatasetError, match=r"images/0000.png: 7x16777216 = 117440512 pixels, over the 89478485"),
+    ):
+        FolderDataset(root, {})[0]
+
+
+@dataclass(frozen=True)
+class UndecodableNormals(NormalsPngCodec):
+    def decode(self, data: bytes, source: str) -> np.ndarray:
+        raise AssertionError(f"{source} was decoded")
+
+
+def test_a_label_of_the_wrong_size_is_refused_from_its_header(tmp_path):
+    """From fuzzing: a normals label whose header says 7x4128773 (its data ends early; Pillow zero-fills
+    the rest) was decoded, 2.1 GB and 6.8 s of CPU, before its size was compared with its image's."""
+    root = write_random_dataset(tmp_path / "d", n=1)
+    label = root / "normals" / "0000.png"
+    label.write_bytes(with_height(label.read_bytes(), 4_128_773))
+    with pytest.raises(DatasetError, match=r"normals/0000.png: label is 64x4128773 \(WxH\) but its image is 64x48"):
+        FolderDataset(root, {"normals": UndecodableNormals()})[0]

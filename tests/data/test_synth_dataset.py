@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
 from onepass.cli import main
-from onepass.data.folder import FolderDataset
-from onepass.data.synth import render_scene
+from onepass.data.folder import DatasetDescription, FolderDataset
+from onepass.data.people_json import load_people_json, parse_person_attributes, people_by_file_name
+from onepass.data.synth import PERSON_ATTRIBUTES, render_scene
 from onepass.data.synth_dataset import SYNTH_CODECS, write_synthetic_dataset
 
 
@@ -36,6 +38,36 @@ def test_dataset_writer_is_deterministic_and_readable(tmp_path):
     np.testing.assert_array_equal(sample.maps["semseg"], expected.semseg)
     np.testing.assert_allclose(sample.maps["depth"], expected.depth, atol=5e-4)
     assert sample.attributes == expected.attributes
+
+
+def test_people_json_holds_every_rendered_person(tmp_path):
+    out = tmp_path / "d"
+    write_synthetic_dataset(out, 8, (48, 64), seed=3, workers=1, progress=False)
+    dataset_json = json.loads((out / "dataset.json").read_text())
+    classes = parse_person_attributes(dataset_json["person_attributes"], str(out / "dataset.json"))
+    assert classes == PERSON_ATTRIBUTES
+    assert DatasetDescription.load(out).attribute_groups  # today's reader accepts the extra key
+    files = {p.relative_to(out / "images").as_posix() for p in (out / "images").rglob("*.png")}
+    coco = load_people_json(out / "people.json", classes, image_files=files)
+    by_file = people_by_file_name(coco)
+    assert sorted(by_file) == sorted(files)
+    ids = []
+    for index in range(8):
+        expected = scene(index, (48, 64), seed=3).people
+        annotations = by_file[f"{index:06d}.png"]
+        assert len(annotations) == len(expected)
+        for annotation, person in zip(annotations, expected, strict=True):
+            assert annotation["bbox"] == list(person.box)
+            assert annotation["area"] == person.visible_pixels
+            assert annotation["truncated"] == person.truncated
+            assert annotation["attributes"] == {
+                "age_group": person.age_group,
+                "gender": person.gender,
+                "looking": person.looking,
+                "yaw": person.yaw,
+            }
+            ids.append(annotation["id"])
+    assert ids == list(range(1, len(ids) + 1)) and len(ids) >= 8
 
 
 def test_cli_synth_and_refusal_to_overwrite(tmp_path, capsys):

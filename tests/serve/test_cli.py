@@ -1,30 +1,36 @@
 """`onepass serve` options -> the bentoml command and the service's settings; model resolution,
-including a BentoML model store tag; a bad model or backend fails in one line before anything starts."""
+including a BentoML model store tag; a bad model or backend fails in one line before anything starts,
+and so does a model, backend, device or precision that cannot load (real `onepass serve` processes)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+import onepass
 from onepass.cli import build_parser, main
-from onepass.models.package import PackageError
+from onepass.models.package import PackageError, default_package_path
 from onepass.models.tasks.base import ConfigError
-from onepass.serve.cli import SERVICE, bentoml_command
+from onepass.serve import launch
+from onepass.serve.cli import SERVICE, bentoml_arguments, serve_settings
 from onepass.serve.settings import ServeSettings, resolve_model
+from tests.serve.conftest import FAIL_FAST_SECONDS, free_port, run_timed
 
 
 def command_for(*argv: str) -> list[str]:
-    return bentoml_command(build_parser().parse_args(["serve", *argv]))
+    args = build_parser().parse_args(["serve", *argv])
+    return bentoml_arguments(args, serve_settings(args))
 
 
-def test_defaults_serve_the_shipped_model():
+def test_defaults_serve_the_shipped_model_on_localhost_only():
     command = command_for()
-    assert command[1:5] == ["-m", "bentoml", "serve", SERVICE]
-    assert command[5:] == ["--port", "3000", "--host", "0.0.0.0"]  # default settings need no --arg
+    assert command == ["serve", SERVICE, "--port", "3000", "--host", "127.0.0.1"]  # default settings need no --arg
+    assert command_for("--host", "0.0.0.0")[5] == "0.0.0.0"  # exposing it is explicit
 
 
 def test_options_become_bentoml_arguments_and_the_rest_passes_through(tmp_path):
@@ -44,8 +50,6 @@ def test_options_become_bentoml_arguments_and_the_rest_passes_through(tmp_path):
 
 
 def resolve_default():
-    from onepass.models.package import default_package_path
-
     return default_package_path()
 
 
@@ -60,7 +64,7 @@ def resolve_default():
     ],
 )
 def test_bad_options_fail_in_one_line(argv, message, capsys, monkeypatch):
-    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("must not start the server"))
+    monkeypatch.setattr(launch, "run_bentoml", lambda *a: pytest.fail("must not start the server"))
     assert main(argv) == 2
     error = capsys.readouterr().err
     assert message in error and error.count("\n") == 1
@@ -108,3 +112,58 @@ def test_model_store_tag_resolves_to_its_package(tmp_path):
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+# ---- a model that cannot load: `onepass serve` exits at once, in one line, as `onepass predict` would ----
+
+
+def package_without_onnx(root):
+    package = root / "no-onnx"
+    package.mkdir()
+    for name in ("onepass.json", "weights.safetensors"):
+        shutil.copy(default_package_path() / name, package)
+    return package
+
+
+def package_with_truncated_weights(root):
+    package = root / "truncated"
+    package.mkdir()
+    for name in ("onepass.json", "model.onnx"):  # the ONNX export too: "auto" must refuse it as well
+        shutil.copy(default_package_path() / name, package)
+    weights = (default_package_path() / "weights.safetensors").read_bytes()
+    (package / "weights.safetensors").write_bytes(weights[: len(weights) // 3])
+    return package
+
+
+CANNOT_LOAD = {
+    # case: (model package maker or None for the shipped model, onepass serve options)
+    "tensorrt without a GPU": (None, ["--backend", "tensorrt"]),
+    "precision int9": (None, ["--precision", "int9"]),
+    "int8 on the torch backend": (None, ["--precision", "int8", "--backend", "torch"]),
+    "onnxruntime without model.onnx": (package_without_onnx, ["--backend", "onnxruntime"]),
+    "truncated weights": (package_with_truncated_weights, []),
+}
+
+
+def load_error(model, options: list[str]) -> str:
+    """What `onepass.load` (and so `onepass predict`) says for these options, computed in process."""
+    args = build_parser().parse_args(["serve", *([str(model)] if model else []), *options])
+    try:
+        onepass.load(model, backend=args.backend, device=args.device, precision=args.precision)
+    except (ConfigError, PackageError) as error:
+        return str(error)
+    pytest.skip(f"this machine can load the model with {options}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CANNOT_LOAD))
+def test_a_model_that_cannot_load_fails_fast_in_one_line_before_bentoml_starts(case, tmp_path):
+    make_package, options = CANNOT_LOAD[case]
+    model = make_package(tmp_path.resolve()) if make_package else None
+    expected = load_error(model, options)
+    command = [sys.executable, "-m", "onepass", "serve", *([str(model)] if model else []), *options]
+    done, wall, cpu = run_timed([*command, "--port", str(free_port())])
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr == f"onepass serve: error: {expected}\n"  # one line, the reason `onepass predict` gives
+    assert "BentoServer" not in done.stdout + done.stderr  # BentoML never started
+    assert cpu < FAIL_FAST_SECONDS, f"{cpu:.1f} s of CPU ({wall:.1f} s wall) before exiting"

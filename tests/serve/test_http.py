@@ -85,17 +85,35 @@ def test_raw_image_body_is_accepted(client):
     assert response.status_code == 200 and response.json()["image"] == {"width": 200, "height": 150}
 
 
-@pytest.mark.parametrize("variant", list(mode_variants(Image.new("RGB", (4, 4)))))
+EIGHT_BIT_VARIANTS = [v for v in mode_variants(Image.new("RGB", (4, 4))) if v != "I;16 PNG"]
+
+
+@pytest.mark.parametrize("variant", EIGHT_BIT_VARIANTS)
 def test_common_image_modes_are_served(client, predictor, variant):
     data = mode_variants(scene(8, 90, 120))[variant]
     response = post_image(client, data, maps="false")
     assert response.status_code == 200, response.text
-    expected = predictor.predict(Image.open(io.BytesIO(data)).convert("RGB"))[0] if variant != "I;16 PNG" else None
-    if expected is not None:  # Pillow's own convert matches ours for every 8-bit mode
-        for group, value in expected["attributes"].items():
-            assert response.json()["attributes"][group]["probabilities"] == pytest.approx(
-                value["probabilities"], abs=1e-4
-            )
+    expected = predictor.predict(Image.open(io.BytesIO(data)).convert("RGB"))[0]
+    for group, value in expected["attributes"].items():  # Pillow's own convert matches ours for 8-bit modes
+        assert response.json()["attributes"][group]["probabilities"] == pytest.approx(value["probabilities"], abs=1e-4)
+
+
+def test_a_16_bit_greyscale_upload_is_answered_as_the_same_picture_in_8_bits(client):
+    """The 16-bit PNG holds the 8-bit greyscale values times 257, so scaled (not clipped) it is the
+    8-bit picture exactly, and both uploads must get the same answer."""
+    variants = mode_variants(scene(8, 90, 120))
+    assert Image.open(io.BytesIO(variants["I;16 PNG"])).mode == "I;16"
+    deep, flat = (post_image(client, variants[name]) for name in ("I;16 PNG", "L PNG"))
+    assert deep.status_code == flat.status_code == 200, deep.text
+    deep, flat = deep.json(), flat.json()
+    assert deep["image"] == flat["image"] == {"width": 120, "height": 90}
+    for group, value in flat["attributes"].items():
+        assert deep["attributes"][group]["label"] == value["label"]
+        assert deep["attributes"][group]["probabilities"] == pytest.approx(value["probabilities"], abs=1e-4)
+    deep_maps, flat_maps = decode_maps(deep), decode_maps(flat)
+    assert (deep_maps["semseg"] == flat_maps["semseg"]).mean() > 0.999
+    np.testing.assert_allclose(deep_maps["depth"], flat_maps["depth"], atol=2e-3)  # millimetres in the PNG
+    np.testing.assert_allclose(deep_maps["normals"], flat_maps["normals"], atol=2 / 127.5)
 
 
 def test_exif_orientation_is_applied(client):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -65,3 +66,60 @@ def test_decompression_bombs_are_refused_from_the_header(size):
         decode_image(bomb_png(*size), LIMIT)
     assert error.value.status == 413
     assert "too large" in str(error.value) or "over this server's limit" in str(error.value)
+
+
+# From fuzzing and reviewing its results (fuzz/upload.py, docs/robustness.md).
+
+
+def ico_with_png(claimed: int, actual: tuple[int, int]) -> bytes:
+    """An ICO whose directory says claimed x claimed but whose embedded PNG is `actual` (W, H)."""
+    png = encode(Image.new("L", actual))
+    directory = struct.pack("<BBBBHHII", claimed, claimed, 0, 0, 1, 32, len(png), 6 + 16)
+    return struct.pack("<HHH", 0, 1, 1) + directory + png
+
+
+def test_an_ico_is_refused_before_pillow_decodes_its_embedded_png():
+    """Pillow's ICO plugin decodes the embedded PNG inside Image.open, so a 16x16 icon holding a
+    picture over the server's limit (up to Pillow's own, 4.5x the default) was decoded, memory and
+    all, before the size check could refuse it."""
+    data = ico_with_png(claimed=16, actual=(300, 200))
+    with pytest.warns(UserWarning, match="not the expected size"):  # Image.open alone decodes the PNG
+        assert Image.open(io.BytesIO(data)).size == (300, 200)
+    with pytest.raises(BadImage, match="not an image in a format this server accepts") as error:
+        decode_image(data, max_pixels=1000)
+    assert type(error.value) is BadImage and error.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("format", "options"),
+    [
+        ("GIF", {}),
+        ("TIFF", {"compression": "tiff_lzw"}),
+        ("AVIF", {"quality": 100}),
+        ("MPO", {"quality": 95, "save_all": True, "append_images": [Image.new("RGB", (80, 60))]}),
+    ],
+)
+def test_other_accepted_formats_decode(picture, format, options):
+    data = encode(picture, format, **options)
+    assert Image.open(io.BytesIO(data)).format == format
+    decoded = decode_image(data, LIMIT)
+    assert decoded.mode == "RGB" and decoded.size == picture.size
+    lossy = {"GIF": 25.0, "AVIF": 12.0, "MPO": 10.0}  # mean abs error of the encoding itself (GIF: 256 colours)
+    error = np.abs(np.asarray(decoded, np.float32) - np.asarray(picture, np.float32)).mean()
+    assert error <= lossy.get(format, 0.5)
+
+
+@pytest.mark.parametrize("format", ["ICO", "PPM", "TGA", "PCX", "SGI", "DDS"])
+def test_formats_outside_the_accepted_list_are_refused(picture, format):
+    data = encode(picture.convert("RGBA") if format == "DDS" else picture, format)
+    assert Image.open(io.BytesIO(data)).format == format  # Pillow reads it; the server does not
+    with pytest.raises(BadImage, match=r"not an image in a format this server accepts \(JPEG, PNG"):
+        decode_image(data, LIMIT)
+
+
+def test_eps_never_reaches_ghostscript():
+    """EPS is read by running Ghostscript, a program with a long record of exploitable bugs."""
+    eps = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\nshowpage\n%%EOF\n"
+    assert Image.open(io.BytesIO(eps)).format == "EPS"
+    with pytest.raises(BadImage, match="not an image in a format this server accepts"):
+        decode_image(eps, LIMIT)

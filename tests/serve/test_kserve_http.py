@@ -112,3 +112,17 @@ def test_malformed_requests_are_400_and_the_server_keeps_serving(client, predict
     response = client.post(f"/v2/models/{NAME}/infer", content=b"{oops", headers={HEADER_LENGTH: "x"})
     assert response.status_code == 400 and "integer" in response.json()["error"]
     assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(client):
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = client.post(f"/v2/models/{NAME}/infer", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
+def test_binary_data_must_be_a_json_boolean(client, predictor):
+    height, width = predictor.config.input_size
+    tensor = {"name": "image", "datatype": "UINT8", "shape": [1, height, width, 3], "data": [0] * (height * width * 3)}
+    outputs = [{"name": "depth", "parameters": {"binary_data": "false"}}]
+    response = client.post(f"/v2/models/{NAME}/infer", json={"inputs": [tensor], "outputs": outputs})
+    assert response.status_code == 400 and "must be true or false" in response.json()["error"]
