@@ -41,8 +41,11 @@ class AttributesTask(ImageTask):
         return hash(tuple((g, c) for g, c in self.groups.items()))
 
     @classmethod
-    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> AttributesTask:
-        return cls({g: tuple(c) for g, c in attribute_groups.items()})
+    def from_dataset(cls, description) -> AttributesTask:
+        return cls({g: tuple(c) for g, c in description.attribute_groups.items()})
+
+    def reads_labels_of(self, description) -> bool:
+        return all(tuple(description.attribute_groups.get(g, ())) == c for g, c in self.groups.items())
 
     @property
     def out_channels(self) -> int:

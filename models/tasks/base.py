@@ -91,9 +91,14 @@ class Task(ABC):
     writes_records: ClassVar[bool] = False  # `onepass predict` writes a line per image of `record` to <task>.jsonl
 
     @classmethod
-    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> Task:
-        """The task as a dataset describes it (dataset.json's class names and attribute groups)."""
+    def from_dataset(cls, description: Any) -> Task:
+        """The task as a dataset describes it (`onepass.data.folder.DatasetDescription`: dataset.json's
+        class names, attribute groups and person attributes)."""
         return cls()
+
+    def reads_labels_of(self, description: Any) -> bool:
+        """Whether a dataset so described labels this task the way it was trained (its classes, groups...)."""
+        return True
 
     # ---- models ---------------------------------------------------------------------------
     @property

@@ -87,6 +87,15 @@ class PeopleTask(InstancesTask):
         if not 0.0 < self.score_threshold < 1.0:
             raise ConfigError(f"people: score_threshold must be in (0, 1), got {self.score_threshold}")
 
+    @classmethod
+    def from_dataset(cls, description) -> PeopleTask:
+        """The dataset's categorical person attributes, then `looking` (a boolean: no/yes)."""
+        return cls({**{a: tuple(c) for a, c in description.person_attributes.items()}, "looking": ("no", "yes")})
+
+    def reads_labels_of(self, description) -> bool:
+        known = {**description.person_attributes, "looking": ("no", "yes")}
+        return all(tuple(known.get(a, ())) == c for a, c in self.attributes.items())
+
     def __hash__(self) -> int:  # dict field: hash by content
         return hash((tuple(self.attributes.items()), self.yaw, self.max_people, self.score_threshold))
 
