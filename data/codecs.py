@@ -30,6 +30,7 @@ class LabelFileError(ValueError):
 
 class Codec(Protocol):
     extension: ClassVar[str]
+    description: ClassVar[str]  # how to read the file, for people (the /predict response says it)
 
     def encode(self, array: np.ndarray) -> bytes: ...
 
@@ -94,6 +95,7 @@ class IndexedPngCodec:
     """Class ids as an 8-bit palette PNG (viewers show colours, readers get ids)."""
 
     extension: ClassVar[str] = ".png"
+    description: ClassVar[str] = "indexed PNG: pixel value = class id (palette colours for viewing)"
 
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 2 or array.dtype != np.uint8:
@@ -112,6 +114,7 @@ class DepthPngCodec:
     """Metric depth as a 16-bit PNG in millimetres; 0 = no measurement (decoded as 0.0)."""
 
     extension: ClassVar[str] = ".png"
+    description: ClassVar[str] = "16-bit greyscale PNG: millimetres (0 = no depth)"
 
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 2:
@@ -139,6 +142,7 @@ class NormalsPngCodec:
     """
 
     extension: ClassVar[str] = ".png"
+    description: ClassVar[str] = "RGB PNG: normal = rgb / 127.5 - 1 (camera space: x right, y up, z towards the camera)"
 
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 3 or array.shape[2] != 3:
@@ -168,6 +172,7 @@ class DensityPngCodec:
     to sum to 1 (or all zeros)."""
 
     extension: ClassVar[str] = ".png"
+    description: ClassVar[str] = "16-bit greyscale PNG: density relative to its maximum (divide by the sum)"
 
     def encode(self, array: np.ndarray) -> bytes:
         if array.ndim != 2:

@@ -44,14 +44,18 @@ class DatasetDescription:
 
     classes: tuple[str, ...]
     attribute_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    person_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # people.json's categorical ones
 
     def to_json(self) -> dict:
-        return {
+        document = {
             "format": DATASET_FORMAT,
             "version": DATASET_VERSION,
             "classes": list(self.classes),
             "attribute_groups": {g: list(c) for g, c in self.attribute_groups.items()},
         }
+        if self.person_attributes:
+            document["person_attributes"] = {a: list(c) for a, c in self.person_attributes.items()}
+        return document
 
     @classmethod
     def load(cls, root: Path) -> DatasetDescription:
@@ -81,7 +85,10 @@ class DatasetDescription:
             isinstance(v, list) and len(v) >= 2 and all(isinstance(c, str) for c in v) for v in groups.values()
         ):
             raise DatasetError(f"{path}: 'attribute_groups' must map each group to a list of at least two class names")
-        return cls(tuple(classes), {g: tuple(v) for g, v in groups.items()})
+        from onepass.data.people_json import parse_person_attributes  # it builds on this module's DatasetError
+
+        person_attributes = parse_person_attributes(data.get("person_attributes", {}), str(path))
+        return cls(tuple(classes), {g: tuple(v) for g, v in groups.items()}, person_attributes)
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class Sample:
     image: np.ndarray  # (H, W, 3) uint8 RGB
     maps: dict[str, np.ndarray | None]  # per-pixel labels by task name, each from its folder
     attributes: dict[str, str | None]  # attributes.csv's row
-    instances: list[dict] | None = None  # the image's persons in people.json (None: not in the file)
+    instances: list[dict] | None = None  # the image's people.json annotations (None: the image is not listed)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -113,7 +120,8 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 class FolderDataset(Sequence[Sample]):
-    """Reads a dataset folder; `dense_codecs` says which dense label folders to read and how."""
+    """Reads a dataset folder; `dense_codecs` says which per-pixel label folders to read and how.
+    people.json, when the folder has one, is read and validated once, here."""
 
     def __init__(self, root: str | os.PathLike, dense_codecs: Mapping[str, Codec], read_attributes: bool = True):
         self.root = Path(root)
@@ -129,6 +137,7 @@ class FolderDataset(Sequence[Sample]):
         self.ids = [p.relative_to(images_dir).with_suffix("").as_posix() for p in self._images]
         self.dense_codecs = dict(dense_codecs)
         self._attributes = self._read_attributes() if read_attributes else {}
+        self._people = self._read_people()
 
     def __len__(self) -> int:
         return len(self._images)
@@ -140,7 +149,8 @@ class FolderDataset(Sequence[Sample]):
             name: self._read_dense(name, codec, sample_id, image.shape[:2]) for name, codec in self.dense_codecs.items()
         }
         attributes = self._attributes.get(sample_id, dict.fromkeys(self.description.attribute_groups))
-        return Sample(sample_id, image, maps, attributes)
+        instances = self._people.get(self._images[index].relative_to(self.root / "images").as_posix())
+        return Sample(sample_id, image, maps, attributes, instances)
 
     def _read_dense(self, name: str, codec: Codec, sample_id: str, size: tuple[int, int]) -> np.ndarray | None:
         path = self.root / name / f"{sample_id}{codec.extension}"
@@ -158,6 +168,16 @@ class FolderDataset(Sequence[Sample]):
         if label.shape[:2] != size:
             raise _wrong_size(path, label.shape[:2], size)
         return label
+
+    def _read_people(self) -> dict[str, list[dict]]:
+        """Each listed image's annotations, by its path relative to images/."""
+        from onepass.data.people_json import PEOPLE_FILE, load_people_json, people_by_file_name
+
+        path = self.root / PEOPLE_FILE
+        if not path.is_file():
+            return {}
+        files = [p.relative_to(self.root / "images").as_posix() for p in self._images]
+        return people_by_file_name(load_people_json(path, self.description.person_attributes, files))
 
     def _read_attributes(self) -> dict[str, dict[str, str | None]]:
         path = self.root / ATTRIBUTES_FILE

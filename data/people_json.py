@@ -47,8 +47,8 @@ PEOPLE_FILE = "people.json"
 PEOPLE_FORMAT = "onepass-people"
 PEOPLE_FORMAT_VERSION = 1
 PERSON_CATEGORY = {"id": 1, "name": "person"}
-CATEGORICAL_ATTRIBUTES = ("age_group", "gender")  # their classes come from the dataset
-PERSON_ATTRIBUTE_NAMES = (*CATEGORICAL_ATTRIBUTES, "looking", "yaw")
+BUILT_IN_ATTRIBUTES = ("looking", "yaw")  # a boolean and degrees; every other attribute is categorical,
+# with its classes in dataset.json's `person_attributes` (age_group and gender in the synthetic scenes)
 BOX_TOLERANCE = 1e-3  # pixels a box may reach past the image border (rounding in other tools)
 
 
@@ -64,7 +64,7 @@ def person_annotation(
     area: float | None = None,
     truncated: bool | None = None,
 ) -> dict:
-    """One COCO annotation of a person; `attributes` holds any of PERSON_ATTRIBUTE_NAMES."""
+    """One COCO annotation of a person; `attributes` holds any of the dataset's person attributes."""
     annotation = {
         "id": annotation_id,
         "image_id": image_id,
@@ -131,14 +131,15 @@ def people_by_file_name(coco: COCO) -> dict[str, list[dict]]:
 
 
 def parse_person_attributes(section: object, path: str) -> dict[str, tuple[str, ...]]:
-    """Check dataset.json's `person_attributes`: each categorical attribute -> its classes."""
+    """Check dataset.json's `person_attributes`: each categorical attribute (any name but the built-in
+    `looking` and `yaw`) -> its classes."""
     if not isinstance(section, dict):
         raise DatasetError(f"{path}: 'person_attributes' must map attribute names to lists of classes")
     for name, classes in section.items():
-        if name not in CATEGORICAL_ATTRIBUTES:
+        if name in BUILT_IN_ATTRIBUTES or not isinstance(name, str) or not name.isidentifier():
             raise DatasetError(
-                f"{path}: 'person_attributes' has {name!r}; the categorical person attributes are "
-                f"{', '.join(CATEGORICAL_ATTRIBUTES)} (looking is a boolean, yaw degrees)"
+                f"{path}: 'person_attributes' has {name!r}; a categorical person attribute needs a name that is an "
+                f"identifier and not one of {', '.join(BUILT_IN_ATTRIBUTES)} (looking is a boolean, yaw degrees)"
             )
         if (
             not isinstance(classes, list | tuple)
@@ -300,13 +301,8 @@ def _check_annotation(
 
 
 def _check_attribute(name: str, value: object, where: str, person_attributes: Mapping[str, Sequence[str]]) -> None:
-    if name in CATEGORICAL_ATTRIBUTES:
-        classes = person_attributes.get(name)
-        if classes is None:
-            raise PeopleJsonError(
-                f"{where}: attribute {name!r} is given but the dataset lists no classes for it "
-                "(dataset.json 'person_attributes')"
-            )
+    if name in person_attributes:
+        classes = person_attributes[name]
         if not isinstance(value, str) or value not in classes:
             raise PeopleJsonError(f"{where}: {value!r} is not a class of {name!r} ({', '.join(classes)})")
     elif name == "looking":
@@ -316,6 +312,8 @@ def _check_attribute(name: str, value: object, where: str, person_attributes: Ma
         if not _is_number(value) or not -180 <= value <= 180:
             raise PeopleJsonError(f"{where}: 'yaw' must be degrees from -180 to 180, got {value!r}")
     else:
+        known = [*person_attributes, *BUILT_IN_ATTRIBUTES]
         raise PeopleJsonError(
-            f"{where}: unknown attribute {name!r}; person attributes are {', '.join(PERSON_ATTRIBUTE_NAMES)}"
+            f"{where}: unknown attribute {name!r}; person attributes are {', '.join(known)} "
+            "(a categorical one needs its classes in dataset.json 'person_attributes')"
         )

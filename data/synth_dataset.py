@@ -8,29 +8,18 @@ import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
-from onepass.data.folder import DatasetDescription, DatasetWriter
+from onepass.data.folder import DatasetDescription, DatasetWriter, Sample
 from onepass.data.people_json import PEOPLE_FILE, people_document, person_annotation, write_people_json
 from onepass.data.progress import progress_bar
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, PERSON_ATTRIBUTES, Scene, render_scene
 
 SYNTH_CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
-
-
-@dataclass(frozen=True)
-class SynthDescription(DatasetDescription):
-    """dataset.json plus the person attribute classes, as the separate key `person_attributes`
-    (today's DatasetDescription.load ignores keys it does not know, so the folder stays readable)."""
-
-    person_attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {**super().to_json(), "person_attributes": {k: list(v) for k, v in self.person_attributes.items()}}
 
 
 def people_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict]:
@@ -46,6 +35,16 @@ def people_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict]
         )
         for k, person in enumerate(scene.people)
     ]
+
+
+SYNTHETIC_DESCRIPTION = DatasetDescription(CLASS_NAMES, ATTRIBUTE_GROUPS, PERSON_ATTRIBUTES)  # their dataset.json
+
+
+def scene_sample(scene: Scene, sample_id: str = "scene") -> Sample:
+    """A rendered scene as the folder reader would read it back (every label present), so code that
+    scores a model on fresh scenes asks each task for its label the way training does (`Task.label`)."""
+    maps = {"semseg": scene.semseg, "depth": scene.depth, "normals": scene.normals}
+    return Sample(sample_id, scene.image, maps, dict(scene.attributes), people_annotations(scene, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def write_synthetic_dataset(
     out = Path(out)
     if (out / "dataset.json").exists():
         raise FileExistsError(f"{out}: already holds a dataset; choose another --out or delete it")
-    description = SynthDescription(CLASS_NAMES, ATTRIBUTE_GROUPS, PERSON_ATTRIBUTES)
+    description = SYNTHETIC_DESCRIPTION
     writer = DatasetWriter(out, description, SYNTH_CODECS)
     images: list[dict] = []
     annotations: list[dict] = []

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, render_scene
+from onepass.data.synth import render_scene
+from onepass.data.synth_dataset import SYNTHETIC_DESCRIPTION, scene_sample
 from onepass.export.onnx import ExportError
 from onepass.export.parity import GraphRunner, onnx_runner, torch_runner
 from onepass.models.package import ModelPackage
@@ -31,14 +32,8 @@ Examples = tuple[np.ndarray, dict[str, torch.Tensor]]  # (N, H, W, 3) uint8 imag
 
 
 def speaks_synthetic_labels(package: ModelPackage) -> bool:
-    """Whether the model's classes and attribute groups are the synthetic scenes' (so they can score it)."""
-    for task in package.config.tasks:
-        if getattr(task, "classes", CLASS_NAMES) != CLASS_NAMES:
-            return False
-        groups = getattr(task, "groups", {})
-        if any(ATTRIBUTE_GROUPS.get(g) != tuple(c) for g, c in groups.items()):
-            return False
-    return True
+    """Whether every task's labels mean what the synthetic scenes' do (so they can score it)."""
+    return all(task.reads_labels_of(SYNTHETIC_DESCRIPTION) for task in package.config.tasks)
 
 
 def held_out_scenes(package: ModelPackage, count: int = QUALITY_SCENES) -> Examples:
@@ -50,10 +45,9 @@ def held_out_scenes(package: ModelPackage, count: int = QUALITY_SCENES) -> Examp
         )
     height, width = package.config.input_size
     scenes = [render_scene(np.random.default_rng([QUALITY_SEED, i]), height, width) for i in range(count)]
+    samples = [scene_sample(scene, f"scene {i}") for i, scene in enumerate(scenes)]
     targets = {
-        task.name: default_collate(
-            [as_tensor(task.target(getattr(s, task.name), (height, width), f"scene {i}")) for i, s in enumerate(scenes)]
-        )
+        task.name: default_collate([as_tensor(task.target(task.label(s), (height, width), s.id)) for s in samples])
         for task in package.config.tasks
     }
     return np.stack([scene.image for scene in scenes]), targets

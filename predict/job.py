@@ -89,10 +89,15 @@ def run_job(job: PredictJob) -> Summary:
     images = collect_inputs(job.inputs, exclude=job.out)
     if not images:
         raise InputError(f"no images found in {', '.join(job.inputs)}")
-    layout = OutputLayout(job.out, tuple(t for t in tasks if by_name[t].codec is not None), job.format, job.visualize)
-    groups: dict[str, Any] = {}
-    for name in tasks:
-        groups.update(getattr(by_name[name], "groups", {}) if by_name[name].codec is None else {})
+    chosen = [by_name[name] for name in tasks]
+    layout = OutputLayout(
+        job.out,
+        tuple(t.name for t in chosen if t.codec is not None),  # one file per image in the task's codec
+        job.format,
+        job.visualize,
+        tuple(t.name for t in chosen if t.writes_records),  # a JSONL line per image
+    )
+    columns = {name: kind for t in chosen for name, kind in t.table_columns().items()}
     settings = {
         "model": {"name": package.name, "version": package.version},
         "tasks": list(tasks),
@@ -103,7 +108,7 @@ def run_job(job: PredictJob) -> Summary:
     device = resolve_device(job.device) if job.engine == "local" else job.device  # Ray: the actors' own
     batch_size = job.batch_size or default_batch_size(job.backend, device)
 
-    with OutputFolder(layout, settings, table_columns(groups)) as folder:
+    with OutputFolder(layout, settings, table_columns(columns)) as folder:
         todo = folder.pending(images)
         start = time.perf_counter()
         sink = _Sink(folder, len(todo), job.progress is not False)

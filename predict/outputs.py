@@ -4,15 +4,19 @@
     DIR/<task>/<stem>.png       one file per dense task per image, in the task's file encoding
     DIR/npz/<stem>.npz          --format npz: every chosen output of one image as raw arrays
     DIR/visualize/<stem>.png    --visualize: the panel (input, then each dense task)
-    DIR/predictions.csv         one row per finished image: key, source, size, attribute labels
+    DIR/predictions.csv         one row per finished image: key, source, size, and each task's columns
+                                (attribute labels and probabilities, audience counts)
     DIR/predictions.parquet     the same table, rewritten at the end of a run (when pyarrow is there)
+    DIR/<task>.jsonl            per finished image, {"image": key, "<task>": ...} for tasks with
+                                records (the people, with their boxes and attributes)
     DIR/errors.jsonl            this run's bad inputs: {"image", "source", "error"} per line
 
 Crash safety: every file is written under DIR/.tmp/ and renamed into place (a reader never sees
 half a file), and an image's table row is appended only after all its files exist, in one
 `write()` on an O_APPEND descriptor. The row is the commit record: an image is done when it has a
 row and all its files; a resumed run redoes the others (rewriting files is harmless) and appends
-their rows once. A partial last line (a machine that lost power mid-write) is cut off on resume.
+their rows once. A record line is appended just before its image's row; a resumed run first drops
+the lines of images without a row (and keeps one line per image). A partial last line (a machine that lost power mid-write) is cut off on resume.
 
 A write that fails (the disk is full, DIR was removed, no permission) raises WriteError naming the
 file: the run stops, every image already complete stays so, and the same command resumes. While a
@@ -47,7 +51,8 @@ LOCK_FILE = ".lock"
 PANEL_DIR = "visualize"
 NPZ_DIR = "npz"
 FORMATS = ("png", "npz")
-BASE_COLUMNS = ("image", "source", "height", "width")
+BASE_COLUMNS = {"image": "string", "source": "string", "height": "int32", "width": "int32"}  # name -> Parquet type
+RECORDS = "records"  # a row's {task: record} (not a column): written to DIR/<task>.jsonl
 
 
 class OutputError(ValueError):
@@ -71,12 +76,17 @@ def writing(path: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class OutputLayout:
-    """Where each output of one image goes. `dense_tasks` are the chosen per-pixel tasks."""
+    """Where each output of one image goes. `file_tasks` are the chosen tasks written as one file per
+    image in their codec (the per-pixel maps); `record_tasks` those with a line per image in a JSONL."""
 
     root: Path
-    dense_tasks: tuple[str, ...]
+    file_tasks: tuple[str, ...]
     format: str  # "png" | "npz"
     visualize: bool
+    record_tasks: tuple[str, ...] = ()
+
+    def record_file(self, task: str) -> Path:
+        return self.root / f"{task}.jsonl"
 
     def task_file(self, task: str, key: str) -> Path:
         return self.root / task / f"{output_stem(key)}.png"
@@ -89,7 +99,7 @@ class OutputLayout:
 
     def files(self, key: str) -> list[Path]:
         """Every file one finished image has."""
-        files = [self.npz_file(key)] if self.format == "npz" else [self.task_file(t, key) for t in self.dense_tasks]
+        files = [self.npz_file(key)] if self.format == "npz" else [self.task_file(t, key) for t in self.file_tasks]
         if self.visualize:
             files.append(self.panel_file(key))
         return files
@@ -111,19 +121,17 @@ def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
             Path(temporary).write_bytes(data)
 
 
-def table_columns(groups: Mapping[str, Sequence[str]]) -> list[str]:
-    """image, source, height, width, then per attribute group its label and that label's probability."""
-    columns = list(BASE_COLUMNS)
-    for group in groups:
-        columns += [group, f"{group}_probability"]
-    return columns
+def table_columns(task_columns: Mapping[str, str]) -> dict[str, str]:
+    """image, source, height, width, then the chosen tasks' own columns (`Task.table_columns`): name -> type."""
+    return {**BASE_COLUMNS, **task_columns}
 
 
-def table_row(image: InputImage, size: tuple[int, int], attributes: Mapping[str, Any] | None) -> dict[str, Any]:
-    row: dict[str, Any] = {"image": image.key, "source": image.source, "height": size[0], "width": size[1]}
-    for group, value in (attributes or {}).items():
-        row[group] = value["label"]
-        row[f"{group}_probability"] = f"{value['probabilities'][value['label']]:.6f}"
+def table_row(
+    image: InputImage, size: tuple[int, int], values: Mapping[str, Any], records: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"image": image.key, "source": image.source, "height": size[0], "width": size[1], **values}
+    if records:
+        row[RECORDS] = dict(records)
     return row
 
 
@@ -137,12 +145,14 @@ class OutputFolder:
     it (an option the backend rejects, a busy or mismatched DIR), leaves DIR as it found it.
     """
 
-    def __init__(self, layout: OutputLayout, settings: Mapping[str, Any], columns: Sequence[str]):
+    def __init__(self, layout: OutputLayout, settings: Mapping[str, Any], columns: Mapping[str, str]):
         self.layout = layout
         self.root = layout.root
         self.settings = dict(settings)
+        self.column_types = dict(columns)
         self.columns = list(columns)
         self._lock: int | None = None
+        self._records: dict[str, int] = {}  # task -> its JSONL, open for appending
         self._table: int | None = None
         self._errors: int | None = None
         self._started = False
@@ -181,6 +191,9 @@ class OutputFolder:
             if descriptor is not None:
                 os.close(descriptor)
                 setattr(self, name, None)
+        for descriptor in self._records.values():
+            os.close(descriptor)
+        self._records = {}
         if self._lock is None:  # DIR was never ours (another run holds it): touch nothing
             return
         shutil.rmtree(self.layout.temp_dir, ignore_errors=True)
@@ -267,6 +280,9 @@ class OutputFolder:
                 os.truncate(table, self._table_length)
         if not self._table_length:
             self._write(self._table, [self.columns], table)
+        self._records = {}
+        for task in self.layout.record_tasks:
+            self._records[task] = self._open_records(self.layout.record_file(task))
         with writing(errors):
             self._errors = os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
 
@@ -290,11 +306,36 @@ class OutputFolder:
             if image.key not in self.finished or not all(exists(f) for f in self.layout.files(image.key))
         ]
 
+    def _open_records(self, path: Path) -> int:
+        """A task's JSONL, kept to one line per finished image (the last; lines of images a killed run
+        did not finish are dropped), opened for appending."""
+        kept: dict[str, bytes] = {}
+        with writing(path):
+            if path.exists():
+                for line in path.read_bytes().splitlines(keepends=True):
+                    try:
+                        image = json.loads(line)["image"]
+                    except (ValueError, KeyError, TypeError):  # a line cut off mid-write
+                        continue
+                    if image in self.finished and line.endswith(b"\n"):
+                        kept[image] = line
+                write_atomic(path, b"".join(kept.values()), self.layout.temp_dir)
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+
     def add_rows(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Append the rows of images whose files are all written (once per image, ever)."""
+        """Append the rows of images whose files are all written (once per image, ever), each after
+        its records."""
         new = [r for r in rows if r["image"] not in self.finished]
         if new:
             self._start()
+            for task, descriptor in self._records.items():
+                lines = [
+                    json.dumps({"image": r["image"], task: r[RECORDS][task]}, ensure_ascii=False) + "\n"
+                    for r in new
+                    if task in r.get(RECORDS, {})
+                ]
+                with writing(self.layout.record_file(task)):
+                    os.write(descriptor, "".join(lines).encode("utf-8"))
             self._write(self._table, [[row.get(c, "") for c in self.columns] for row in new], self.root / TABLE_FILE)
             self.finished.update(r["image"] for r in new)
 
@@ -325,10 +366,7 @@ class OutputFolder:
         from onepass.models.package import atomic_path
 
         self._start()
-        types = {c: "string" for c in self.columns if not c.endswith("_probability")} | {
-            "height": "int32",
-            "width": "int32",
-        }
+        types = self.column_types
         import pyarrow as pa
 
         table = pa_csv.read_csv(

@@ -112,8 +112,9 @@ class ResultWriter:
             except BadImage as error:  # the file changed or vanished between reading and the panel
                 errors.append(error_record(image, str(error)))
                 continue
-            image_level = {k: v for name in self.tasks if by_name[name].codec is None for k, v in results[name].items()}
-            rows.append(table_row(image, size, image_level))
+            values = {k: v for name in self.tasks for k, v in by_name[name].table_values(results[name]).items()}
+            records = {name: by_name[name].record(results[name]) for name in self.layout.record_tasks}
+            rows.append(table_row(image, size, values, records))
         return rows, errors
 
     @functools.cached_property
@@ -125,9 +126,10 @@ class ResultWriter:
         layout = self.layout
         by_name = {t.name: t for t in self.package.config.tasks}
         if layout.format == "npz":
-            write_atomic(layout.npz_file(image.key), _npz_bytes(results), layout.temp_dir)
+            arrays = {k: v for name, result in results.items() for k, v in by_name[name].arrays(result).items()}
+            write_atomic(layout.npz_file(image.key), _npz_bytes(arrays), layout.temp_dir)
         else:
-            for name in layout.dense_tasks:
+            for name in layout.file_tasks:
                 codec = by_name[name].codec
                 write_atomic(layout.task_file(name, image.key), codec.encode(results[name]), layout.temp_dir)
         if layout.visualize:
@@ -139,16 +141,9 @@ class ResultWriter:
             write_atomic(layout.panel_file(image.key), buffer.getvalue(), layout.temp_dir)
 
 
-def _npz_bytes(results: Mapping[str, Any]) -> bytes:
-    """Dense results under their task name; image-level groups as `<task>.<group>` probability vectors
-    in the model's class order."""
-    arrays = {}
-    for name, result in results.items():
-        if isinstance(result, np.ndarray):
-            arrays[name] = result
-        else:
-            for group, value in result.items():
-                arrays[f"{name}.{group}"] = np.array(list(value["probabilities"].values()), np.float32)
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Every chosen task's arrays (`Task.arrays`: maps under the task's name, each attribute group's
+    probabilities as `<task>.<group>` in the model's class order, the people's boxes, scores...)."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     return buffer.getvalue()

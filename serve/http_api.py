@@ -195,20 +195,18 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
         "image": {"width": image.width, "height": image.height},
         "tasks": options.tasks,
     }
-    if "attributes" in result:
-        body["attributes"] = result["attributes"]
-    dense = [predictor.tasks[name] for name in options.tasks if predictor.tasks[name].codec is not None]
-    if options.maps:
-        body["maps"] = {
-            task.name: {"png": _png_base64(task.codec.encode(result[task.name])), "encoding": _ENCODINGS[task.name]}
-            for task in dense
-        }
+    chosen = [predictor.tasks[name] for name in options.tasks]
+    for task in chosen:  # each task's own part: its maps, attributes, people and audience...
+        for key, value in task.response(result[task.name], options.maps).items():
+            if isinstance(value, dict) and isinstance(body.get(key), dict):
+                body[key].update(value)  # one "maps" object for every map task
+            else:
+                body[key] = value
     if options.previews:
         pixels = np.asarray(image)
-        body["previews"] = {
-            task.name: _png_base64(_picture_png(task.visualize(result[task.name], pixels))) for task in dense
-        }
-        legends = {task.name: task.legend(result[task.name]) for task in dense}
+        pictures = {task.name: task.visualize(result[task.name], pixels) for task in chosen}
+        body["previews"] = {name: _png_base64(_picture_png(p)) for name, p in pictures.items() if p is not None}
+        legends = {task.name: task.legend(result[task.name]) for task in chosen if pictures[task.name] is not None}
         body["legends"] = {name: legend.to_json() for name, legend in legends.items() if legend is not None}
     end = time.perf_counter()
     body["timings_ms"] = {
@@ -217,14 +215,6 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
         "encode": round((end - inferred) * 1e3, 3),
     }
     return body
-
-
-_ENCODINGS = {
-    # how to read each map's PNG (the task's file codec, as written by `onepass predict` and read by datasets)
-    "semseg": "indexed PNG: pixel value = class id (palette colours for viewing)",
-    "depth": "16-bit greyscale PNG: millimetres (0 = no depth)",
-    "normals": "RGB PNG: normal = rgb / 127.5 - 1 (camera space: x right, y up, z towards the camera)",
-}
 
 
 def visualize_png(runtime: Runtime, data: bytes, options: PredictOptions) -> bytes:

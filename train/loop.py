@@ -46,7 +46,7 @@ def tasks_for_dataset(names: tuple[str, ...], description: DatasetDescription) -
     for name in names:
         if name not in TASK_TYPES:
             raise unknown_name_error("task", name, list(TASK_TYPES))
-        tasks.append(TASK_TYPES[name].from_dataset(description.classes, description.attribute_groups))
+        tasks.append(TASK_TYPES[name].from_dataset(description))
     return tuple(tasks)
 
 

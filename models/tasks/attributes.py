@@ -41,8 +41,11 @@ class AttributesTask(ImageTask):
         return hash(tuple((g, c) for g, c in self.groups.items()))
 
     @classmethod
-    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> AttributesTask:
-        return cls({g: tuple(c) for g, c in attribute_groups.items()})
+    def from_dataset(cls, description) -> AttributesTask:
+        return cls({g: tuple(c) for g, c in description.attribute_groups.items()})
+
+    def reads_labels_of(self, description) -> bool:
+        return all(tuple(description.attribute_groups.get(g, ())) == c for g, c in self.groups.items())
 
     @property
     def out_channels(self) -> int:
@@ -129,6 +132,24 @@ class AttributesTask(ImageTask):
     def describe_target(self, target: np.ndarray) -> list[str]:
         target = np.asarray(target)
         return [f"{g}: {c[i] if i != MISSING else '?'}" for (g, c), i in zip(self.groups.items(), target, strict=True)]
+
+    def table_columns(self) -> dict[str, str]:
+        """Per group its label and that label's probability."""
+        return {c: t for group in self.groups for c, t in ((group, "string"), (f"{group}_probability", "float64"))}
+
+    def table_values(self, result: Mapping[str, dict]) -> dict[str, str]:
+        values = {}
+        for group, value in result.items():
+            values[group] = value["label"]
+            values[f"{group}_probability"] = f"{value['probabilities'][value['label']]:.6f}"
+        return values
+
+    def arrays(self, result: Mapping[str, dict]) -> dict[str, np.ndarray]:
+        """Each group's probabilities in the model's class order, as `<task>.<group>`."""
+        return {
+            f"{self.name}.{group}": np.array(list(value["probabilities"].values()), np.float32)
+            for group, value in result.items()
+        }
 
     def label_summary(self) -> str:
         return "; ".join(f"{group}: {'/'.join(classes)}" for group, classes in self.groups.items())

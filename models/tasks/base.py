@@ -18,6 +18,7 @@ with a `@register_task` class; no other stage changes.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 from abc import ABC, abstractmethod
@@ -87,11 +88,17 @@ class Task(ABC):
     kind: ClassVar[str]  # "map" (per pixel), "image" (one vector per image), "instances" (a set per image)
     head_input: ClassVar[str]  # "decoder": the decoder's finest map; "deepest": the encoder's last stage
     codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a per-pixel prediction or label
+    writes_records: ClassVar[bool] = False  # `onepass predict` writes a line per image of `record` to <task>.jsonl
 
     @classmethod
-    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> Task:
-        """The task as a dataset describes it (dataset.json's class names and attribute groups)."""
+    def from_dataset(cls, description: Any) -> Task:
+        """The task as a dataset describes it (`onepass.data.folder.DatasetDescription`: dataset.json's
+        class names, attribute groups and person attributes)."""
         return cls()
+
+    def reads_labels_of(self, description: Any) -> bool:
+        """Whether a dataset so described labels this task the way it was trained (its classes, groups...)."""
+        return True
 
     # ---- models ---------------------------------------------------------------------------
     @property
@@ -192,6 +199,28 @@ class Task(ABC):
         """What the labels mean, in one line (class names, groups), for `onepass info`."""
         return "-"
 
+    def response(self, result: Any, maps: bool) -> dict[str, Any]:
+        """This task's part of a /predict body. The server merges the tasks' parts one level deep, so
+        every map task's "maps" entry lands in one "maps" object; `maps` False asks for no maps."""
+        return {}
+
+    def table_columns(self) -> dict[str, str]:
+        """Columns this task adds to `onepass predict`'s table (predictions.csv), each with its type
+        in the Parquet copy ("string", "float64", "int32")."""
+        return {}
+
+    def table_values(self, result: Any) -> dict[str, Any]:
+        """One image's values for `table_columns`."""
+        return {}
+
+    def record(self, result: Any) -> Any | None:
+        """One image's line of `onepass predict`'s `<task>.jsonl` (JSON-serialisable), or None for none."""
+        return None
+
+    def arrays(self, result: Any) -> dict[str, np.ndarray]:
+        """One image's result as named arrays (`onepass predict --format npz`)."""
+        return {}
+
     # ---- config ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {"type": self.name}
@@ -248,6 +277,15 @@ class MapTask(Task):
     def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
         return constant.view(1, -1, 1, 1).expand(batch, -1, *size)
 
+    def response(self, result: np.ndarray, maps: bool) -> dict[str, Any]:
+        if not maps:
+            return {}
+        png = base64.b64encode(self.codec.encode(result)).decode("ascii")
+        return {"maps": {self.name: {"png": png, "encoding": self.codec.description}}}
+
+    def arrays(self, result: np.ndarray) -> dict[str, np.ndarray]:
+        return {self.name: result}
+
 
 @dataclass(frozen=True)
 class ImageTask(Task):
@@ -259,6 +297,9 @@ class ImageTask(Task):
 
     def label(self, sample: Any) -> Any:
         return sample.attributes
+
+    def response(self, result: Any, maps: bool) -> dict[str, Any]:
+        return {self.name: result}
 
     def constant_raw(self, constant: Tensor, batch: int, size: tuple[int, int]) -> Tensor:
         return constant.view(1, -1).expand(batch, -1)
@@ -273,6 +314,7 @@ class InstancesTask(Task):
 
     kind: ClassVar[str] = "instances"
     head_input: ClassVar[str] = "decoder"
+    writes_records: ClassVar[bool] = True
     stride: ClassVar[int] = 4  # the baseline's raw map: one cell per 4x4 pixels, as the decoder's
 
     def label(self, sample: Any) -> Any:

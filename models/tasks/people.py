@@ -87,6 +87,15 @@ class PeopleTask(InstancesTask):
         if not 0.0 < self.score_threshold < 1.0:
             raise ConfigError(f"people: score_threshold must be in (0, 1), got {self.score_threshold}")
 
+    @classmethod
+    def from_dataset(cls, description) -> PeopleTask:
+        """The dataset's categorical person attributes, then `looking` (a boolean: no/yes)."""
+        return cls({**{a: tuple(c) for a, c in description.person_attributes.items()}, "looking": ("no", "yes")})
+
+    def reads_labels_of(self, description) -> bool:
+        known = {**description.person_attributes, "looking": ("no", "yes")}
+        return all(tuple(known.get(a, ())) == c for a, c in self.attributes.items())
+
     def __hash__(self) -> int:  # dict field: hash by content
         return hash((tuple(self.attributes.items()), self.yaw, self.max_people, self.score_threshold))
 
@@ -296,6 +305,97 @@ class PeopleTask(InstancesTask):
             if attribute != "looking":
                 summary[attribute] = {c: sum(1 for p in people if p[attribute]["label"] == c) for c in classes}
         return summary
+
+    # ---- predict / serve ------------------------------------------------------------------
+    def short_label(self, person: Mapping[str, Any]) -> str:
+        """'adult · female · looking': each attribute's label; a no/yes attribute by its name when yes."""
+        words = []
+        for attribute, classes in self.attributes.items():
+            label = person[attribute]["label"]
+            if classes == ("no", "yes"):
+                words.append(attribute if label == "yes" else "")
+            else:
+                words.append(label)
+        return " · ".join(w for w in words if w)
+
+    def visualize(self, result: Sequence[Mapping[str, Any]], image: np.ndarray | None = None) -> np.ndarray | None:
+        """Each person's box over the image, labelled with its attributes; green when looking."""
+        if image is None:
+            return None
+        from PIL import Image, ImageDraw
+
+        canvas = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
+        draw = ImageDraw.Draw(canvas)
+        looking = self.attributes.get("looking")
+        for person in result:
+            yes = looking is not None and person["looking"]["label"] == looking[-1]
+            colour = (80, 230, 90) if yes else (255, 170, 40)
+            x0, y0, x1, y1 = person["box"]
+            draw.rectangle((x0, y0, x1, y1), outline=colour, width=max(1, round(canvas.width / 320)))
+            text = self.short_label(person)
+            top = max(0.0, y0 - 11)
+            draw.rectangle((x0, top, x0 + 6 * len(text) + 4, top + 11), fill=(0, 0, 0))
+            draw.text((x0 + 2, top), text, fill=colour)
+        return np.asarray(canvas)
+
+    def describe(self, result: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The audience summary, then a line per person."""
+        summary = self.summary(result)
+        lines = [f"{summary['count']} people" + (f", {summary['looking']} looking" if "looking" in summary else "")]
+        for attribute in self.attributes:
+            if attribute != "looking" and summary["count"]:
+                lines.append(", ".join(f"{c} {n}" for c, n in summary[attribute].items() if n))
+        lines += [f"{i + 1}: {self.short_label(p)} ({p['score']:.2f})" for i, p in enumerate(result)]
+        return lines
+
+    def describe_target(self, target: Mapping[str, Any]) -> list[str]:
+        valid = np.asarray(target["valid"])
+        if not bool(np.asarray(target["labelled"])):
+            return ["not labelled"]
+        lines = [f"{int(valid.sum())} people"]
+        for i in np.nonzero(valid)[0]:
+            words = []
+            for attribute, classes in self.attributes.items():
+                index = int(np.asarray(target[attribute])[i])
+                words.append(classes[index] if index != MISSING else "?")
+            lines.append(f"{len(lines)}: " + " · ".join(words))
+        return lines
+
+    def response(self, result: list[dict[str, Any]], maps: bool) -> dict[str, Any]:
+        return {self.name: result, "audience": self.summary(result)}
+
+    def table_columns(self) -> dict[str, str]:
+        """Per image: how many people, how many looking, and a count per class of each other attribute."""
+        columns = [f"{self.name}_count"] + ([f"{self.name}_looking"] if "looking" in self.attributes else [])
+        for attribute, classes in self.attributes.items():
+            if attribute != "looking":
+                columns += [f"{self.name}_{attribute}_{c}" for c in classes]
+        return dict.fromkeys(columns, "int32")
+
+    def table_values(self, result: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        summary = self.summary(result)
+        values = {f"{self.name}_count": summary["count"]}
+        if "looking" in summary:
+            values[f"{self.name}_looking"] = summary["looking"]
+        for attribute in self.attributes:
+            if attribute != "looking":
+                values.update({f"{self.name}_{attribute}_{c}": n for c, n in summary[attribute].items()})
+        return values
+
+    def record(self, result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return result
+
+    def arrays(self, result: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+        arrays = {
+            f"{self.name}_boxes": np.array([p["box"] for p in result], np.float32).reshape(-1, 4),
+            f"{self.name}_scores": np.array([p["score"] for p in result], np.float32),
+        }
+        for attribute, classes in self.attributes.items():
+            probabilities = [list(p[attribute]["probabilities"].values()) for p in result]
+            arrays[f"{self.name}_{attribute}"] = np.array(probabilities, np.float32).reshape(-1, len(classes))
+        if self.yaw:
+            arrays[f"{self.name}_yaw"] = np.array([p["yaw"] for p in result], np.float32)
+        return arrays
 
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]

@@ -39,8 +39,11 @@ class SemsegTask(MapTask):
             raise ConfigError(f"semseg needs 2 to 255 classes, got {len(self.classes)}")
 
     @classmethod
-    def from_dataset(cls, classes: tuple[str, ...], attribute_groups: Mapping[str, tuple[str, ...]]) -> SemsegTask:
-        return cls(tuple(classes))
+    def from_dataset(cls, description) -> SemsegTask:
+        return cls(tuple(description.classes))
+
+    def reads_labels_of(self, description) -> bool:
+        return tuple(description.classes) == self.classes
 
     @property
     def out_channels(self) -> int:

@@ -165,7 +165,7 @@ def test_non_finite_numbers_are_refused():
 
 
 def test_a_categorical_attribute_needs_its_classes():
-    with pytest.raises(PeopleJsonError, match="annotation 1: attribute 'age_group' is given but the dataset lists no"):
+    with pytest.raises(PeopleJsonError, match="annotation 1: unknown attribute 'age_group'.*needs its classes in"):
         validate_people_json(_document(), "people.json", {"gender": ("female", "male")})
 
 
@@ -208,3 +208,15 @@ def test_person_attribute_classes_of_dataset_json():
         parse_person_attributes({"gender": ["female", "female"]}, "dataset.json")
     with pytest.raises(DatasetError, match="must map attribute names to lists of classes"):
         parse_person_attributes(["gender"], "dataset.json")
+
+
+def test_a_dataset_may_define_its_own_person_attributes():
+    """Any categorical attribute a dataset lists (an age band with five bands, say) is read."""
+    bands = ("0-12", "13-19", "20-39", "40-59", "60+")
+    document = _document()
+    for annotation in document["annotations"]:
+        annotation["attributes"] = {"age_band": "20-39", "looking": True}
+    validate_people_json(document, "people.json", {"age_band": bands})
+    document["annotations"][0]["attributes"]["age_band"] = "30s"
+    with pytest.raises(PeopleJsonError, match="annotation 1: '30s' is not a class of 'age_band'"):
+        validate_people_json(document, "people.json", {"age_band": bands})

@@ -170,7 +170,7 @@ def check_outputs(
             panel = Image.open(out / "visualize" / f"{stem}.png")
             panel.load()
             text = len(dense) < len(tasks)  # image-level results go in a text column
-            assert panel.width == panel_width(tile_size(picture.height, picture.width)[1], 1 + len(dense), text)
+            assert panel.width == panel_width(tile_size(*picture.shape[:2])[1], 1 + len(dense), text)
     if HAVE_PYARROW:
         import pyarrow.parquet as pq
 

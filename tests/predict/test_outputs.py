@@ -13,7 +13,7 @@ from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputError, OutputFolder, OutputLayout, WriteError, table_columns, write_atomic
 
 SETTINGS = {"model": {"name": "m", "version": "1"}, "tasks": ["semseg", "attributes"], "output_format": "png"}
-COLUMNS = table_columns({"people": ("0", "1")})
+COLUMNS = table_columns({"people": "string", "people_probability": "float64"})
 
 
 def folder(root, settings=SETTINGS) -> OutputFolder:
@@ -125,3 +125,23 @@ def test_a_failed_write_names_the_file_and_leaves_no_temporary(tmp_path, monkeyp
     with pytest.raises(WriteError, match=f"{target}: cannot write \\(No space left on device\\)"):
         write_atomic(target, b"png", tmp_path)
     assert not target.exists() and [p.name for p in tmp_path.iterdir()] == ["semseg"]  # no half file anywhere
+
+
+def test_records_keep_one_line_per_finished_image(tmp_path):
+    """A task's JSONL line goes just before its image's row; a resumed run drops the lines of images
+    it must redo (no row yet) and keeps the last line of each finished one."""
+    import json
+
+    layout = OutputLayout(tmp_path, ("semseg",), "png", False, record_tasks=("people",))
+    images = [InputImage(k, f"/in/{k}") for k in ("a.jpg", "b.jpg")]
+    with OutputFolder(layout, SETTINGS, COLUMNS) as out:
+        finish(tmp_path, "a.jpg")
+        out.add_rows([{**row("a.jpg"), "records": {"people": [{"box": [1, 2, 3, 4]}]}}])
+    with open(tmp_path / "people.jsonl", "a") as handle:  # a killed run: b's line written, its row not
+        handle.write(json.dumps({"image": "b.jpg", "people": []}) + "\n" + '{"image": "a.j')
+    with OutputFolder(layout, SETTINGS, COLUMNS) as out:
+        assert [i.key for i in out.pending(images)] == ["b.jpg"]
+        finish(tmp_path, "b.jpg")
+        out.add_rows([{**row("b.jpg"), "records": {"people": []}}])
+    lines = [json.loads(line) for line in (tmp_path / "people.jsonl").read_text().splitlines()]
+    assert lines == [{"image": "a.jpg", "people": [{"box": [1, 2, 3, 4]}]}, {"image": "b.jpg", "people": []}]
