@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from onepass.cli import main
+from tests.optional import require
 from tests.predict.conftest import BAD, GOOD, MAX_PIXELS, check_outputs, read_errors, read_table, write_input_folder
 
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'onepass[ray]')")
+ray = require("ray", "the ray extra: pip install 'onepass[ray]'")
 
 FAST = ["--engine", "ray", "--backend", "torch", "--device", "cpu", "--no-progress", "--max-pixels", str(MAX_PIXELS)]
 
