@@ -45,8 +45,7 @@ def remeasured(package, tmp_path_factory):
     trivial = fit_constant_predictor(scenes(training_seed, TRIVIAL_FIT_SCENES), config.tasks)
     held_out = scenes(HELD_OUT_SEED, HELD_OUT_SCENES)
     model = package.load_model()
-    measure = [evaluate(m, held_out, config.tasks, config.mean, config.std, "cpu", False) for m in (model, trivial)]
-    return tuple(measure)
+    return tuple(evaluate(m, held_out, config.tasks, config.mean, config.std, "cpu", False) for m in (model, trivial))
 
 
 def test_loads_and_describes_the_synthetic_scenes(package):
