@@ -1,11 +1,39 @@
-"""Shared fixtures (helpers live in tests/tiny.py)."""
+"""Shared fixtures (helpers live in tests/tiny.py), and the report of what this run tested: where
+`onepass` was imported from, and which optional dependencies were missing (tests/optional.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 
+import onepass
+from tests import optional
 from tests.tiny import write_random_dataset
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header(config) -> str:
+    where = Path(onepass.__file__).resolve().parent
+    note = "this checkout" if where.is_relative_to(CHECKOUT) else "NOT this checkout: tests/test_checkout.py fails"
+    return f"onepass {onepass.__version__} from {where} ({note}); CI={'true' if optional.in_ci() else 'false'}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if optional.MISSING:
+        terminalreporter.section("optional dependencies missing (tests/optional.py)")
+        for reason in optional.MISSING.values():
+            terminalreporter.line(reason)
+        if optional.in_ci():
+            terminalreporter.line("CI=true: every optional dependency must be installed, so this run fails")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    # tests/optional.py's `has` only records what is missing; in CI that fails the whole run
+    if optional.in_ci() and optional.MISSING and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

@@ -1,19 +1,51 @@
-"""The shipped default model: it loads from the installed package, predicts, and its recorded
-held-out metrics beat the trivial baselines by the margins the project promises."""
+"""The shipped default model: it loads from the checkout's package, predicts, and — re-measured here
+on held-out scenes rendered in the test — beats the trivial baselines by the margins the project
+promises, with values close to those its metrics.json records."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+import torch
 
 import onepass
+from onepass.data.folder import FolderDataset
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, render_scene
+from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.models import open_package
+from onepass.train.dataset import TaskDataset
+from onepass.train.evaluate import evaluate, fit_constant_predictor
+
+HELD_OUT_SEED = 2  # neither the training scenes' seed nor metrics.json's (the last test checks)
+HELD_OUT_SCENES = 64
+TRIVIAL_FIT_SCENES = 32  # the trivial constants are fit on training scenes, as training fits them
 
 
 @pytest.fixture(scope="module")
 def package():
     return open_package("default")
+
+
+@pytest.fixture(scope="module")
+def remeasured(package, tmp_path_factory):
+    """(model metrics, trivial-baseline metrics) on freshly rendered held-out scenes."""
+    config = package.config
+    codecs = {task.name: task.codec for task in config.tasks if task.dense}
+
+    def scenes(seed: int, n: int) -> torch.utils.data.DataLoader:
+        root = tmp_path_factory.mktemp(f"synth-seed{seed}")
+        write_synthetic_dataset(root, n, config.input_size, seed=seed, workers=1, progress=False)
+        return torch.utils.data.DataLoader(
+            TaskDataset(FolderDataset(root, codecs), config.tasks, config.input_size), 16
+        )
+
+    training_seed = package.training["train_data"]["synth"]["seed"]
+    trivial = fit_constant_predictor(scenes(training_seed, TRIVIAL_FIT_SCENES), config.tasks)
+    held_out = scenes(HELD_OUT_SEED, HELD_OUT_SCENES)
+    model = package.load_model()
+    return tuple(evaluate(m, held_out, config.tasks, config.mean, config.std, "cpu", False) for m in (model, trivial))
 
 
 def test_loads_and_describes_the_synthetic_scenes(package):
@@ -29,12 +61,42 @@ def test_predicts_a_fresh_scene(package):
     assert np.median(np.abs(result["depth"] - scene.depth) / scene.depth) < 0.25
 
 
-def test_recorded_metrics_beat_trivial_baselines(package):
-    metrics = package.metrics
-    model, trivial = metrics["metrics"], metrics["baselines"]["trivial"]
-    assert metrics["data"]["images"] >= 500
-    assert model["semseg"]["miou"] >= 2 * trivial["semseg"]["miou"]
-    assert model["depth"]["rmse"] <= 0.5 * trivial["depth"]["rmse"]
-    assert model["normals"]["mean_angle"] <= 0.6 * trivial["normals"]["mean_angle"]
+def test_beats_the_trivial_baselines_by_the_promised_margins(remeasured):
+    model, trivial = remeasured
+    assert model["semseg"]["miou"] >= 2 * trivial["semseg"]["miou"], (model["semseg"], trivial["semseg"])
+    assert model["depth"]["rmse"] <= 0.5 * trivial["depth"]["rmse"], (model["depth"], trivial["depth"])
+    assert model["normals"]["mean_angle"] <= 0.6 * trivial["normals"]["mean_angle"], (
+        model["normals"],
+        trivial["normals"],
+    )
     for group in ATTRIBUTE_GROUPS:
-        assert model["attributes"][f"acc_{group}"] >= trivial["attributes"][f"acc_{group}"] + 20, group
+        assert model["attributes"][f"acc_{group}"] >= trivial["attributes"][f"acc_{group}"] + 20, (
+            group,
+            model["attributes"],
+            trivial["attributes"],
+        )
+
+
+# How far 64 scenes may stray from metrics.json's 500. Dense metrics: 15 % of the recorded value; on six
+# disjoint 64-scene sets (seeds 2-7) the farthest were mIoU 2.4 %, RMSE 5.3 %, mean angle 8.2 %.
+# Accuracies: three binomial standard deviations of 64 images at the recorded accuracy (10-17 points).
+DENSE_TOLERANCE = 0.15
+DENSE_METRICS = {"semseg": "miou", "depth": "rmse", "normals": "mean_angle"}
+
+
+def test_remeasured_metrics_are_close_to_the_recorded_ones(package, remeasured):
+    recorded = package.metrics["metrics"]
+    model, _ = remeasured
+    for task, metric in DENSE_METRICS.items():
+        assert model[task][metric] == pytest.approx(recorded[task][metric], rel=DENSE_TOLERANCE), (task, metric)
+    for group in ATTRIBUTE_GROUPS:
+        accuracy = recorded["attributes"][f"acc_{group}"]
+        tolerance = 3 * 100 * math.sqrt(accuracy / 100 * (1 - accuracy / 100) / HELD_OUT_SCENES)
+        assert model["attributes"][f"acc_{group}"] == pytest.approx(accuracy, abs=tolerance), group
+
+
+def test_recorded_metrics_come_from_enough_scenes_none_seen_in_training_or_here(package):
+    data = package.metrics["data"]
+    assert data["images"] >= 500
+    seeds = {"training": package.training["train_data"]["synth"]["seed"], "recorded": data["synth"]["seed"]}
+    assert len({*seeds.values(), HELD_OUT_SEED}) == 3, seeds

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import ast
 import csv
-import re
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES
 from onepass.models import MultiTaskModel, save_package
 from onepass.models.tasks import AttributesTask, DepthTask, NormalsTask, SemsegTask
+from tests.optional import has
 from tests.tiny import tiny_config
 
 
@@ -42,7 +41,7 @@ FAST = [
 ]
 
 # --plot needs the `bench` extra; without it the plot checks are skipped (and --plot's error is tested)
-HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAVE_MATPLOTLIB = has("matplotlib", "the bench extra: pip install 'onepass[bench]'", "onepass bench --plot")
 
 
 def plot_args(folder) -> list[str]:

@@ -4,7 +4,6 @@ against the Predictor itself."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -17,8 +16,9 @@ from PIL import Image
 
 import onepass
 from onepass.models.panel import panel_width, tile_size
+from tests.optional import has
 
-HAVE_PYARROW = importlib.util.find_spec("pyarrow") is not None
+HAVE_PYARROW = has("pyarrow", "it comes with the ray extra: pip install 'onepass[ray]'", "predictions.parquet")
 MAX_PIXELS = 10_000  # passed as --max-pixels: big.png (120x120) is "too large", everything else fits
 GOOD = ("a/b/deep.png", "a/frame0.png", "a/frame1.png", "frame2.png", "gray.png", "rgba.png", "rotated.jpg")
 BAD = ("big.png", "corrupt.png", "notimage.jpg")

@@ -14,6 +14,7 @@ from PIL import Image
 
 from onepass.cli import main
 from onepass.predict.outputs import WriteError
+from tests.optional import require
 from tests.predict.conftest import (
     BAD,
     GOOD,
@@ -27,10 +28,10 @@ from tests.predict.conftest import (
 
 # A single-machine Ray keeps every address on loopback only with this switch: otherwise Ray turns a
 # node address of 127.0.0.1 into this machine's outward one (ray._private.services.resolve_ip_for_localhost),
-# and the tests' traffic would leave loopback. Ray reads it when it is imported (so before importorskip);
+# and the tests' traffic would leave loopback. Ray reads it when it is imported (so before `require`);
 # the Ray processes and the subprocesses the tests start inherit it.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'onepass[ray]')")
+ray = require("ray", "the ray extra: pip install 'onepass[ray]'")
 
 LOOPBACK = "127.0.0.1"
 FAST = ["--engine", "ray", "--backend", "torch", "--device", "cpu", "--no-progress", "--max-pixels", str(MAX_PIXELS)]

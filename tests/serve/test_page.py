@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.optional import require, require_files
 from tests.serve.samples import encode, scene
 
 CHROMIUM = "/usr/bin/chromium"
@@ -20,9 +21,8 @@ WINDOW = (1280, 800)  # a small laptop screen: the whole answer must fit in it
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the dev extra")
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
+    webdriver = require("selenium.webdriver", "the dev extra: pip install 'onepass[dev]'")
+    require_files(CHROMIUM, CHROMEDRIVER, install="Debian's chromium and chromium-driver; .ci/run installs them")
     from selenium.webdriver.chrome.service import Service
 
     profile = tempfile.mkdtemp(prefix="onepass-chromium-")
