@@ -14,6 +14,8 @@ from tests.tiny import write_random_dataset
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["tests.fake_cuda"]  # does nothing unless ONEPASS_TEST_FAKE_CUDA=1 (see tests/fake_cuda.py)
+
 
 def pytest_report_header(config) -> str:
     where = Path(onepass.__file__).resolve().parent
