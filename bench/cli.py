@@ -18,8 +18,6 @@ from pathlib import Path
 
 from onepass.bench.plan import FORMATS, PRECISIONS, BenchError
 
-USER_ERRORS: tuple[type[BaseException], ...] = (BenchError,)
-
 SERVE = "serve"
 MODEL_OPTIONS = (
     "backends", "precisions", "batch_sizes", "input_sizes", "device", "source_size", "iters", "seconds",

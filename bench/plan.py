@@ -11,8 +11,10 @@ import importlib.util
 import shutil
 from dataclasses import dataclass, field
 
+from onepass.errors import UserError
 
-class BenchError(ValueError):
+
+class BenchError(UserError, ValueError):
     """A bench option or input is wrong or cannot be measured here; the message says which and why."""
 
 

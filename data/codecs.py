@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from onepass.data.png import encode_png
+from onepass.errors import UserError
 
 IGNORE_INDEX = 255  # semseg pixels without a label
 DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
@@ -24,7 +25,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FILE_PIXELS = 89_478_485  # ~9459x9459; Pillow's own decompression bomb warning threshold
 
 
-class LabelFileError(ValueError):
+class LabelFileError(UserError, ValueError):
     """A label or image file is malformed; the message names the file and what is wrong."""
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from onepass.data.codecs import Codec, LabelFileError, check_pixels, png_header_size
+from onepass.errors import UserError
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
@@ -34,7 +35,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 ATTRIBUTES_FILE = "attributes.csv"
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """The dataset folder is malformed; the message names the file and what is wrong."""
 
 

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()  # ExportError is one of the CLI's own user errors
-
 
 @dataclass(frozen=True)
 class ExportFormat:
@@ -66,9 +64,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from onepass.errors import unknown_name_error
     from onepass.export.onnx import ExportError
     from onepass.models.package import open_package
-    from onepass.models.tasks.base import unknown_name_error
 
     if args.format not in EXPORT_FORMATS:
         raise unknown_name_error("export format", args.format, list(EXPORT_FORMATS))

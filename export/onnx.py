@@ -14,6 +14,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from onepass.errors import UserError
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
 
@@ -24,7 +25,7 @@ WEIGHTS_KEY = "onepass.weights_sha256"  # which weights the graph holds: a retra
 OPSET = 18
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """An export could not be written or did not pass its checks; the message says why."""
 
 

@@ -29,7 +29,7 @@ with atheris.instrument_imports(include=["PIL", "onepass"]):
     Image.init()  # imports every format plugin now, while imports are instrumented
     from onepass.data.codecs import DEPTH_SCALE, DepthPngCodec, IndexedPngCodec, LabelFileError, NormalsPngCodec
     from onepass.data.folder import DatasetError, FolderDataset
-    from onepass.models.tasks.base import ConfigError
+    from onepass.errors import ConfigError
     from onepass.train.dataset import Augmentation, TaskDataset
     from onepass.train.loop import tasks_for_dataset
 

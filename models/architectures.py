@@ -23,8 +23,9 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
+from onepass.errors import unknown_name_error
 from onepass.models.decoders import FPNDecoder
-from onepass.models.tasks.base import Task, conv_bn_relu, unknown_name_error
+from onepass.models.tasks.base import Task, conv_bn_relu
 
 ARCHITECTURES: dict[str, type[Architecture]] = {}
 

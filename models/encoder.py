@@ -5,7 +5,7 @@ from __future__ import annotations
 import timm
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 
 MIN_REDUCTION = 4  # decoders start at stride 4; a stride-2 map costs memory and adds little
 

@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from onepass.errors import ConfigError
 from onepass.models.architectures import architecture_class
 from onepass.models.encoder import Encoder
-from onepass.models.tasks.base import ConfigError, Task, build_task
+from onepass.models.tasks.base import Task, build_task
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -27,8 +27,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from onepass.errors import ConfigError, UserError
 from onepass.models.model import ModelConfig, MultiTaskModel
-from onepass.models.tasks.base import ConfigError
 
 PACKAGE_FORMAT = "onepass-model"
 PACKAGE_VERSION = 1
@@ -39,7 +39,7 @@ METRICS_FORMAT = "onepass-metrics"
 METRICS_VERSION = 1
 
 
-class PackageError(ValueError):
+class PackageError(UserError, ValueError):
     """A model package is missing, incomplete or of an unknown version; the message says which file."""
 
 

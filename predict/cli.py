@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from onepass.predict.inputs import InputError
-from onepass.predict.outputs import FORMATS, OutputError
-
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, OutputError)
+from onepass.predict.outputs import FORMATS
 
 
 def add_parser(commands) -> None:

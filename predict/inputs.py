@@ -21,10 +21,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from onepass.errors import UserError
+
 LIST_SUFFIX = ".txt"
 
 
-class InputError(ValueError):
+class InputError(UserError, ValueError):
     """An INPUT argument names nothing, or two inputs would write the same outputs."""
 
 

@@ -68,8 +68,8 @@ def default_batch_size(backend: str, device: str) -> int:
 
 
 def run_job(job: PredictJob) -> Summary:
+    from onepass.errors import ConfigError
     from onepass.models.package import open_package
-    from onepass.models.tasks.base import ConfigError
     from onepass.runtime.predictor import BACKENDS, resolve_device, select_tasks
 
     if job.engine not in ENGINES:
@@ -77,7 +77,7 @@ def run_job(job: PredictJob) -> Summary:
     if job.format not in FORMATS:
         raise ConfigError(f"unknown format {job.format!r} (valid: {', '.join(FORMATS)})")
     if job.backend not in BACKENDS:
-        from onepass.models.tasks.base import unknown_name_error
+        from onepass.errors import unknown_name_error
 
         raise unknown_name_error("backend", job.backend, list(BACKENDS))
     for name, value in (("--batch-size", job.batch_size), ("--workers", job.workers), ("--ray-actors", job.ray_actors)):

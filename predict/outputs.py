@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onepass.errors import UserError
 from onepass.predict.inputs import InputImage, output_stem
 
 SETTINGS_FILE = "predict.json"
@@ -55,7 +56,7 @@ BASE_COLUMNS = {"image": "string", "source": "string", "height": "int32", "width
 RECORDS = "records"  # a row's {task: record} (not a column): written to DIR/<task>.jsonl
 
 
-class OutputError(ValueError):
+class OutputError(UserError, ValueError):
     """DIR cannot take this run: another run holds it, it was written with other settings, or one of
     its files cannot be written."""
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from onepass.errors import ConfigError
 from onepass.models.package import ModelPackage
-from onepass.models.tasks.base import ConfigError
 from onepass.predict.inputs import InputImage
 from onepass.predict.stages import ImageReader, ResultWriter
 

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 
 
 class BackendUnavailable(ConfigError):

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage, open_package
-from onepass.models.tasks.base import ConfigError, Task, unknown_name_error
+from onepass.models.tasks.base import Task
 from onepass.runtime.backend import Backend, BackendUnavailable
 
 ImageInput = Image.Image | np.ndarray

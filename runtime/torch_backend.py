@@ -7,9 +7,9 @@ import contextlib
 import numpy as np
 import torch
 
+from onepass.errors import ConfigError
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import ModelPackage
-from onepass.models.tasks.base import ConfigError
 from onepass.runtime.backend import BackendUnavailable, require_cuda_device
 
 PRECISIONS = ("fp32", "bf16", "fp16")

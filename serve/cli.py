@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 SERVICE = "onepass.serve.service:Onepass"
 DEFAULT_HOST = "127.0.0.1"  # this machine only: exposing the API on every interface takes --host 0.0.0.0
 
-USER_ERRORS: tuple[type[BaseException], ...] = ()  # model and option errors are PackageError / ConfigError
-
 
 def add_parser(commands) -> None:
     serve = commands.add_parser(
@@ -62,8 +60,8 @@ def add_parser(commands) -> None:
 
 def serve_settings(args: argparse.Namespace) -> ServeSettings:
     """The options, checked before any model is loaded (a bad model path or backend name fails here)."""
+    from onepass.errors import ConfigError, unknown_name_error
     from onepass.models.package import open_package
-    from onepass.models.tasks.base import ConfigError, unknown_name_error
     from onepass.runtime.predictor import BACKENDS
     from onepass.serve.settings import ServeSettings, resolve_model
 

@@ -36,9 +36,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import onepass
+from onepass.errors import ConfigError
 from onepass.models.card import card_footnote, model_card
 from onepass.models.panel import result_panel
-from onepass.models.tasks.base import ConfigError
 from onepass.runtime.predictor import Predictor
 from onepass.serve import kserve
 from onepass.serve.batching import ServiceUnavailable

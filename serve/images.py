@@ -10,7 +10,7 @@ import io
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.runtime.predictor import pil_to_rgb
 
 

@@ -25,8 +25,8 @@ import bentoml
 import numpy as np
 
 import onepass
+from onepass.errors import ConfigError
 from onepass.models.package import PackageError
-from onepass.models.tasks.base import ConfigError
 from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device

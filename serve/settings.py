@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onepass.errors import ConfigError
 from onepass.models.package import CONFIG_FILE, PackageError
-from onepass.models.tasks.base import ConfigError
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.architectures import architecture_class
 from onepass.models.tasks import TASK_TYPES
-from onepass.models.tasks.base import ConfigError, unknown_name_error
 from onepass.train.balancers import BALANCERS
 
 OPTIMIZERS = ("adamw", "sgd")

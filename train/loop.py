@@ -26,10 +26,11 @@ from torch.nn.parallel import DistributedDataParallel
 import onepass
 from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
 from onepass.data.progress import progress_bar
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.architectures import initial_prediction_key
 from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
-from onepass.models.tasks.base import TASK_TYPES, ConfigError, Task, unknown_name_error
+from onepass.models.tasks.base import TASK_TYPES, Task
 from onepass.train.balancers import LossBalancer, build_balancer
 from onepass.train.config import TrainConfig
 from onepass.train.dataset import Augmentation, TaskDataset, to_device

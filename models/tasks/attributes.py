@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError, ImageTask, OutputAgreement, OutputSpec, one_hot_logits, register_task
+from onepass.errors import ConfigError
+from onepass.models.tasks.base import ImageTask, OutputAgreement, OutputSpec, one_hot_logits, register_task
 
 MISSING = -1
 

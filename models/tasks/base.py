@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,13 +31,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.data.codecs import Codec
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.tasks.legends import Legend
 
 TASK_TYPES: dict[str, type[Task]] = {}
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; the message names it and says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -337,13 +333,6 @@ def register_task(cls: type[Task]) -> type[Task]:
         raise ValueError(f"task type {cls.name!r} registered twice")
     TASK_TYPES[cls.name] = cls
     return cls
-
-
-def unknown_name_error(kind: str, name: str, valid: list[str]) -> ConfigError:
-    """ "unknown X 'nmae'; did you mean 'name'? valid: ..." — for every registry."""
-    close = difflib.get_close_matches(name, valid, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return ConfigError(f"unknown {kind} {name!r}{hint} (valid: {', '.join(sorted(valid))})")
 
 
 def build_task(config: Mapping[str, Any]) -> Task:

@@ -47,14 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import (
-    ConfigError,
-    InstancesTask,
-    OutputAgreement,
-    OutputSpec,
-    conv_bn_relu,
-    register_task,
-)
+from onepass.errors import ConfigError
+from onepass.models.tasks.base import InstancesTask, OutputAgreement, OutputSpec, conv_bn_relu, register_task
 
 MISSING = -1
 HEATMAP_PRIOR = 0.1  # initial centre probability everywhere (CenterNet's bias init, -2.19)

@@ -12,16 +12,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
+from onepass.errors import ConfigError
 from onepass.models.tasks._resize import resize_nearest
-from onepass.models.tasks.base import (
-    ConfigError,
-    MapTask,
-    OutputAgreement,
-    OutputSpec,
-    dense_head,
-    one_hot_logits,
-    register_task,
-)
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, one_hot_logits, register_task
 from onepass.models.tasks.legends import Swatches
 
 

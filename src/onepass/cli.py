@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import onepass
+from onepass.errors import UserError
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """Options that cannot work together, or a required one missing; printed as one line, exit 2."""
 
 
@@ -255,8 +256,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# Later stages add their own subcommands (and user errors): each module has `add_parser(commands)`
-# and `USER_ERRORS`, and imports nothing heavy at module level so that `onepass --help` stays fast.
+# Later stages add their own subcommands: each module has `add_parser(commands)` and imports nothing
+# heavy at module level, so that `onepass --help` stays fast. Their errors derive from UserError.
 STAGE_COMMANDS = ("onepass.export.cli", "onepass.serve.cli", "onepass.predict.cli", "onepass.bench.cli")
 
 
@@ -326,24 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def user_errors() -> tuple[type[BaseException], ...]:
-    from onepass.data.codecs import LabelFileError
-    from onepass.data.folder import DatasetError
-    from onepass.export.onnx import ExportError
-    from onepass.models.package import PackageError
-    from onepass.models.tasks.base import ConfigError
-
-    stage_errors = tuple(e for module in STAGE_COMMANDS for e in importlib.import_module(module).USER_ERRORS)
-    return (
-        UsageError,
-        ConfigError,
-        DatasetError,
-        PackageError,
-        LabelFileError,
-        ExportError,
-        FileExistsError,
-        FileNotFoundError,
-    ) + stage_errors
+# What the CLI prints as one line and exit status 2: every onepass error a user can cause, and the
+# operating system's word on a path the user gave.
+USER_ERRORS = (UserError, FileExistsError, FileNotFoundError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -355,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prog = args._parser.prog  # "onepass train", "onepass data synth"
     try:
         return run(args)
-    except user_errors() as error:
+    except USER_ERRORS as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from onepass.errors import ConfigError
 from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
-from onepass.models.tasks import ConfigError, DepthTask
+from onepass.models.tasks import DepthTask
 from tests.tiny import TINY_ENCODER, all_tasks, every_task_type, tiny_config
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.models.tasks.people import (
     PeopleTask,
     angle_difference,

@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import default_collate
 
 from onepass.data.codecs import IGNORE_INDEX
-from onepass.models.tasks import TASK_TYPES, AttributesTask, ConfigError, DepthTask, NormalsTask, SemsegTask, build_task
+from onepass.errors import ConfigError
+from onepass.models.tasks import TASK_TYPES, AttributesTask, DepthTask, NormalsTask, SemsegTask, build_task
 from onepass.train.dataset import as_tensor
 from tests.tiny import every_task_type, random_raw
 

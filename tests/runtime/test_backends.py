@@ -16,9 +16,9 @@ import torch
 
 import onepass
 from onepass.data.synth import render_scene
+from onepass.errors import ConfigError
 from onepass.models import open_package
 from onepass.models.package import PackageError
-from onepass.models.tasks import ConfigError
 from onepass.runtime import BackendUnavailable
 from tests.devices import strict_fp32
 

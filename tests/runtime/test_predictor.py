@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 import onepass
+from onepass.errors import ConfigError
 from onepass.models import InferenceGraph, MultiTaskModel, save_package
-from onepass.models.tasks import ConfigError
 from tests.devices import DEVICES, strict_fp32
 from tests.tiny import tiny_config
 

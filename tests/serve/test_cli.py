@@ -14,8 +14,8 @@ import pytest
 
 import onepass
 from onepass.cli import build_parser, main
+from onepass.errors import ConfigError
 from onepass.models.package import PackageError, default_package_path
-from onepass.models.tasks.base import ConfigError
 from onepass.serve import launch
 from onepass.serve.cli import SERVICE, bentoml_arguments, serve_settings
 from onepass.serve.settings import ServeSettings, resolve_model

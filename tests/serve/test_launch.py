@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 import onepass
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.serve.cli import SERVICE
 from tests.serve.conftest import FAIL_FAST_SECONDS, free_port, run_timed, running_server
 from tests.serve.samples import encode, scene

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from onepass.errors import ConfigError
 from onepass.models import open_package
-from onepass.models.tasks.base import ConfigError
 from onepass.train.balancers import GradientBalancer
 from onepass.train.balancers.aligned_mtl import aligned_mtl_coefficients
 from onepass.train.balancers.cagrad import cagrad_coefficients

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from onepass.models.tasks import ConfigError, DepthTask, SemsegTask
+from onepass.errors import ConfigError
+from onepass.models.tasks import DepthTask, SemsegTask
 from onepass.train.config import TrainConfig, parse_overrides, read_config_file
 from onepass.train.evaluate import delta_mtl
 

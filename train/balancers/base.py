@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError, unknown_name_error
+from onepass.errors import ConfigError, unknown_name_error
 
 BALANCERS: dict[str, type[LossBalancer]] = {}
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.train.balancers.base import register_balancer
 from onepass.train.balancers.gradient import GradientBalancer
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.train.balancers.base import LossBalancer, as_dict, register_balancer
 
 _MIN_EPOCH_LOSS = 1e-12  # denominator floor for r_k when an epoch's mean loss is exactly 0

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.train.balancers.base import LossBalancer, register_balancer
 
 _EPSILON = 1e-8  # added to every loss before its log, as the authors do (a loss may reach 0)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError
+from onepass.errors import ConfigError
 from onepass.train.balancers.base import LossBalancer, as_dict, register_balancer
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onepass.models.tasks.base import ConfigError, unknown_name_error
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.train.balancers.base import LossBalancer, as_dict, register_balancer
 
 _GRADNORM_OPTIMISERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
