@@ -72,9 +72,10 @@ def test_a_task_of_each_kind_goes_through_every_stage_by_its_hooks(tmp_path, toy
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity
     from onepass.predict.job import PredictJob, run_job
-    from onepass.serve.http_api import Runtime, build_app
+    from onepass.serve.http_api import build_app
     from onepass.serve.kserve import parse_response
     from onepass.serve.settings import ServeSettings
+    from onepass.serve.state import Runtime
     from onepass.train.config import TrainConfig
     from onepass.train.loop import train
 
@@ -105,7 +106,7 @@ def test_a_task_of_each_kind_goes_through_every_stage_by_its_hooks(tmp_path, toy
     assert sorted(r["image"] for r in records) == sorted(r["image"] for r in rows)
 
     predictor = onepass.load(package.path, backend="onnxruntime", device="cpu")
-    client = TestClient(build_app(lambda: Runtime(predictor, ServeSettings(), {}), 1 << 20))
+    client = TestClient(build_app(1 << 20, Runtime(predictor, ServeSettings(), {})))
     buffer = io.BytesIO()
     Image.fromarray(toy_scene(np.random.default_rng(7))[0]).save(buffer, format="PNG")
     body = client.post("/predict", files={"image": ("toy.png", buffer.getvalue(), "image/png")}).json()
