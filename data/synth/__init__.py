@@ -25,6 +25,9 @@ vertical capped cylinders); the nearest hit gives class, depth and the geometric
 labels are exact and mutually consistent. Shading (Lambert, a point light with hard shadows,
 ambient, vignetting, sensor noise) uses the same hits.
 
+Sequences (data/synth/_sequence.py) film one room over time: people walk in, stop, turn their heads
+and walk out, with the same labels per frame plus a track id per person.
+
 Scene parameters are drawn from the generator before anything depends on the image size, so the
 same generator state gives the same scene at any resolution; only the sensor noise, drawn last,
 depends on the size.
@@ -46,6 +49,7 @@ from onepass.data.synth._scene import (
     PersonLabel,
     Scene,
 )
+from onepass.data.synth._sequence import SequenceFrame, SequencePlan, plan_sequence, render_sequence_frame
 
 __all__ = [
     "ATTRIBUTE_GROUPS",
@@ -61,6 +65,10 @@ __all__ = [
     "CameraPose",
     "PersonLabel",
     "Scene",
+    "SequenceFrame",
+    "SequencePlan",
+    "plan_sequence",
     "render_scene",
     "render_scene_with_pose",
+    "render_sequence_frame",
 ]

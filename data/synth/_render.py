@@ -27,7 +27,11 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> Scene:
 
 def render_scene_with_pose(rng: np.random.Generator, height: int, width: int) -> tuple[Scene, CameraPose]:
     """Like `render_scene`, also returning the camera the scene was rendered with."""
-    layout = _sample_layout(rng)
+    return render_layout(rng, _sample_layout(rng), height, width)
+
+
+def render_layout(rng: np.random.Generator, layout: Layout, height: int, width: int) -> tuple[Scene, CameraPose]:
+    """Render a sampled layout (a sequence's frame: data/synth/_sequence.py); `rng` draws the sensor noise."""
     pose = layout.rig.pose(height, width)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         hits = _cast_primary_rays(layout, pose)

@@ -10,6 +10,7 @@
 | `codec`, `to_result` (files and HTTP)      | predict, serve                   |
 | `visualize` (picture), `legend` (its key)  | panels, serve web page, predict  |
 | `describe` (a result in words)             | panels                           |
+| `tracks_objects`, `detections` (from a record) | video: tracks over frames (runtime/audience.py) |
 
 The task's registry name is its key everywhere: `forward()`'s dict, loss and metric names,
 ONNX outputs, HTTP fields and output file names. Adding a task type means adding one module
@@ -62,6 +63,16 @@ class OutputAgreement:
         return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
 
 
+@dataclass(frozen=True)
+class Detection:
+    """One object in one frame, as a tracker follows it across a video (`Task.detections`)."""
+
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in the frame's pixels
+    score: float  # confidence in [0, 1]
+    attention: bool | None = None  # the object attends to the display (a person looking); None: not told
+    attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # labels voted over a track
+
+
 class Metric(Protocol):
     """Accumulates over a whole evaluation set (pooled, never averaged per batch), from the task's
     post-processed outputs (`postprocess`, or any backend's) and its targets."""
@@ -85,6 +96,7 @@ class Task(ABC):
     head_input: ClassVar[str]  # "decoder": the decoder's finest map; "deepest": the encoder's last stage
     codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a per-pixel prediction or label
     writes_records: ClassVar[bool] = False  # `onepass predict` writes a line per image of `record` to <task>.jsonl
+    tracks_objects: ClassVar[bool] = False  # its records hold objects a tracker follows over video frames
 
     @classmethod
     def from_dataset(cls, description: Any) -> Task:
@@ -216,6 +228,11 @@ class Task(ABC):
     def arrays(self, result: Any) -> dict[str, np.ndarray]:
         """One image's result as named arrays (`onepass predict --format npz`)."""
         return {}
+
+    def detections(self, record: Any) -> list[Detection]:
+        """The objects in one frame's `record`, for a tracker (tasks with `tracks_objects` only): from
+        the record rather than the result, so that a resumed video run re-tracks from <task>.jsonl."""
+        raise NotImplementedError(f"task {self.name!r} has no objects to track")
 
     # ---- config ---------------------------------------------------------------------------
     def to_config(self) -> dict[str, Any]:

@@ -48,7 +48,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.errors import ConfigError
-from onepass.models.tasks.base import InstancesTask, OutputAgreement, OutputSpec, conv_bn_relu, register_task
+from onepass.models.tasks.base import (
+    Detection,
+    InstancesTask,
+    OutputAgreement,
+    OutputSpec,
+    conv_bn_relu,
+    register_task,
+)
 
 MISSING = -1
 HEATMAP_PRIOR = 0.1  # initial centre probability everywhere (CenterNet's bias init, -2.19)
@@ -67,6 +74,7 @@ class PeopleTask(InstancesTask):
     score_threshold: float = 0.3  # a peak at or above this counts as a person
 
     name: ClassVar[str] = "people"
+    tracks_objects: ClassVar[bool] = True  # a video's persons become tracks (dwell and attention time)
 
     def __post_init__(self) -> None:
         for attribute, classes in self.attributes.items():
@@ -390,6 +398,20 @@ class PeopleTask(InstancesTask):
         if self.yaw:
             arrays[f"{self.name}_yaw"] = np.array([p["yaw"] for p in result], np.float32)
         return arrays
+
+    def detections(self, record: Sequence[Mapping[str, Any]]) -> list[Detection]:
+        """Each person of a frame's record: `looking` is the attention, the other attributes are voted
+        over the person's track (age group and gender)."""
+        looking = self.attributes.get("looking")
+        return [
+            Detection(
+                tuple(float(v) for v in person["box"]),
+                float(person["score"]),
+                None if looking is None else person["looking"]["label"] == looking[-1],
+                {a: person[a]["label"] for a in self.attributes if a != "looking"},
+            )
+            for person in record
+        ]
 
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]

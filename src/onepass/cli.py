@@ -87,6 +87,16 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_sequences(args: argparse.Namespace) -> int:
+    from onepass.data.synth_sequences import write_synthetic_sequences
+
+    frames, seconds = write_synthetic_sequences(
+        args.out, args.n, args.seconds, args.fps, args.size, args.seed, workers=args.workers
+    )
+    print(f"wrote {args.n} sequences ({frames} frames) to {args.out} in {seconds:.1f} s")
+    return 0
+
+
 TRAIN_FLAGS = {
     # flag -> TrainConfig field (the flags users reach for most; every field also works with --set)
     "data": "data",
@@ -276,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
     synth.set_defaults(run=cmd_data_synth)
+    sequences = data.add_parser("sequences", help="render synthetic video sequences with tracks (docs/video.md)")
+    sequences.add_argument("--out", required=True, help="sequence dataset folder to create")
+    sequences.add_argument("--n", type=int, required=True, help="number of sequences")
+    sequences.add_argument("--seconds", type=float, default=12.0, help="length of each (default 12)")
+    sequences.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
+    sequences.add_argument("--size", type=parse_size, default=(128, 160), help="HxW (default 128x160)")
+    sequences.add_argument("--seed", type=int, default=0)
+    sequences.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
+    sequences.set_defaults(run=cmd_data_sequences)
 
     train = commands.add_parser("train", help="train a model package")
     train.add_argument("--config", help="YAML or TOML file of training options")

@@ -1,0 +1,210 @@
+"""The audience over time: each frame's detections linked into tracks, and per track what a display's
+owner measures — how long the person stayed (dwell time), how long they looked (attention time), and
+who they were (each attribute by majority over the track).
+
+Tracking is ByteTrack (Zhang et al. 2022) from Roboflow's `trackers` package, on supervision's
+`Detections` (the `video` extra): Kalman-predicted boxes matched by IoU, confident detections first,
+then the weak ones to the tracks left over. We only feed it boxes and read back track ids. The
+detections come from the task hooks (`Task.tracks_objects`, `Task.detections`), so nothing here knows
+which task found them. Both `onepass predict` (video inputs) and the server (a video upload) report
+through `audience_report`, from frames already predicted; so a resumed run tracks again from its records.
+
+Times: a frame lasts until the next one (`frame_durations`). A track is seen from its first frame's
+start to its last frame's end (the dwell time), and attends for the summed durations of its frames
+whose detection attends (attention time); a frame the track coasts through undetected counts for
+dwell only. The ground truth of a synthetic sequence is timed the same way, so the two compare.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from onepass.errors import ConfigError
+from onepass.models.tasks.base import Detection, Task
+from onepass.runtime.video import frame_durations
+
+AUDIENCE_FORMAT = "onepass-audience"
+AUDIENCE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """ByteTrack's settings, and which tracks count. The defaults suit a display camera at 5-30 fps."""
+
+    high_score: float = 0.5  # detections at or above this are matched first, and may start a track
+    min_iou: float = 0.1  # a detection continues a track when their boxes overlap at least this much
+    lost_seconds: float = 1.5  # a track unseen this long ends (someone hidden behind another, briefly)
+    min_frames: int = 3  # a track seen in fewer frames is dropped as a false detection
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.high_score <= 1.0 or not 0.0 < self.min_iou < 1.0:
+            raise ConfigError(f"tracker: high_score must be in (0, 1] and min_iou in (0, 1), got {self}")
+        if self.lost_seconds < 0 or self.min_frames < 1:
+            raise ConfigError(f"tracker: lost_seconds must be >= 0 and min_frames >= 1, got {self}")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One analysed frame of a video: where it is, and the objects found in it."""
+
+    index: int  # in the video, presentation order
+    time: float  # seconds from the video's first frame
+    detections: Sequence[Detection]
+
+
+def tracked_task(tasks: Sequence[Task]) -> Task | None:
+    """The first of `tasks` whose objects are tracked (the people), or None."""
+    return next((t for t in tasks if t.tracks_objects), None)
+
+
+def import_trackers():
+    try:
+        import supervision
+        import trackers
+    except ImportError:
+        raise ConfigError('tracking needs supervision and trackers: pip install "onepass[video]"') from None
+    return supervision, trackers
+
+
+def link_tracks(frames: Sequence[Frame], rate: float, config: TrackerConfig = TrackerConfig()) -> list[list[int]]:
+    """Per frame, the track id of each of its detections (-1: none), ByteTrack over the frames in order."""
+    sv, trackers = import_trackers()
+    tracker = trackers.ByteTrackTracker(
+        lost_track_buffer=round(config.lost_seconds * 30),  # its unit: frames at 30 fps
+        frame_rate=rate,
+        track_activation_threshold=config.high_score,
+        minimum_consecutive_frames=1,  # every frame of a track counts; short tracks are dropped after
+        minimum_iou_threshold=config.min_iou,
+        high_conf_det_threshold=config.high_score,
+    )
+    ids: list[list[int]] = []
+    known: set[int] = set()
+    for position, frame in enumerate(frames):
+        boxes = np.array([d.box for d in frame.detections], np.float32).reshape(-1, 4)
+        detections = sv.Detections(
+            xyxy=boxes,
+            confidence=np.array([d.score for d in frame.detections], np.float32),
+            data={"order": np.arange(len(boxes))},  # which input each returned detection is
+        )
+        tracked = tracker.update(detections, timestamp=frame.time)
+        frame_ids = [-1] * len(boxes)
+        if len(tracked):
+            for order, track in zip(tracked.data["order"], tracked.tracker_id, strict=True):
+                frame_ids[int(order)] = int(track)
+        if position:  # ByteTrack names a track on its second frame: give the first one back its id
+            for order, track in enumerate(frame_ids):
+                if track >= 0 and track not in known:
+                    _claim_spawn(frames[position - 1], ids[-1], boxes[order], track, config.high_score)
+        known.update(t for t in frame_ids if t >= 0)
+        ids.append(frame_ids)
+    return ids
+
+
+def _claim_spawn(previous: Frame, previous_ids: list[int], box: np.ndarray, track: int, high_score: float) -> None:
+    """Give `track`, new in this frame at `box`, the previous frame's untracked confident detection it
+    overlaps most: the one ByteTrack spawned it from (it returns a new track's first box unnamed)."""
+    best, best_iou = -1, 0.0
+    for order, (detection, named) in enumerate(zip(previous.detections, previous_ids, strict=True)):
+        if named < 0 and detection.score >= high_score:
+            overlap = _iou(np.asarray(detection.box, np.float32), box)
+            if overlap > best_iou:
+                best, best_iou = order, overlap
+    if best >= 0:
+        previous_ids[best] = track
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def track_reports(
+    frames: Sequence[Frame], ids: Sequence[Sequence[int]], durations: Sequence[float], min_frames: int = 1
+) -> list[dict[str, Any]]:
+    """Per track (ids >= 0, seen in at least `min_frames` frames), numbered 1, 2... by first sighting:
+
+    first_seen_s, last_seen_s (the start of its first and last frame), dwell_s, frames, attention_s,
+    attraction (attention / dwell), looking (the [start, end] spans of attention), and per attribute
+    the majority label with its vote share."""
+    seen: dict[int, list[tuple[int, Detection]]] = {}
+    for position, (frame, frame_ids) in enumerate(zip(frames, ids, strict=True)):
+        for detection, track in zip(frame.detections, frame_ids, strict=True):
+            if track >= 0:
+                seen.setdefault(track, []).append((position, detection))
+    reports = []
+    for sightings in sorted(seen.values(), key=lambda s: s[0][0]):
+        if len(sightings) < min_frames:
+            continue
+        first, last = sightings[0][0], sightings[-1][0]
+        start, end = frames[first].time, frames[last].time + durations[last]
+        attention = 0.0
+        spans: list[list[float]] = []
+        for position, detection in sightings:
+            if detection.attention:
+                attention += durations[position]
+                span_start, span_end = frames[position].time, frames[position].time + durations[position]
+                if spans and abs(spans[-1][1] - span_start) < 1e-6:
+                    spans[-1][1] = span_end
+                else:
+                    spans.append([span_start, span_end])
+        dwell = end - start
+        report: dict[str, Any] = {
+            "track": len(reports) + 1,
+            "first_seen_s": round(start, 3),
+            "last_seen_s": round(frames[last].time, 3),
+            "dwell_s": round(dwell, 3),
+            "frames": len(sightings),
+        }
+        if any(d.attention is not None for _, d in sightings):
+            report["attention_s"] = round(attention, 3)
+            report["attraction"] = round(attention / dwell, 4) if dwell > 0 else 0.0
+            report["looking"] = [[round(a, 3), round(b, 3)] for a, b in spans]
+        attributes = {}
+        for name in dict.fromkeys(a for _, d in sightings for a in d.attributes):
+            votes = Counter(d.attributes[name] for _, d in sightings if name in d.attributes)
+            label, count = max(votes.items(), key=lambda kv: (kv[1], kv[0]))  # ties: the later name, stably
+            attributes[name] = {"label": label, "share": round(count / sum(votes.values()), 4)}
+        report["attributes"] = attributes
+        reports.append(report)
+    return reports
+
+
+def summarise(tracks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The video in a few numbers: how many passed (OTS, opportunities to see), how many looked, the
+    dwell and attention time summed and on average, and the tracks per majority label."""
+    summary: dict[str, Any] = {"ots": len(tracks)}
+    summary["dwell_s_total"] = round(sum(t["dwell_s"] for t in tracks), 3)
+    summary["dwell_s_mean"] = round(summary["dwell_s_total"] / len(tracks), 3) if tracks else 0.0
+    if any("attention_s" in t for t in tracks):
+        summary["looked"] = sum(1 for t in tracks if t.get("attention_s", 0) > 0)
+        summary["attention_s_total"] = round(sum(t.get("attention_s", 0.0) for t in tracks), 3)
+        total = summary["dwell_s_total"]
+        summary["attraction"] = round(summary["attention_s_total"] / total, 4) if total > 0 else 0.0
+    labels: dict[str, Counter] = {}
+    for track in tracks:
+        for name, vote in track["attributes"].items():
+            labels.setdefault(name, Counter())[vote["label"]] += 1
+    summary["attributes"] = {name: dict(sorted(counts.items())) for name, counts in labels.items()}
+    return summary
+
+
+def audience_report(
+    frames: Sequence[Frame], rate: float, config: TrackerConfig = TrackerConfig(), **video: Any
+) -> dict[str, Any]:
+    """One video's audience: `video` (what the caller knows of it: frames, duration...), the tracker's
+    settings, the summary and the tracks. Deterministic: the same frames give the same report."""
+    durations = frame_durations([f.time for f in frames], rate)
+    ids = link_tracks(frames, rate, config)
+    tracks = track_reports(frames, ids, durations, config.min_frames)
+    return {
+        "video": {"analysed_frames": len(frames), **video},
+        "tracker": {"name": "bytetrack (trackers)", **asdict(config)},
+        "summary": summarise(tracks),
+        "tracks": tracks,
+    }
