@@ -21,7 +21,13 @@ def add_parser(commands) -> None:
         "task per image, predictions.csv (+ .parquet) with the attributes, errors.jsonl for bad inputs. "
         "Re-running the same command skips what is complete.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image file, folder, glob pattern or .txt list")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="image or video file (.mp4, .mkv, .webm), folder, glob pattern, .txt list, or numbered "
+        "image sequence (frames/%%06d.png)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created; re-use it to resume)")
     parser.add_argument("--model", default="default", help="model package directory (default: the shipped model)")
     parser.add_argument(
@@ -40,6 +46,19 @@ def add_parser(commands) -> None:
     parser.add_argument("--workers", type=int, help="local engine: reader/writer processes (default: cores, max 8)")
     parser.add_argument(
         "--max-pixels", dest="max_pixels", type=int, help="larger images are recorded as errors (default 89478485)"
+    )
+    sampling = parser.add_mutually_exclusive_group()
+    sampling.add_argument("--every", type=int, default=1, metavar="N", help="videos: predict every N-th frame")
+    sampling.add_argument(
+        "--fps", type=float, metavar="F", help="videos: predict F frames per second (the first of each 1/F s)"
+    )
+    parser.add_argument(
+        "--sequence-fps",
+        dest="sequence_fps",
+        type=float,
+        default=25.0,
+        metavar="R",
+        help="frame rate of numbered image sequences (default 25)",
     )
     parser.add_argument("--engine", default="local", choices=("local", "ray"), help="local (default) or ray")
     parser.add_argument("--ray-address", dest="ray_address", help="join this Ray cluster (default: start a local Ray)")
@@ -85,10 +104,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
         ray_gpus_per_actor=args.ray_gpus_per_actor,
         ray_cpus_per_actor=args.ray_cpus_per_actor,
         progress=args.progress,
+        every=args.every,
+        fps=args.fps,
+        sequence_fps=args.sequence_fps,
     )
     summary = run_job(job)
     print(f"onepass predict: {summary.line()}")
     print(f"wrote {args.out} (predictions.csv: one row per image)")
+    if summary.audience:  # videos: the audience over time (predict/audience_files.py)
+        print(
+            f"wrote {args.out / 'audience.json'} and audience.csv (one row per person tracked), timelines in audience/"
+        )
     if summary.failed:
         print(f"{summary.failed} input(s) failed; reasons in {args.out / 'errors.jsonl'}")
         return 1

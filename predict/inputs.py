@@ -11,12 +11,19 @@ relative, has no `..` and no empty parts, whatever a file list or a glob contain
   folder or absolute; the key is the path below the deepest folder all listed files share.
 - any other file: predicted whatever its extension; the key is its path as given when that is
   relative and stays inside the working folder, else its name.
+
+Videos (.mp4, .mkv, .webm, wherever they are found) and numbered image sequences (a pattern with a
+printf number, `cam/%06d.png`) are expanded into their sampled frames (predict/video_inputs.py):
+frame 12 of `door.mp4` has the key `door.mp4/000012`; a sequence's frames keep their files' keys.
+Every frame also knows its video (`InputImage.video`), index and time, for the audience report.
 """
 
 from __future__ import annotations
 
 import glob
+import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +31,8 @@ from pathlib import Path, PurePosixPath
 from onepass.errors import UserError
 
 LIST_SUFFIX = ".txt"
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm")  # read as videos (decoded with PyAV: predict/video_inputs.py)
+SEQUENCE_NUMBER = re.compile(r"%(0(\d+))?d")  # the printf number of a numbered sequence's file names
 
 
 class InputError(UserError, ValueError):
@@ -34,6 +43,27 @@ class InputError(UserError, ValueError):
 class InputImage:
     key: str  # relative POSIX path, unique per run: names the outputs and the table row
     source: str  # the file to read
+    video: str = ""  # a video's or numbered sequence's frame: the video's key ("" for a still image)
+    frame: int = -1  # its index in the video, presentation order
+    time: float = 0.0  # its time, seconds from the video's first frame
+    in_video_file: bool = False  # `source` is the video file (decoded front to back), not an image
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """Which frames of a video or numbered sequence are predicted: every `every`-th, or with `fps` the
+    first frame of each 1/fps seconds; and the frame rate of numbered sequences, which carry none."""
+
+    every: int = 1
+    fps: float | None = None
+    sequence_fps: float = 25.0  # ffmpeg's default for image sequences too
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise InputError(f"--every must be at least 1, got {self.every}")
+        for name, value in (("--fps", self.fps), ("--sequence-fps", self.sequence_fps)):
+            if value is not None and not (value > 0 and math.isfinite(value)):
+                raise InputError(f"{name} must be a positive number of frames per second, got {value}")
 
 
 def image_extensions() -> frozenset[str]:
@@ -43,17 +73,21 @@ def image_extensions() -> frozenset[str]:
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
-def collect_inputs(arguments: Sequence[str], exclude: Path | None = None) -> list[InputImage]:
-    """Expand INPUT arguments into images sorted by key; `exclude` (the output folder) is never read.
+def collect_inputs(
+    arguments: Sequence[str], exclude: Path | None = None, frames: FrameOptions | None = None
+) -> list[InputImage]:
+    """Expand INPUT arguments into images sorted by key; `exclude` (the output folder) is never read;
+    videos and numbered sequences become their frames as `frames` samples them.
 
     Raises InputError for an argument that matches nothing and for two different files that would
     get the same key (their outputs would overwrite each other).
     """
     extensions = image_extensions()
     excluded = exclude.resolve() if exclude is not None else None
+    frames = frames or FrameOptions()
     by_key: dict[str, InputImage] = {}
     for argument in arguments:
-        found = list(_expand(argument, extensions, excluded))
+        found = list(_expand(argument, extensions, excluded, frames))
         if not found and not Path(argument).is_dir():
             raise InputError(f"{argument}: matches no file (give image files, folders, glob patterns or a .txt list)")
         for image in found:
@@ -81,34 +115,88 @@ def output_stem(key: str) -> str:
     return str(PurePosixPath(key).with_suffix(""))
 
 
-def _expand(argument: str, extensions: frozenset[str], excluded: Path | None) -> Iterable[InputImage]:
+def _expand(
+    argument: str, extensions: frozenset[str], excluded: Path | None, frames: FrameOptions
+) -> Iterable[InputImage]:
     path = Path(argument)
     if path.is_dir():
-        yield from _walk(path, path, extensions, excluded)
+        yield from _walk(path, path, extensions, excluded, frames)
     elif path.is_file() and path.suffix.lower() == LIST_SUFFIX:
-        yield from _read_list(path)
+        yield from _read_list(path, frames)
     elif path.is_file():
-        yield InputImage(_file_key(path), str(path))
+        yield from _file(_file_key(path), str(path), frames)
+    elif is_sequence_pattern(argument):
+        yield from sequence_frames(argument, frames, excluded)
     elif glob.has_magic(argument):
         base = _fixed_prefix(argument)
         for match in sorted(glob.glob(argument, recursive=True)):
             found = Path(match)
             if found.is_dir():
-                yield from _walk(found, base, extensions, excluded)
+                yield from _walk(found, base, extensions, excluded, frames)
             elif found.is_file() and not _inside(found, excluded):
-                yield InputImage(safe_key(found, base), match)
+                yield from _file(safe_key(found, base), match, frames)
 
 
-def _walk(folder: Path, base: Path, extensions: frozenset[str], excluded: Path | None) -> Iterable[InputImage]:
+def _file(key: str, source: str, frames: FrameOptions) -> Iterable[InputImage]:
+    """An image, or a video's frames."""
+    if is_video_file(source):
+        from onepass.predict.video_inputs import video_frames  # PyAV and numpy, only for a video
+
+        yield from video_frames(key, source, frames)
+    else:
+        yield InputImage(key, source)
+
+
+def is_video_file(path: str | os.PathLike) -> bool:
+    return os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS
+
+
+def is_sequence_pattern(argument: str) -> bool:
+    """A numbered image sequence: a file name with one printf number, `frames/cam1_%05d.png`."""
+    return len(SEQUENCE_NUMBER.findall(Path(argument).name)) == 1 and not Path(argument).exists()
+
+
+def sequence_frames(pattern: str, frames: FrameOptions, excluded: Path | None) -> Iterable[InputImage]:
+    """The files a numbered pattern matches, in number order, as frames of one video keyed by the
+    pattern: frame index = number - the first number (a missing number leaves a gap in time), time =
+    index / --sequence-fps. %05d matches five digits or more (as printf writes them), %d any."""
+    from onepass.runtime.video import FrameSampler
+
+    path = Path(pattern)
+    folder = path.parent
+    match = SEQUENCE_NUMBER.search(path.name)
+    digits = r"\d+" if match.group(2) is None else rf"\d{{{int(match.group(2))},}}"
+    name = re.compile(re.escape(path.name[: match.start()]) + f"({digits})" + re.escape(path.name[match.end() :]))
+    numbered = []
+    if folder.is_dir() and not _inside(folder, excluded):
+        for entry in os.listdir(folder):
+            found = name.fullmatch(entry)
+            if found and (folder / entry).is_file():
+                numbered.append((int(found.group(1)), entry))
+    numbered.sort()
+    if not numbered:
+        return
+    first = numbered[0][0]
+    times = [(number - first) / frames.sequence_fps for number, _ in numbered]
+    video = _file_key(path)
+    for position in FrameSampler(frames.every, frames.fps).keep(times):
+        number, entry = numbered[position]
+        yield InputImage(_file_key(folder / entry), str(folder / entry), video, number - first, times[position])
+
+
+def _walk(
+    folder: Path, base: Path, extensions: frozenset[str], excluded: Path | None, frames: FrameOptions
+) -> Iterable[InputImage]:
     for root, dirs, files in os.walk(folder):
         root_path = Path(root)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _inside(root_path / d, excluded))
         for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in extensions:
-                yield InputImage(safe_key(root_path / name, base), str(root_path / name))
+            suffix = os.path.splitext(name)[1].lower()
+            if not name.startswith(".") and (suffix in extensions or suffix in VIDEO_EXTENSIONS):
+                yield from _file(safe_key(root_path / name, base), str(root_path / name), frames)
 
 
-def _read_list(list_file: Path) -> Iterable[InputImage]:
+def _read_list(list_file: Path, frames: FrameOptions) -> Iterable[InputImage]:
     folder = list_file.parent
     entries = []
     for line in list_file.read_text(encoding="utf-8").splitlines():
@@ -119,7 +207,7 @@ def _read_list(list_file: Path) -> Iterable[InputImage]:
         return
     common = Path(os.path.commonpath([str(p.parent) for p in entries]))
     for entry in entries:
-        yield InputImage(safe_key(entry, common), str(entry))
+        yield from _file(safe_key(entry, common), str(entry), frames)
 
 
 def _file_key(path: Path) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onepass.predict.inputs import InputError, collect_inputs
+from onepass.predict.inputs import FrameOptions, InputError, collect_inputs
 from onepass.predict.outputs import FORMATS, OutputFolder, OutputLayout, WriteError, table_columns
 from onepass.predict.stages import DEFAULT_MAX_PIXELS, ImageReader, ResultWriter
 
@@ -40,6 +40,9 @@ class PredictJob:
     ray_gpus_per_actor: float = 0.0
     ray_cpus_per_actor: float = 1.0
     progress: bool | None = None  # False: none; else a bar on a terminal, a line per 10 % elsewhere
+    every: int = 1  # videos and numbered sequences: predict every N-th frame...
+    fps: float | None = None  # ... or the first frame of each 1/fps seconds
+    sequence_fps: float = 25.0  # the frame rate of numbered image sequences
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class Summary:
     done: int  # completed by this run
     failed: int  # recorded in errors.jsonl
     seconds: float  # this run's processing time, model loading included
+    audience: bool = False  # the audience report of the videos was written (predict/audience_files.py)
 
     @property
     def images_per_second(self) -> float:
@@ -86,9 +90,17 @@ def run_job(job: PredictJob) -> Summary:
     package = open_package(job.model)
     tasks = tuple(select_tasks(package.config.tasks, job.tasks))
     by_name = {t.name: t for t in package.config.tasks}
-    images = collect_inputs(job.inputs, exclude=job.out)
+    images = collect_inputs(job.inputs, exclude=job.out, frames=FrameOptions(job.every, job.fps, job.sequence_fps))
     if not images:
         raise InputError(f"no images found in {', '.join(job.inputs)}")
+    video_file = next((i.source for i in images if i.in_video_file), None)
+    if video_file is not None and job.engine != "local":
+        raise ConfigError(
+            f"{video_file}: video files are decoded front to back on one machine; use --engine local, or "
+            "give Ray the frames as a numbered image sequence (frames/%06d.png)"
+        )
+    if video_file is not None and job.visualize:
+        raise ConfigError(f"{video_file}: --visualize draws panels from image files, not video frames; drop it")
     chosen = [by_name[name] for name in tasks]
     layout = OutputLayout(
         job.out,
@@ -108,6 +120,7 @@ def run_job(job: PredictJob) -> Summary:
     device = resolve_device(job.device) if job.engine == "local" else job.device  # Ray: the actors' own
     batch_size = job.batch_size or default_batch_size(job.backend, device)
 
+    audience = None
     with OutputFolder(layout, settings, table_columns(columns)) as folder:
         todo = folder.pending(images)
         start = time.perf_counter()
@@ -123,11 +136,18 @@ def run_job(job: PredictJob) -> Summary:
                     print(f"onepass predict: backend {predictor.backend_choice}", file=sys.stderr, flush=True)
                     return predictor
 
-                run_local(todo, load, reader, writer, sink, batch_size, job.workers or default_workers())
+                from onepass.predict.video_inputs import VideoReader
+
+                videos = VideoReader(package, job.max_pixels) if any(i.in_video_file for i in todo) else None
+                run_local(todo, load, reader, writer, sink, batch_size, job.workers or default_workers(), videos)
             elif todo:
                 from onepass.predict.ray_engine import run_ray
 
                 run_ray(todo, job, package, reader, writer, sink, batch_size)
+            if any(i.video for i in images):  # the audience over time, from every finished frame's record
+                from onepass.predict.audience_files import write_audience
+
+                audience = write_audience(layout, images, chosen, settings["model"])
             seconds = time.perf_counter() - start
             folder.write_parquet()
         except WriteError as error:
@@ -138,7 +158,7 @@ def run_job(job: PredictJob) -> Summary:
             ) from None
         finally:
             sink.close()
-    return Summary(len(images), len(images) - len(todo), sink.done, sink.failed, seconds)
+    return Summary(len(images), len(images) - len(todo), sink.done, sink.failed, seconds, audience is not None)
 
 
 class _Sink:

@@ -18,11 +18,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 from onepass.predict.inputs import InputImage
 from onepass.predict.stages import DecodedChunk, ImageReader, ResultWriter
+from onepass.predict.video_inputs import lower_thread_priority, video_chunks
 from onepass.runtime.predictor import Predictor
 
 
@@ -42,8 +43,11 @@ def run_local(
     sink: RunSink,
     batch_size: int,
     workers: int,
+    video_reader: Callable[[Sequence[InputImage]], DecodedChunk] | None = None,
 ) -> None:
-    chunks = deque(images[i : i + batch_size] for i in range(0, len(images), batch_size))
+    """`video_reader` decodes the chunks of video files (predict/video_inputs.py), in order, in one
+    thread of this process: FFmpeg decodes outside the GIL, and a video is decoded front to back once."""
+    chunks = deque(video_chunks(images, batch_size))
     prefetch = workers + 2  # chunks decoded ahead of inference: enough to hide a slow file
     max_writing = workers + 2  # chunks of outputs queued for writing before inference waits
     # forkserver: workers fork from a small single-threaded server (never from this process, which
@@ -51,6 +55,7 @@ def run_local(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["onepass.predict.stages"])
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),))
+    decoder = ThreadPoolExecutor(1, "onepass-video", initializer=lower_thread_priority)
     try:
         reading: deque[Future[DecodedChunk]] = deque()
         writing: set[Future] = set()
@@ -58,7 +63,12 @@ def run_local(
 
         def read_ahead() -> None:
             while chunks and len(reading) < prefetch and not failures:
-                reading.append(pool.submit(reader, chunks.popleft()))
+                chunk = chunks.popleft()
+                if chunk[0].in_video_file:
+                    assert video_reader is not None, "video frames need a video reader"
+                    reading.append(decoder.submit(video_reader, chunk))
+                else:
+                    reading.append(pool.submit(reader, chunk))
 
         def collect(block: bool) -> None:
             done, _ = wait(writing, return_when=FIRST_COMPLETED) if block else (_finished(writing), None)
@@ -91,8 +101,10 @@ def run_local(
         if failures:
             raise failures[0]
     except BaseException:  # Ctrl-C or a failed write: drop queued chunks instead of finishing them
+        decoder.shutdown(wait=True, cancel_futures=True)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    decoder.shutdown()
     pool.shutdown()
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from onepass.errors import ConfigError
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm")  # containers onepass reads as videos (FFmpeg reads them all)
-DEFAULT_SEQUENCE_FPS = 25.0  # a numbered image sequence's frame rate unless told (ffmpeg's default too)
+FALLBACK_RATE = 25.0  # frames per second of a stream that declares none (FFmpeg's own guess for raw streams)
 
 
 class BadVideo(ValueError):
@@ -54,9 +53,9 @@ class FrameSampler:
 
     def __post_init__(self) -> None:
         if self.every < 1:
-            raise ConfigError(f"--every must be at least 1, got {self.every}")
+            raise ConfigError(f"keep every N-th frame: N must be at least 1, got {self.every}")
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
-            raise ConfigError(f"--fps must be a positive number, got {self.fps}")
+            raise ConfigError(f"frames per second to keep must be a positive number, got {self.fps}")
 
     def keep(self, times: list[float]) -> list[int]:
         """Indices of the frames to keep, from every frame's time in presentation order."""
@@ -115,7 +114,7 @@ def probe_video(source: str | IO[bytes]) -> VideoPlan:
         if not container.streams.video:
             raise BadVideo("the file has no video stream", 0)
         stream = container.streams.video[0]
-        rate = float(stream.average_rate or stream.guessed_rate or DEFAULT_SEQUENCE_FPS)
+        rate = float(stream.average_rate or stream.guessed_rate or FALLBACK_RATE)
         stamps: list[int | None] = []
         failure = None
         try:
@@ -147,10 +146,10 @@ def _declared_frames(stream, container, rate: float) -> int | None:
     return None
 
 
-def decode_frames(source: str | IO[bytes], wanted: set[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(index, (H, W, 3) uint8 RGB) for each frame decoded, front to back; only the `wanted` indices
-    (all when None) are converted to RGB. Raises BadVideo naming the first frame that could not be
-    decoded; the frames before it have been yielded."""
+def decode_frames(source: str | IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """(index, PyAV VideoFrame) for each frame, front to back, decoded with FFmpeg's threads; a frame
+    becomes pixels only when asked (`frame_rgb`), so skipped frames cost decoding alone. Raises
+    BadVideo naming the first frame that could not be decoded; the frames before it were yielded."""
     av = import_av()
     index = 0
     try:
@@ -164,11 +163,15 @@ def decode_frames(source: str | IO[bytes], wanted: set[int] | None = None) -> It
         stream.thread_type = "AUTO"  # frame and slice threads: FFmpeg's own, outside the GIL
         try:
             for frame in container.decode(stream):
-                if wanted is None or index in wanted:
-                    yield index, frame.to_ndarray(format="rgb24")
+                yield index, frame
                 index += 1
         except av.error.FFmpegError as error:
             raise BadVideo(f"video decoding failed at frame {index} ({_reason(error)})", index) from None
+
+
+def frame_rgb(frame: Any) -> np.ndarray:
+    """A decoded frame's pixels: (H, W, 3) uint8 RGB."""
+    return frame.to_ndarray(format="rgb24")
 
 
 def _reason(error: Exception) -> str:

@@ -153,11 +153,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
     from onepass.data.folder import FolderDataset
+    from onepass.data.sequence import is_sequence_dataset
     from onepass.models.package import METRICS_FORMAT, METRICS_VERSION, open_package, write_json_atomic
     from onepass.train.dataset import TaskDataset
     from onepass.train.evaluate import delta_mtl, evaluate, format_metrics_table
 
     package = open_package(args.model)
+    if is_sequence_dataset(args.data):  # videos: tracking, dwell and attention time (docs/video.md)
+        from onepass.predict.sequence_eval import eval_sequences_command
+
+        return eval_sequences_command(package, Path(args.data), args.json, args.device)
     config = package.config
     baselines = {}
     for pair in args.baseline or []:
