@@ -4,7 +4,7 @@
 # `.venv/bin/python -m pytest ...` by hand tests the same, current code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh --editable ".[dev,ray,bench]"
+bash scripts/setup.sh --editable ".[dev,ray,bench,video]"
 venv="${ONEPASS_VENV:-.venv}"
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .

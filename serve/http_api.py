@@ -1,6 +1,7 @@
 """The public HTTP API, as a Starlette app that the BentoML service mounts (serve/service.py).
 
-    POST /predict               an image -> JSON: every chosen task's answer (serve/responses.py)
+    POST /predict               an image -> JSON: every chosen task's answer (serve/responses.py);
+                                a short video -> the audience over time (serve/video.py)
     POST /visualize             an image -> a PNG panel of the answers
     GET  /                      the web page (serve/page.py); GET /info and GET /samples/{i}.png feed it
     /v2/...                     the Open Inference Protocol, KServe v2 (serve/kserve_routes.py)
@@ -34,6 +35,7 @@ from onepass.serve.responses import predict_body, visualize_png
 from onepass.serve.sample_scenes import SAMPLE_SEEDS, sample_png
 from onepass.serve.state import Runtime, runtime_of, set_runtime
 from onepass.serve.uploads import parse_options, read_image_request
+from onepass.serve.video import is_video, video_body
 
 
 async def predict(request: Request) -> Response:
@@ -41,7 +43,8 @@ async def predict(request: Request) -> Response:
     runtime = runtime_of(request)
     data, fields = await read_image_request(request)
     options = parse_options(fields, runtime.predictor)
-    body = await anyio.to_thread.run_sync(predict_body, runtime, data, options)
+    handler = video_body if is_video(data) else predict_body  # a video: the audience over time (serve/video.py)
+    body = await anyio.to_thread.run_sync(handler, runtime, data, options)
     body["timings_ms"]["total"] = round((time.perf_counter() - start) * 1e3, 3)
     return Response(orjson.dumps(body), media_type="application/json")  # ~10x faster than json for the maps
 

@@ -28,6 +28,8 @@ class ServeSettings:
     max_image_pixels: int = 40_000_000  # a decoded image over this is refused (decompression bombs)
     max_batch_size: int = 16  # adaptive batching: most images in one forward pass (BentoML needs >= 2)
     max_latency_ms: int = 10_000  # adaptive batching: a request that waited longer for the model gets 503
+    max_video_seconds: float = 60.0  # a longer video upload is refused with 413 (serve/video.py)
+    video_fps: float = 5.0  # a video upload is analysed at this many frames per second
 
     @classmethod
     def from_arguments(cls, arguments: Mapping[str, Any]) -> ServeSettings:
@@ -51,8 +53,9 @@ class ServeSettings:
         for name, least in (("workers", 1), ("max_image_pixels", 1), ("max_batch_size", 2), ("max_latency_ms", 1)):
             if getattr(self, name) < least:
                 raise ConfigError(f"serve argument {name} must be at least {least}, got {getattr(self, name)}")
-        if self.max_upload_mb <= 0:
-            raise ConfigError(f"serve argument max_upload_mb must be positive, got {self.max_upload_mb}")
+        for name in ("max_upload_mb", "max_video_seconds", "video_fps"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"serve argument {name} must be positive, got {getattr(self, name)}")
 
     @property
     def max_upload_bytes(self) -> int:

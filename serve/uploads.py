@@ -38,7 +38,7 @@ async def read_image_request(request: Request) -> tuple[bytes, dict[str, str]]:
     if unknown:
         raise ClientError(f"unknown query parameter(s) {unknown} (valid: {', '.join(OPTION_FIELDS)})")
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type.startswith("image/") or content_type == "application/octet-stream":
+    if content_type.startswith(("image/", "video/")) or content_type == "application/octet-stream":
         return await request.body(), options
     if content_type != "multipart/form-data":
         raise ClientError(
