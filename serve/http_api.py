@@ -36,13 +36,14 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import onepass
+from onepass.data.image import BadImage
 from onepass.errors import ConfigError
 from onepass.models.card import card_footnote, model_card
 from onepass.models.panel import result_panel
 from onepass.runtime.predictor import Predictor
 from onepass.serve import kserve
 from onepass.serve.batching import ServiceUnavailable
-from onepass.serve.images import BadImage, decode_image
+from onepass.serve.images import decode_upload
 from onepass.serve.page import INDEX_HTML
 from onepass.serve.settings import ServeSettings
 
@@ -186,7 +187,7 @@ def predict_response(runtime: Runtime, data: bytes, options: PredictOptions) -> 
     """Decode, run (batched with concurrent requests), encode: the /predict JSON body."""
     predictor = runtime.predictor
     start = time.perf_counter()
-    image = decode_image(data, runtime.settings.max_image_pixels)
+    image = decode_upload(data, runtime.settings.max_image_pixels)
     decoded = time.perf_counter()
     result = predictor.predict(image, tasks=options.tasks)[0]
     inferred = time.perf_counter()
@@ -221,7 +222,7 @@ def visualize_png(runtime: Runtime, data: bytes, options: PredictOptions) -> byt
     """The input, each dense task's picture with its key, the image-level results as text, and the
     model card's caveat: one PNG."""
     predictor = runtime.predictor
-    image = decode_image(data, runtime.settings.max_image_pixels)
+    image = decode_upload(data, runtime.settings.max_image_pixels)
     result = predictor.predict(image, tasks=options.tasks)[0]
     panel = result_panel(np.asarray(image), result, predictor.config.tasks, card_footnote(runtime.card))
     buffer = io.BytesIO()
