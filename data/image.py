@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import os
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -112,7 +113,7 @@ def resize_to_input(image: np.ndarray | Image.Image, size: tuple[int, int]) -> n
     return np.asarray(image)
 
 
-def _decode(file, max_pixels: int, source: str, reader: str, too_large: str, size_note: str) -> Image.Image:
+def _decode(file: BinaryIO, max_pixels: int, source: str, reader: str, too_large: str, size_note: str) -> Image.Image:
     try:
         image = Image.open(file, formats=IMAGE_FORMATS)
     except UnidentifiedImageError:
