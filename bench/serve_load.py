@@ -201,13 +201,13 @@ def in_process(settings: ServeSettings, payload: bytes, log: Callable[[str], Non
     from PIL import Image
 
     import onepass
+    from onepass.data.image import decode_image
 
     predictor = onepass.load(settings.model, backend=settings.backend)
     log(f"bench serve: in-process reference: {predictor.backend_choice}")
 
-    def decode() -> Image.Image:
-        with Image.open(io.BytesIO(payload)) as image:
-            return image.convert("RGB")
+    def decode() -> Image.Image:  # as the server decodes an upload
+        return decode_image(payload, source="--image")
 
     found: dict[str, Any] = {"model": settings.model, "backend_choice": predictor.backend_choice, "batches": []}
     for batch in (1, IN_PROCESS_BATCH):

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import onepass
 from onepass.cli import parse_size
+from onepass.data.image import decode_image
 from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.predict.job import default_batch_size
 from onepass.runtime.predictor import resolve_device
@@ -70,7 +70,7 @@ def main() -> None:
         (root / "quarter").mkdir()
         for path in files[: args.n // 4]:
             (root / "quarter" / path.name).symlink_to(path)
-        images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+        images = [np.asarray(decode_image(p)) for p in files]
 
         alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
         quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)

@@ -32,6 +32,7 @@ from PIL import Image
 
 import onepass
 from onepass.bench.serve_load import batch_size_delta, parse_batch_histogram
+from onepass.data.image import decode_image
 from onepass.data.synth import render_scene
 
 
@@ -137,8 +138,8 @@ def main() -> None:
     image.save(buffer, format=args.upload.upper(), **({"quality": 90} if args.upload == "jpeg" else {}))
     data = buffer.getvalue()
 
-    decoded = Image.open(io.BytesIO(data))
-    latencies, throughput = in_process(args.model, args.backend, decoded.convert("RGB"), args.requests)
+    decoded = decode_image(data, source="the test image")  # as the server decodes an upload
+    latencies, throughput = in_process(args.model, args.backend, decoded, args.requests)
     print(
         f"image {width}x{height} {args.upload.upper()} ({len(data) / 1e3:.0f} kB), model {args.model}, backend {args.backend}"
     )

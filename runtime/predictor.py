@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from onepass.data.image import resize_to_input, rgb_image
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import Task
 from onepass.runtime.backend import Backend, BackendUnavailable
@@ -86,35 +86,15 @@ def select_tasks(available: Sequence[Task], tasks: Sequence[str] | None) -> list
 
 
 def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
-    """PIL image (any mode) or (H, W) / (H, W, 3) uint8 array -> RGB PIL image."""
+    """PIL image (any mode; EXIF orientation applied, as for a file) or (H, W) / (H, W, 3) uint8 array
+    -> RGB PIL image. The conversions are the image decoder's (data/image.py)."""
     if isinstance(image, Image.Image):
-        return pil_to_rgb(image, what)
+        return rgb_image(image, what)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
             raise ConfigError(f"{what}: expected an (H, W, 3) or (H, W) uint8 array, got {image.shape} {image.dtype}")
         return Image.fromarray(image).convert("RGB")
     raise ConfigError(f"{what}: expected a PIL image or a numpy array, got {type(image).__name__}")
-
-
-def pil_to_rgb(image: Image.Image, what: str) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB. Deep greyscale is scaled down (Pillow's own convert clips it).
-
-    Alpha is dropped and transparent pixels keep their colour values: a camera frame has no
-    meaningful transparency."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257.0  # 16-bit range onto 8 bits
-        elif image.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0  # float images in [0, 1]
-        grey = np.clip(np.round(values), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    if image.mode == "RGB":
-        return image
-    try:
-        return image.convert("RGB")
-    except (ValueError, OSError) as error:
-        raise ConfigError(f"{what}: images in Pillow mode {image.mode!r} are not supported ({error})") from None
 
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")

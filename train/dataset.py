@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from onepass.data.folder import DatasetError, FolderDataset
-from onepass.models.model import resize_to_input
+from onepass.data.image import resize_to_input
 from onepass.models.tasks.base import Task
 
 
