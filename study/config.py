@@ -367,7 +367,7 @@ class _Where:
                 raise self.error(field, str(unknown_name_error("training option", str(key), list(self.hints))))
             hint = self.hints[key]
             if not _matches(value, hint):
-                hint_text = str(hint).replace("typing.", "")
+                hint_text = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
                 advice = ""
                 if isinstance(value, str) and _matches(0.0, hint) and _parses_as_float(value):
                     advice = f" (YAML reads {value} as text: write it with a dot, e.g. {float(value)!r})"

@@ -10,12 +10,12 @@ from onepass.data.folder import DatasetDescription
 from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.study.config import FolderData, StudyConfig
 from onepass.study.errors import StudyError
-from onepass.study.runs import Log
+from onepass.study.runs import Log, log_line
 
 SYNTH_RECORD = "synth.json"  # written last by write_synthetic_dataset: a folder with it is complete
 
 
-def prepare_data(study: StudyConfig, log: Log = print, progress: bool = True) -> tuple[str, str]:
+def prepare_data(study: StudyConfig, log: Log = log_line, progress: bool = True) -> tuple[str, str]:
     """(train, val) folders, ready: given ones checked, synthetic ones rendered unless already there."""
     train, val = study.data_folders()
     if isinstance(study.data, FolderData):

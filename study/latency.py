@@ -20,10 +20,12 @@ from onepass.bench.prepare import count_model
 from onepass.bench.stats import summarize
 from onepass.models.package import open_package
 from onepass.study.config import LatencyOptions
-from onepass.study.runs import Log
+from onepass.study.runs import Log, log_line
 
 
-def measure_costs(packages: Mapping[str, Path], options: LatencyOptions, log: Log = print) -> dict[str, dict[str, Any]]:
+def measure_costs(
+    packages: Mapping[str, Path], options: LatencyOptions, log: Log = log_line
+) -> dict[str, dict[str, Any]]:
     """label -> {parameters, flops_per_image, weights_bytes, latency: {n, p50, ...} (ms), threads}."""
     if options.threads:
         torch.set_num_threads(options.threads)

@@ -24,7 +24,7 @@ from onepass.study.plots import PLOTS_DIR, plot_study, require_matplotlib
 from onepass.study.ray_engine import run_ray
 from onepass.study.report import build_document, render_report
 from onepass.study.results import RunResult, read_result
-from onepass.study.runs import Log, RunFunction, RunOutcome, is_finished, run_local, run_one
+from onepass.study.runs import Log, RunFunction, RunOutcome, is_finished, log_line, run_local, run_one
 from onepass.train.loop import model_config
 
 REPORT_JSON = "report.json"
@@ -49,7 +49,7 @@ def run_study(
     study: StudyConfig,
     engine: Engine = Engine(),
     train_runs: bool = True,
-    log: Log = print,
+    log: Log = log_line,
     run: RunFunction = run_one,
     command: str | None = None,
     started: float | None = None,
@@ -90,7 +90,7 @@ def run_study(
 
 
 def write_report(
-    study: StudyConfig, specs: Sequence[RunSpec], meta: dict[str, Any], started: float, log: Log = print
+    study: StudyConfig, specs: Sequence[RunSpec], meta: dict[str, Any], started: float, log: Log = log_line
 ) -> Path:
     results: list[RunResult] = []
     tasks: dict[str, Task] = {}

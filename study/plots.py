@@ -64,6 +64,30 @@ def plot_study(document: Mapping[str, Any], out: Path) -> dict[str, Path]:
     return written
 
 
+def _label_points(axis, points: Mapping[str, tuple[float, float]]) -> None:
+    """Name every point; configurations timed as one network share a latency, so the labels of each
+    such column are stacked top-down at least a line apart, with a thin line to a label that moved."""
+    axis.autoscale_view()
+    bottom, top = axis.get_ylim()
+    left, right = axis.get_xlim()
+    gap = 0.035 * (top - bottom)  # about a line of 7-point text on a 5-inch axis
+    shift = 0.015 * (right - left)
+    columns: dict[float, list[str]] = {}
+    for name, (latency, _) in points.items():
+        columns.setdefault(latency, []).append(name)
+    for latency, names in columns.items():
+        names.sort(key=lambda n: -points[n][1])
+        y = math.inf
+        for name in names:
+            delta = points[name][1]
+            y = min(delta, y - gap)
+            arrow = {"arrowstyle": "-", "color": "grey", "linewidth": 0.5} if y != delta else None
+            axis.annotate(
+                name, (latency, delta), xytext=(latency + shift, y), textcoords="data", fontsize=7, va="center",
+                arrowprops=arrow, bbox={"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.7},
+            )  # fmt: skip
+
+
 def _colours(plt, names: list[str]) -> dict[str, Any]:
     palette = plt.get_cmap("tab10").colors
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
@@ -133,7 +157,6 @@ def _pareto(plt, document: Mapping[str, Any], entries: list[dict], path: Path) -
             latency, delta, yerr=entry["delta_mtl"]["std"] or 0.0, fmt="o", capsize=3,
             color=colours[entry["architecture"]], markeredgecolor="black" if entry["pareto"] else "none",
         )  # fmt: skip
-        axis.annotate(entry["name"], (latency, delta), textcoords="offset points", xytext=(5, 4), fontsize=7)
     single = document["single_task_models"]
     if single["latency_ms"] is not None:
         points[SINGLE_TASK_MODELS] = (single["latency_ms"], 0.0)
@@ -147,11 +170,14 @@ def _pareto(plt, document: Mapping[str, Any], entries: list[dict], path: Path) -
         front.append(points[SINGLE_TASK_MODELS])
     front.sort()
     if front:
-        axis.plot([p[0] for p in front], [p[1] for p in front], "k--", linewidth=1, label="Pareto front")
+        # a step: between two front points, the faster one's Δ_MTL is the best to be had
+        xs, ys = [p[0] for p in front], [p[1] for p in front]
+        axis.plot(xs, ys, "k--", linewidth=1, drawstyle="steps-post", label="Pareto front")
     budget = document["latency_budget"]
     if budget.get("budget_ms") is not None:
         axis.axvline(budget["budget_ms"], color="grey", linestyle=":", label=f"latency budget ({budget['factor']:g}x)")
     axis.axhline(0.0, color="black", linewidth=0.6)
+    _label_points(axis, {e["name"]: points[e["name"]] for e in entries})
     handles, labels = axis.get_legend_handles_labels()
     handles += [plt.Line2D([], [], marker="o", linestyle="none", color=c) for c in colours.values()]
     labels += list(colours)

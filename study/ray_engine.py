@@ -16,7 +16,7 @@ from onepass.models.package import PackageError
 from onepass.models.tasks.base import ConfigError
 from onepass.study.config import RunSpec
 from onepass.study.errors import StudyError
-from onepass.study.runs import Log, RunFunction, RunOutcome, outcome_line, run_one
+from onepass.study.runs import Log, RunFunction, RunOutcome, log_line, outcome_line, run_one
 
 USER_ERRORS = (StudyError, ConfigError, DatasetError, PackageError)
 
@@ -26,7 +26,7 @@ def run_ray(
     address: str | None = None,
     cpus_per_run: float = 1.0,
     run: RunFunction = run_one,
-    log: Log = print,
+    log: Log = log_line,
 ) -> list[RunOutcome]:
     """Every run as a Ray task; waits for all of them, then raises the first failure (a onepass error
     as its one line, anything else as Ray's error)."""

@@ -142,6 +142,7 @@ def format_spread(value: Mapping[str, Any] | None, percent: bool = False) -> str
         return DASH
     mean, std = value["mean"], value["std"] or 0.0
     if percent:
+        mean = 0.0 if round(mean, 2) == 0 else mean  # no "-0.00"
         return f"{mean:+.2f} ± {std:.2f} %"
     return f"{_number(mean)} ± {_number(std)}"
 

@@ -34,6 +34,11 @@ RunFunction = Callable[[RunSpec], RunOutcome]
 Log = Callable[[str], None]
 
 
+def log_line(message: str) -> None:
+    """The study's progress: one line per event, flushed (a study runs for hours, often into a log file)."""
+    print(message, flush=True)
+
+
 def is_finished(spec: RunSpec) -> bool:
     """metrics.json exists; and then the run must be the one the study asks for."""
     if not (spec.out / METRICS_FILE).is_file():
@@ -67,7 +72,7 @@ def outcome_line(done: int, total: int, spec: RunSpec, outcome: RunOutcome) -> s
     return f"[{done}/{total}] {spec.label}: {how[outcome.status]} in {outcome.seconds:.0f} s ({spec.out})"
 
 
-def run_local(specs: Sequence[RunSpec], run: RunFunction = run_one, log: Log = print) -> list[RunOutcome]:
+def run_local(specs: Sequence[RunSpec], run: RunFunction = run_one, log: Log = log_line) -> list[RunOutcome]:
     """One run after another in this process; the first failure stops the study (what is finished stays)."""
     outcomes = []
     for done, spec in enumerate(specs, 1):

@@ -48,7 +48,7 @@ def metric_spreads(results: Sequence[RunResult], tasks: Sequence[Task]) -> dict[
 def baseline_means(single_task: Mapping[str, Sequence[RunResult]], tasks: Mapping[str, Task]) -> Metrics:
     """B: each task's single-task metrics, averaged over that baseline's seeds."""
     return {
-        name: {metric: spread_.mean for metric, spread_ in metric_spreads(results, [tasks[name]])[name].items()}
+        name: {m: s.mean for m, s in metric_spreads(results, [tasks[name]])[name].items() if s.n}
         for name, results in single_task.items()
     }
 
