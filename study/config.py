@@ -204,9 +204,9 @@ def parse_study(values: Any, source: str = "study config", out: str | None = Non
     if len(seeds) < MIN_SEEDS:
         raise where.error("seeds", f"needs at least {MIN_SEEDS} seeds for a mean ± std, got {len(seeds)}")
 
-    base = where.mapping(values.get("base", {}), "base")
+    base = where.mapping(values.get("base") or {}, "base")
     where.overrides(base, "base", forbidden=SET_BY_STUDY)
-    single_task = where.mapping(values.get("single_task", {}), "single_task")
+    single_task = where.mapping(values.get("single_task") or {}, "single_task")
     where.overrides(single_task, "single_task", forbidden=SET_BY_STUDY + BUDGET + ("tasks",))
     tasks = base.get("tasks", _default("tasks"))
     if not tasks or len(set(tasks)) != len(tasks):
@@ -220,8 +220,8 @@ def parse_study(values: Any, source: str = "study config", out: str | None = Non
         base=base,
         single_task=single_task,
         configurations=_configurations(where, values["configurations"], tuple(tasks), base),
-        latency=_latency(where, values.get("latency", {})),
-        latency_budget=_latency_budget(where, values.get("report", {})),
+        latency=_latency(where, values.get("latency") or {}),
+        latency_budget=_latency_budget(where, values.get("report") or {}),
     )
     for configuration in study.all_configurations():
         _check_runs(where, study, configuration)

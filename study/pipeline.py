@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from onepass.train.loop import model_config
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+INVOCATIONS_FILE = "invocations.jsonl"  # one line per invocation that wrote a report: a study may take several
 LATENCY_DIR = "latency"  # a base model built for timing only, when no configuration is the base one
 BASE_MODEL_SEED = 0  # its random weights do not change its timing
 
@@ -123,7 +125,16 @@ def write_report(
     plots = plot_study(document, study.out / PLOTS_DIR)
     document["plots"] = {caption: str(path.relative_to(study.out)) for caption, path in plots.items()}
     document["wall_seconds"] = time.perf_counter() - started
+    invocation = {
+        "command": meta.get("command"),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(document["wall_seconds"], 1),
+        "runs_trained": meta.get("runs_trained", 0),
+    }
+    document["invocations"] = [*_read_invocations(study.out / INVOCATIONS_FILE), invocation]
     write_json_atomic(study.out / REPORT_JSON, document)
+    with (study.out / INVOCATIONS_FILE).open("a") as handle:
+        handle.write(json.dumps(invocation) + "\n")
     report = study.out / REPORT_MD
     report.write_text(render_report(document, tasks, document["plots"]))
     log(f"wrote {report}, {study.out / REPORT_JSON} and {len(plots)} plots in {study.out / PLOTS_DIR}")
@@ -158,3 +169,9 @@ def _timed_packages(
     save_package(path, MultiTaskModel(base_config).eval(), "base-model", training={"note": "built for timing only"})
     packages[label] = path
     return packages, timed_as, label
+
+
+def _read_invocations(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

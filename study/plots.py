@@ -111,7 +111,8 @@ def _weights(plt, entries: list[dict], tasks: list[str], path: Path) -> Path:
                 steps, [m - s for m, s in zip(mean, std, strict=True)], [m + s for m, s in zip(mean, std, strict=True)],
                 color=colours.get(task), alpha=0.2, linewidth=0,
             )  # fmt: skip
-        axis.set_title(f"{entry['name']} ({entry['balancer']})", fontsize=10)
+        title = entry["name"] if entry["name"] == entry["balancer"] else f"{entry['name']} ({entry['balancer']})"
+        axis.set_title(title, fontsize=10)
         axis.set_xlabel("optimiser step")
         axis.set_ylabel("task weight")
         axis.grid(True, alpha=0.3)
@@ -137,11 +138,12 @@ def _deltas(plt, entries: list[dict], path: Path) -> Path:
     )
     axis.set_yticks(list(positions), [e["name"] for e in entries], fontsize=9)
     axis.axvline(0.0, color="black", linewidth=0.8)
+    axis.margins(x=0.08)  # the zero line (the single-task models) inside the frame, with room to spare
     axis.set_xlabel("Δ_MTL (%) against the single-task models; + is better")
     axis.set_title("Δ_MTL per configuration (colour: architecture)")
     axis.grid(True, axis="x", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
-    axis.legend(handles, list(colours), fontsize=8, loc="lower right")
+    axis.legend(handles, list(colours), fontsize=8, loc="best")
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path

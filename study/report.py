@@ -115,6 +115,7 @@ def build_document(
     candidates = {n: p for n, p in points.items() if n != SINGLE_TASK_MODELS}
     budget["best"] = best_within(candidates, budget["budget_ms"]) if budget["budget_ms"] is not None else None
 
+    threads = sorted({c["threads"] for c in costs.values() if "threads" in c})
     steps = sorted({s for e in entries for s in e["steps"]})
     batch_sizes = sorted({b for e in entries for b in e["batch_size"]})
     return {
@@ -133,6 +134,7 @@ def build_document(
         "single_task_models": single_sum,
         "single_task_models_on_front": SINGLE_TASK_MODELS in front,
         "latency_budget": budget,
+        "latency_threads": threads,
     }
 
 
@@ -156,6 +158,8 @@ def _number(value: float) -> str:
 def summary_table(document: Mapping[str, Any]) -> Table:
     rows = []
     single_sum = document["single_task_models"]
+    threads = document.get("latency_threads") or []
+    threads = f", {'/'.join(map(str, threads))} torch thread{'s' if threads != [1] else ''}" if threads else ""
     for entry in document["configurations"]:
         rows.append(
             (
@@ -189,7 +193,7 @@ def summary_table(document: Mapping[str, Any]) -> Table:
         "★: on the Pareto front of Δ_MTL against latency (no other choice is both as fast and as good). "
         "A single-task row's Δ_MTL is each seed's model against its own baseline's mean: its spread is the seed noise. "
         "Latency: batch-1 median, torch backend, fp32, CPU, channels-last, every model timed in one process, "
-        "interleaved; GFLOPs per image (multiply-adds x 2)."
+        f"interleaved{threads}; GFLOPs per image (multiply-adds x 2)."
     )
     return Table("Δ_MTL, size and latency per configuration", columns, tuple(rows), note)
 
@@ -290,6 +294,13 @@ def _provenance_lines(document: Mapping[str, Any]) -> list[str]:
             f"- wall time of this invocation: {_duration(document['wall_seconds'])}"
             f" ({document.get('runs_trained', 0)} runs trained or resumed, {document.get('runs_skipped', 0)} "
             f"already finished); training steps of all runs together: {_duration(document.get('train_seconds', 0))}"
+        )
+    invocations = document.get("invocations") or []
+    if len(invocations) > 1:
+        trained = [i for i in invocations if i.get("runs_trained")]
+        lines.append(
+            f"- {len(invocations)} invocations wrote reports into this study folder, {len(trained)} of them training "
+            f"runs: {_duration(sum(i['wall_seconds'] for i in trained))} of wall time together (each in report.json)"
         )
     if document.get("engine"):
         lines.append(f"- engine: {document['engine']}")

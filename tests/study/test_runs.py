@@ -83,6 +83,9 @@ def test_a_study_skips_finished_runs_and_reports_from_them(tiny_data, tmp_path):
     fake.calls.clear()
     run_study(study, run=fake, log=lines.append)
     assert fake.calls == [("hps", 1)]
+    document = json.loads((tmp_path / "study" / "report.json").read_text())
+    assert [i["runs_trained"] for i in document["invocations"]] == [12, 0, 1]  # the study's history so far
+    assert "3 invocations wrote reports into this study folder, 2 of them training runs" in report.read_text()
 
 
 def test_report_only_refuses_while_runs_are_unfinished(tiny_data, tmp_path):
