@@ -138,7 +138,10 @@ def _deltas(plt, entries: list[dict], path: Path) -> Path:
     )
     axis.set_yticks(list(positions), [e["name"] for e in entries], fontsize=9)
     axis.axvline(0.0, color="black", linewidth=0.8)
-    axis.margins(x=0.08)  # the zero line (the single-task models) inside the frame, with room to spare
+    # the zero line (the single-task models) inside the frame, with room to spare (bars stick to 0 otherwise)
+    ends = [0.0] + [e["delta_mtl"]["mean"] + sign * (e["delta_mtl"]["std"] or 0.0) for e in entries for sign in (-1, 1)]
+    pad = 0.08 * ((max(ends) - min(ends)) or 1.0)
+    axis.set_xlim(min(ends) - pad, max(ends) + pad)
     axis.set_xlabel("Δ_MTL (%) against the single-task models; + is better")
     axis.set_title("Δ_MTL per configuration (colour: architecture)")
     axis.grid(True, axis="x", alpha=0.3)
