@@ -258,7 +258,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # Later stages add their own subcommands: each module has `add_parser(commands)` and imports nothing
 # heavy at module level, so that `onepass --help` stays fast. Their errors derive from UserError.
-STAGE_COMMANDS = ("onepass.export.cli", "onepass.serve.cli", "onepass.predict.cli", "onepass.bench.cli")
+STAGE_COMMANDS = (
+    "onepass.export.cli",
+    "onepass.serve.cli",
+    "onepass.predict.cli",
+    "onepass.bench.cli",
+    "onepass.study.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
