@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 import onepass
-from onepass.cli import parse_size
+from onepass.data.cli import parse_size
 from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.predict.job import default_batch_size
 from onepass.runtime.predictor import resolve_device
