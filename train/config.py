@@ -370,17 +370,21 @@ def _as_type(hint: Any, value: Any) -> Any:
     raise TypeError(value)
 
 
-def _describe(hint: Any) -> str:
+_NOUNS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings")}  # fmt: skip
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return " or ".join("None" if a is type(None) else _describe(a) for a in arguments)
     if origin is tuple:
         if arguments[-1] is Ellipsis:
-            return f"a list of {_describe(arguments[0])}"
-        return f"a list of {len(arguments)} {_describe(arguments[0])}"
+            return f"a list of {_describe(arguments[0], plural=True)}"
+        return f"a list of {len(arguments)} {_describe(arguments[0], plural=True)}"
     if origin is dict:
         return f"a mapping of name: {_describe(arguments[1])}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, "a value")
+    return _NOUNS.get(hint, ("a value", "values"))[plural]
 
 
 def _jsonable(value: Any) -> Any:
