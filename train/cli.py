@@ -11,7 +11,6 @@ type, help and choices from the field, one argument group per section. A flag ov
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import types
 import typing
@@ -118,6 +117,8 @@ def comma_separated(choices: tuple[str, ...] | None):
 
 def literal_mapping(text: str) -> dict[str, Any]:
     """A flag type: "{'depth': 4e-3}" -> {"depth": 0.004}, read with ast.literal_eval (never eval)."""
+    import ast
+
     try:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -22,12 +22,10 @@ which imports them.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import functools
 import json
 import os
-import tomllib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -229,7 +227,7 @@ class TrainConfig:
         if missing:
             raise ConfigError(f"training option {missing[0]!r} is required ({by_key[missing[0]].help})")
         checked = {key: _checked(by_key[key], value) for key, value in values.items()}
-        return _build(cls, checked, ())
+        return _build(cls, checked)
 
     def to_json(self) -> dict[str, Any]:
         """Flat: {key: value}, JSON types (the checkpoint's and the package's record)."""
@@ -312,12 +310,13 @@ def _leaf_options(cls: type, path: tuple[str, ...]):
             yield Option(f.metadata.get("key") or f.name, (*path, f.name), cls, hint, f)
 
 
-def _build(cls: type, values: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    """`cls` with the fields `values` gives (flat keys), its sections built the same way."""
     hints = typing.get_type_hints(cls)
     arguments = {}
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
-            arguments[f.name] = _build(hints[f.name], values, (*path, f.name))
+            arguments[f.name] = _build(hints[f.name], values)
         elif (key := f.metadata.get("key") or f.name) in values:
             arguments[f.name] = values[key]
     return cls(**arguments)
@@ -394,6 +393,8 @@ def _jsonable(value: Any) -> Any:
 # ---- files and overrides --------------------------------------------------------------------------
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """A YAML (.yaml/.yml) or TOML (.toml) file of flat TrainConfig keys."""
+    import tomllib  # here, not at the top: `onepass --help` imports this module
+
     import yaml
 
     path = Path(path)
@@ -417,6 +418,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """["lr=0.01", "lr_tasks={'depth': 1e-3}"] -> {"lr": 0.01, ...}; values read by ast.literal_eval
     (never eval), and a bare word stays a string."""
+    import ast
+
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
