@@ -68,7 +68,8 @@ def _flag_arguments(option: Option) -> dict[str, Any]:
     origin, arguments = typing.get_origin(hint), typing.get_args(hint)
     help_text = option.help
     if option.choices:
-        help_text += f"; one of: {', '.join(option.choices)}"
+        each = "each " if origin is tuple else ""
+        help_text += f"; {each}one of: {', '.join(option.choices)}"
     if option.required:
         help_text += f" (required, here or as {option.key} in the --config file)"
     elif "(default" not in help_text:
