@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import onepass
-from onepass.cli import parse_size
+from onepass.data.cli import parse_size
 from onepass.data.image import decode_image
 from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.predict.job import default_batch_size

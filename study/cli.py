@@ -95,15 +95,17 @@ def print_plan(study) -> None:
     )
     for configuration in study.all_configurations():
         config = study.train_config(configuration, study.seeds[0])
-        options = f" {config.balancer_options}" if config.balancer_options else ""
-        rates = f", lr_tasks {config.lr_tasks}" if config.lr_tasks else ""
+        options = f" {config.balancer.options}" if config.balancer.options else ""
+        rates = f", lr_tasks {config.optimizer.lr_tasks}" if config.optimizer.lr_tasks else ""
         print(
-            f"  {configuration.name}: tasks {','.join(config.tasks)}, {config.architecture}, "
-            f"balancer {config.balancer}{options}{rates}"
+            f"  {configuration.name}: tasks {','.join(config.model.tasks)}, {config.model.architecture}, "
+            f"balancer {config.balancer.name}{options}{rates}"
         )
     first = runs[0].config
-    budget = f"{first.steps} steps" if first.steps else f"{first.epochs} epochs"
-    print(f"every run: {budget} of batch {first.batch_size}; runs in {study.out}/runs/<configuration>/seed<k>/")
+    budget = f"{first.run.steps} steps" if first.run.steps else f"{first.run.epochs} epochs"
+    print(
+        f"every run: {budget} of batch {first.optimizer.batch_size}; runs in {study.out}/runs/<configuration>/seed<k>/"
+    )
 
 
 def command_line(args: argparse.Namespace, path: str) -> str:

@@ -35,10 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onepass.models.tasks.base import ConfigError, unknown_name_error
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.study.errors import StudyError
 from onepass.train.balancing import BALANCERS, build_balancer
 from onepass.train.config import TrainConfig
+from onepass.train.config import options as training_options
 
 STUDY_FORMAT = "onepass-study"
 STUDY_VERSION = 1
@@ -99,7 +100,7 @@ class RunSpec:
 
     @property
     def out(self) -> Path:
-        return Path(self.config.out)
+        return Path(self.config.run.out)
 
     @property
     def label(self) -> str:
@@ -285,11 +286,11 @@ def _check_runs(where: _Where, study: StudyConfig, configuration: Configuration)
     except ConfigError as error:
         raise where.error(label, str(error)) from None
     try:
-        build_balancer(config.balancer, list(config.tasks), **config.balancer_options)
+        build_balancer(config.balancer.name, list(config.model.tasks), **config.balancer.options)
     except ConfigError as error:
         raise where.error(f"{label}.balancer_options", str(error)) from None
     except TypeError as error:  # an option of the wrong type that the balancer's checks did not reach
-        raise where.error(f"{label}.balancer_options", f"balancer {config.balancer!r}: {error}") from None
+        raise where.error(f"{label}.balancer_options", f"balancer {config.balancer.name!r}: {error}") from None
 
 
 def _data(where: _Where, data: Any) -> SynthData | FolderData:
@@ -343,7 +344,7 @@ class _Where:
 
     def __init__(self, source: str):
         self.source = source
-        self.hints = typing.get_type_hints(TrainConfig)
+        self.hints = {o.key: o.hint for o in training_options()}  # the flat keys of configs and `--set`
 
     def error(self, field: str | None, message: str) -> StudyError:
         return StudyError(f"{self.source}: {field}: {message}" if field else f"{self.source}: {message}")
@@ -383,9 +384,9 @@ def _why_forbidden(key: str, field: str) -> str:
 
 
 def _default(field: str) -> Any:
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == field:
-            return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    for option in training_options():
+        if option.key == field:
+            return option.default
     raise KeyError(field)
 
 

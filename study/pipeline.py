@@ -158,7 +158,7 @@ def _timed_packages(
             packages[configuration.name] = path
         timed_as[configuration.name] = by_model[key]
     base_config = model_config(
-        study.train_config(Configuration("base", {}), study.seeds[0]), tuple(tasks[t] for t in study.tasks)
+        study.train_config(Configuration("base", {}), study.seeds[0]).model, tuple(tasks[t] for t in study.tasks)
     )
     base_key = json.dumps(base_config.to_json(), sort_keys=True)
     if base_key in by_model:

@@ -53,7 +53,7 @@ def build_document(
     entries = []
     for configuration, config in configurations:
         runs = sorted(by_configuration.get(configuration.name, []), key=lambda r: r.seed)
-        run_tasks = [tasks[name] for name in config.tasks]
+        run_tasks = [tasks[name] for name in config.model.tasks]
         per_seed = delta_per_seed(runs, baselines, run_tasks) if runs else {}
         per_task = {t.name: spread(delta_per_seed(runs, baselines, [t]).values()) for t in run_tasks}
         cost = costs.get(configuration.name, {})
@@ -61,14 +61,14 @@ def build_document(
             {
                 "name": configuration.name,
                 "single_task": configuration.single_task,
-                "tasks": list(config.tasks),
-                "covers_every_task": sorted(config.tasks) == sorted(base_tasks),
-                "architecture": config.architecture,
-                "balancer": config.balancer,
-                "balancer_options": config.balancer_options,
-                "lr": config.lr,
-                "lr_shared": config.lr_shared,
-                "lr_tasks": config.lr_tasks,
+                "tasks": list(config.model.tasks),
+                "covers_every_task": sorted(config.model.tasks) == sorted(base_tasks),
+                "architecture": config.model.architecture,
+                "balancer": config.balancer.name,
+                "balancer_options": config.balancer.options,
+                "lr": config.optimizer.lr,
+                "lr_shared": config.optimizer.lr_shared,
+                "lr_tasks": config.optimizer.lr_tasks,
                 "seeds": [r.seed for r in runs],
                 "steps": sorted({r.steps for r in runs}),
                 "batch_size": sorted({r.batch_size for r in runs}),

@@ -61,7 +61,7 @@ def _base(**fields):
         ),
         (
             _configuration(balancer="gradnorm", balancer_options={"alfa": 0.5}),
-            "configuration 'mine'.balancer_options: loss balancer 'gradnorm': unknown option(s) ['alfa']",
+            "configuration 'mine': balancer_options: balancer 'gradnorm' has no option(s) ['alfa']",
         ),
         (
             _configuration(balancer="gradnorm", balancer_options={"alpha": -1}),
@@ -114,14 +114,29 @@ def test_the_grid_is_configurations_x_seeds_with_one_single_task_baseline_per_ta
     for run in runs:
         config = run.config
         assert run.out == tmp_path / "study" / "runs" / run.configuration / f"seed{run.seed}"
-        assert (config.out, config.seed, config.name) == (str(run.out), run.seed, f"{run.configuration}-seed{run.seed}")
-        assert (config.data, config.val_data) == tuple(str(p) for p in tiny_data)
-        assert (config.steps, config.batch_size, config.encoder) == (2, 4, "test_efficientnet")  # one budget
+        assert (config.run.out, config.run.seed, config.run.name) == (
+            str(run.out),
+            run.seed,
+            f"{run.configuration}-seed{run.seed}",
+        )
+        assert (config.data.path, config.data.val_path) == tuple(str(p) for p in tiny_data)
+        assert (config.run.steps, config.optimizer.batch_size, config.model.encoder) == (
+            2,
+            4,
+            "test_efficientnet",
+        )  # one budget
     by_name = {r.configuration: r.config for r in runs if r.seed == 0}
-    assert by_name["single-semseg"].tasks == ("semseg",) and by_name["single-depth"].tasks == ("depth",)
-    assert by_name["single-depth"].lr == 0.001 and by_name["shared-fpn"].lr == 0.002  # single_task overrides only
-    assert by_name["hps-gradnorm"].architecture == "hps" and by_name["hps-gradnorm"].balancer_options == {"alpha": 0.5}
-    assert by_name["fast-depth"].lr_tasks == {"depth": 0.01} and by_name["fast-depth"].tasks == ("semseg", "depth")
+    assert by_name["single-semseg"].model.tasks == ("semseg",) and by_name["single-depth"].model.tasks == ("depth",)
+    assert (
+        by_name["single-depth"].optimizer.lr == 0.001 and by_name["shared-fpn"].optimizer.lr == 0.002
+    )  # single_task overrides only
+    assert by_name["hps-gradnorm"].model.architecture == "hps" and by_name["hps-gradnorm"].balancer.options == {
+        "alpha": 0.5
+    }
+    assert by_name["fast-depth"].optimizer.lr_tasks == {"depth": 0.01} and by_name["fast-depth"].model.tasks == (
+        "semseg",
+        "depth",
+    )
 
 
 def test_other_balancers_expands_over_the_registry(tiny_data, tmp_path):
@@ -141,7 +156,7 @@ def test_other_balancers_expands_over_the_registry(tiny_data, tmp_path):
     assert [c.name for c in study.configurations] == ["equal", *others, "gn"]
     for name in others:
         config = study.train_config(next(c for c in study.configurations if c.name == name), 0)
-        assert (config.balancer, config.architecture, config.balancer_options) == (name, "hps", {})
+        assert (config.balancer.name, config.model.architecture, config.balancer.options) == (name, "hps", {})
 
 
 def test_the_repository_configs_validate_and_study_every_registered_balancer():
@@ -151,10 +166,10 @@ def test_the_repository_configs_validate_and_study_every_registered_balancer():
         assert len(study.seeds) >= MIN_SEEDS
         assert [c.single_task for c in study.baselines()] == list(study.tasks)
     configs = [full.train_config(c, 0) for c in full.configurations]
-    assert {c.balancer for c in configs} == set(BALANCERS)  # the new balancers join through the registry
-    assert {c.architecture for c in configs} >= {"shared-fpn", "hps", "padnet"}
-    gradnorm = sorted(c.balancer_options.get("alpha") for c in configs if c.balancer == "gradnorm")
-    assert gradnorm == [0.5, 1.5] and any(c.lr_tasks for c in configs)
+    assert {c.balancer.name for c in configs} == set(BALANCERS)  # the new balancers join through the registry
+    assert {c.model.architecture for c in configs} >= {"shared-fpn", "hps", "padnet"}
+    gradnorm = sorted(c.balancer.options.get("alpha") for c in configs if c.balancer.name == "gradnorm")
+    assert gradnorm == [0.5, 1.5] and any(c.optimizer.lr_tasks for c in configs)
 
 
 def test_load_study_reads_yaml_and_out_overrides(tiny_data, tmp_path):

@@ -21,7 +21,7 @@ def test_synthetic_data_is_rendered_once_and_checked_after(tiny_data, tmp_path):
     assert json.loads((tmp_path / "study" / "data" / "val" / "synth.json").read_text())["seed"] == 6  # seed + 1
     assert len(list((tmp_path / "study" / "data" / "train" / "images").iterdir())) == 4
     DatasetDescription.load(tmp_path / "study" / "data" / "train")
-    assert all(study.train_config(c, 0).data == train for c in study.all_configurations())
+    assert all(study.train_config(c, 0).data.path == train for c in study.all_configurations())
 
     stamp = (tmp_path / "study" / "data" / "train" / "synth.json").stat().st_mtime_ns
     prepare_data(study, log=lambda line: pytest.fail(f"rendered again: {line}"), progress=False)

@@ -32,12 +32,11 @@ class FakeRun:
     def __call__(self, spec: RunSpec) -> RunOutcome:
         self.calls.append((spec.configuration, spec.seed))
         config = spec.config
-        tasks = tuple(t for t in all_tasks() if t.name in config.tasks)
-        model_config = ModelConfig(
-            tasks, config.encoder, config.architecture, config.decoder_channels, tuple(config.input_size)
-        )
-        training = {"config": config.to_json(), "steps": config.steps, "seconds": 1.5}
-        save_package(spec.out, MultiTaskModel(model_config).eval(), config.name, training=training)
+        tasks = tuple(t for t in all_tasks() if t.name in config.model.tasks)
+        model = config.model
+        model_config = ModelConfig(tasks, model.encoder, model.architecture, model.decoder_channels, model.input_size)
+        training = {"config": config.to_json(), "steps": config.run.steps, "seconds": 1.5}
+        save_package(spec.out, MultiTaskModel(model_config).eval(), config.run.name, training=training)
         miou, rmse = FAKE[spec.configuration]
         metrics = {}
         if miou is not None:
@@ -48,7 +47,7 @@ class FakeRun:
         moves = spec.configuration == "shared-fpn"  # the others' weights stay put (and are not plotted)
         lines = [{"epoch": e, "step": 2 * e + 2, "weights": {t.name: 1.0 + e * moves for t in tasks}} for e in (0, 1)]
         (spec.out / "train" / "log.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-        save_metrics(spec.out, metrics, {"path": config.val_data, "images": 4})
+        save_metrics(spec.out, metrics, {"path": config.data.val_path, "images": 4})
         return RunOutcome(spec.configuration, spec.seed, "trained", 0.0)
 
 

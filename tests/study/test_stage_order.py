@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-ALLOWED = {"onepass", "data", "models", "train", "export", "runtime", "bench", "study"}
+ALLOWED = {"onepass", "errors", "data", "models", "train", "export", "runtime", "bench", "study"}
 OTHER_STAGES = ("src/onepass", "data", "models", "train", "export", "runtime", "serve", "predict", "bench")
 
 
