@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 
 from onepass.data.folder import read_rgb
-from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
+from onepass.export.formats import ExportError
+from onepass.export.onnx import export_target, fp32_onnx, save_checked
 from onepass.export.parity import parity_images
 from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage
