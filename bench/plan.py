@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from onepass.errors import UserError
-from onepass.runtime.backend import BACKEND_TYPES
+from onepass.runtime.backend import BACKEND_TYPES, device_kind
 
 
 class BenchError(UserError, ValueError):
@@ -119,10 +119,6 @@ def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
             raise BenchError(f"input size {item!r}: H and W must be multiples of 32 (the encoder's stride)")
         sizes.append((height, width))
     return tuple(sizes)
-
-
-def device_kind(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
 
 
 def plan_variants(settings: BenchSettings, device: str) -> list[Planned]:

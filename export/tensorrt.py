@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from onepass.export.formats import ExportError
-from onepass.export.tensorrt_format import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_GB, PRECISIONS
+from onepass.export.onnx import fp32_onnx
+from onepass.export.tensorrt_format import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_GB, PRECISIONS, TENSORRT_MISSING
 from onepass.models.package import ModelPackage, PackageError, atomic_path, file_sha256
 from onepass.models.package_exports import (
     ENGINE_FORMAT,
@@ -33,11 +34,6 @@ from onepass.models.package_exports import (
     EngineInfo,
     engine_file,
     sidecar_path,
-)
-
-TENSORRT_MISSING = (
-    'TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install ".[gpu]"` '
-    "(TensorRT 10.x or 11.x; see the README's GPU install)"
 )
 
 
@@ -70,8 +66,6 @@ def build_engine(
         raise ExportError("TensorRT engines are built on an NVIDIA GPU, and torch sees no CUDA device here")
     torch.cuda.set_device(device)
     gpu_name = torch.cuda.get_device_name(device)
-    from onepass.export.onnx import fp32_onnx
-
     onnx_path = fp32_onnx(package) if precision == "fp32" else package.path / ONNX_FILES[precision]
     if not onnx_path.is_file():
         raise ExportError(f"{onnx_path} not found: export it first with `onepass export {package.path} --half`")

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 PRECISIONS = ("fp32", "fp16")  # engines; the CPU int8 export's uint8 activations are not TensorRT's quantisation
 DEFAULT_MAX_BATCH = 32  # the engine's optimisation profile covers batches 1..max_batch
 DEFAULT_WORKSPACE_GB = 4.0
+TENSORRT_MISSING = (
+    'TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install ".[gpu]"` '
+    "(TensorRT 10.x or 11.x; see the README's GPU install)"
+)
 
 
 @dataclass(frozen=True)

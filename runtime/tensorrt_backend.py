@@ -34,9 +34,7 @@ class TensorRTBackend(RegisteredBackend):
         if reason is not None:
             return reason
         if importlib.util.find_spec("tensorrt") is None:  # the normal CUDA install has no TensorRT
-            from onepass.export.tensorrt import TENSORRT_MISSING
-
-            return f"tensorrt backend: {TENSORRT_MISSING}"
+            return f"tensorrt backend: {tensorrt_format.TENSORRT_MISSING}"
         return None  # the engine's file name needs TensorRT's version: looked up when the backend is built
 
     def __init__(self, package: ModelPackage, device: str = "cuda", precision: str = "fp32"):
