@@ -9,7 +9,6 @@ existing exports linked) and exports there whatever a format needs and the packa
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import shutil
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import torch
 
-from onepass.bench.plan import FORMATS, ONNX_EXPORTERS, BenchError, Variant
+from onepass.bench.plan import FORMATS, BenchError, Variant
 from onepass.models.model import MultiTaskModel
 from onepass.models.package import (
     CONFIG_FILE,
@@ -80,7 +79,8 @@ def _forget_exports_of_other_weights(package: ModelPackage, target: Path) -> Non
 
 def _reuse_exports(package: ModelPackage, mirrored: ModelPackage) -> None:
     """Link the package's own ONNX files when they were exported from this exact config."""
-    from onepass.export.onnx import ONNX_FILES, read_metadata
+    from onepass.export.onnx import read_metadata
+    from onepass.models.package_exports import ONNX_FILES
 
     for name in ONNX_FILES.values():
         source = package.path / name
@@ -150,14 +150,15 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
         path = package.path / WEIGHTS_FILE
         return PreparedFile(path, path.stat().st_size, None)
     if spec.file == "onnx":
-        from onepass.export.onnx import ONNX_FILES
+        from onepass.models.package_exports import ONNX_FILES
 
         path = package.path / ONNX_FILES[variant.precision]
         export_s = None
         if not path.is_file():
-            module, function = ONNX_EXPORTERS[variant.precision]
+            from onepass.export.onnx_format import export_precision
+
             start = time.perf_counter()
-            path = Path(getattr(importlib.import_module(module), function)(package))
+            path = export_precision(package, variant.precision)
             export_s = time.perf_counter() - start
         return PreparedFile(path, path.stat().st_size, export_s)
     return _prepare_tensorrt(package, variant, device, max_batch)
@@ -166,7 +167,8 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
 def _prepare_tensorrt(package: ModelPackage, variant: Variant, device: str, max_batch: int) -> PreparedFile:
     """The package's TensorRT engine for this GPU and precision, built (from the ONNX file of the same
     precision, exported first if missing) when the package has none."""
-    from onepass.export.tensorrt import DEFAULT_MAX_BATCH, build_engine, find_engine, import_tensorrt
+    from onepass.export.tensorrt import DEFAULT_MAX_BATCH, build_engine, import_tensorrt
+    from onepass.models.package_exports import find_engine
 
     trt = import_tensorrt()
     index = torch.device(device).index or 0

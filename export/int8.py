@@ -20,7 +20,8 @@ import numpy as np
 import onnx
 
 from onepass.data.image import IMAGE_EXTENSIONS, decode_image, resize_to_input
-from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
+from onepass.export.formats import ExportError
+from onepass.export.onnx import export_target, fp32_onnx, save_checked
 from onepass.export.parity import parity_images
 from onepass.models.package import ModelPackage
 

@@ -15,7 +15,7 @@ from onepass.data.image import resize_to_input, rgb_image
 from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import Task
-from onepass.runtime.backend import Backend, BackendUnavailable
+from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
     raise ConfigError(f"{what}: expected a PIL image or a numpy array, got {type(image).__name__}")
 
 
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", *BACKEND_TYPES)  # what `backend=` takes: "auto", or a registered backend's name
 AUTO_TIMED_RUNS = 5  # batch-1 runs per candidate when "auto" measures which backend is fastest
 
 
@@ -112,14 +112,18 @@ def load(
 
     device "auto" is the first CUDA GPU when there is one, else the CPU. backend "auto" builds every
     backend that can run this package at `precision` on `device`, times a few batch-1 runs of each
-    and keeps the fastest; `predictor.backend_choice` says what it measured.
+    and keeps the fastest; `predictor.backend_choice` says what it measured. `compile=True` compiles
+    the torch backend (the only one with that option).
     """
     package = open_package(path)
-    if backend not in BACKENDS:
-        raise unknown_name_error("backend", backend, list(BACKENDS))
+    if backend != "auto" and backend not in BACKEND_TYPES:
+        raise unknown_name_error("backend", backend, ["auto", *BACKEND_TYPES])
     device = resolve_device(device)
     if backend != "auto":
-        predictor = Predictor(package, build_backend(backend, package, device, precision, compile))
+        chosen = BACKEND_TYPES[backend]
+        if compile and "compile" not in chosen.options:
+            raise ConfigError(f"compile=True: the {backend} backend has no compile option (the torch backend has)")
+        predictor = Predictor(package, open_backend(chosen, package, device, precision, compile))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
     return _fastest(package, device, precision, compile)
@@ -133,20 +137,12 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_backend(name: str, package: ModelPackage, device: str, precision: str, compile: bool = False) -> Backend:
-    if name == "torch":
-        from onepass.runtime.torch_backend import TorchBackend
-
-        return TorchBackend(package, device=device, precision=precision, compile=compile)
-    if name == "onnxruntime":
-        from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(package, device=device, precision=precision)
-    if name == "tensorrt":
-        from onepass.runtime.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(package, device=device, precision=precision)
-    raise unknown_name_error("backend", name, list(BACKENDS))
+def open_backend(
+    backend: type[RegisteredBackend], package: ModelPackage, device: str, precision: str, compile: bool = False
+) -> RegisteredBackend:
+    """The backend built for this package, or BackendUnavailable saying why it cannot run here."""
+    options = {"compile": compile} if "compile" in backend.options else {}
+    return backend.open(package, device, precision, **options)
 
 
 def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) -> Predictor:
@@ -159,9 +155,9 @@ def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) 
     timings: dict[str, float] = {}
     refused: dict[str, str] = {}
     best: Backend | None = None
-    for name in BACKENDS[1:]:
+    for name, backend in BACKEND_TYPES.items():
         try:
-            candidate = build_backend(name, package, device, precision, compile)
+            candidate = open_backend(backend, package, device, precision, compile)
         except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
             refused[name] = str(error)
             continue
