@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onepass.errors import UserError
 
@@ -73,19 +73,20 @@ class BenchSettings:
     batch_sizes: tuple[int, ...] = (1, 8)
     input_sizes: tuple[tuple[int, int], ...] | None = None  # None: the model's own input size
     device: str = "auto"
-    source_size: tuple[int, int] = (480, 640)  # the camera frame that pre/post-processing resize from/to
+    # the camera frames that predict is timed from, end to end (pre-processing resizes from each, and
+    # post-processing back to it)
+    source_sizes: tuple[tuple[int, int], ...] = ((480, 640),)
     warmup: int = 3
     iters: int = 10  # at least this many timed runs ...
-    seconds: float = 2.0  # ... and at least this long, per batch size
+    seconds: float = 2.0  # ... and at least this long, per batch size and source size
     threads: int | None = None  # torch threads (onnxruntime uses one per usable core)
     metric_images: int = 96  # held-out scenes for the metric cost of each precision (0: skip)
     eval_data: str | None = None  # a labelled folder dataset for the metric cost (default: synthetic scenes)
     vs_single_task: bool = False
     single_task_models: tuple[str, ...] = ()  # given single-task packages (empty: build them)
+    head_cost: tuple[str, ...] = ()  # tasks whose head's cost is measured: the model timed without each
     roofline_seconds: float = 1.0
     workdir: str | None = None
-    command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def parse_list(text: str, what: str, valid: tuple[str, ...]) -> tuple[str, ...]:
@@ -156,16 +157,15 @@ def skip_reason(variant: Variant, kind: str, explicit: bool) -> str | None:
     spec = FORMATS[variant.format]
     if kind not in spec.devices:
         return f"{variant.format} needs a CUDA GPU"
+    if kind == "cpu" and not explicit:  # by default, no precision that this CPU's units cannot speed up
+        from onepass.bench.machine import missing_cpu_units
+
+        missing = missing_cpu_units(variant.precision)
+        if missing:
+            return f"{missing}; --precisions {variant.precision} measures it anyway"
     if spec.backend == "torch":
         if variant.precision == "fp16" and kind == "cpu":
             return "fp16 autocast needs CUDA (on CPU use bf16 or fp32)"
-        if variant.precision == "bf16" and kind == "cpu" and not explicit:
-            from onepass.bench.machine import cpu_has_native_bf16
-
-            if not cpu_has_native_bf16():
-                return (
-                    "this CPU has no AMX / AVX512-BF16, so bf16 would be emulated; --precisions bf16 measures it anyway"
-                )
         if spec.compile and kind == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
             return "torch.compile on CPU needs a C++ compiler (none on PATH)"
     if spec.backend == "onnxruntime":
