@@ -116,9 +116,11 @@ def plot_serve(document: ServeBenchDocument, out: str | Path, prefix: str) -> li
     figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
     for label, levels in lines:
         concurrency = [lv.concurrency for lv in levels]
-        latency.plot(concurrency, [lv.latency_ms.p50 for lv in levels], marker="o", label=f"{label} p50")
-        latency.plot(concurrency, [lv.latency_ms.p99 for lv in levels], marker="x", linestyle=":", label=f"{label} p99")
-        throughput.plot(concurrency, [lv.requests_per_s for lv in levels], marker="s", label=label)
+        (median,) = latency.plot(concurrency, [lv.latency_ms.p50 for lv in levels], marker="o", label=f"{label} p50")
+        colour = median.get_color()  # one colour per server (and maps setting) in both panels
+        p99 = [lv.latency_ms.p99 for lv in levels]
+        latency.plot(concurrency, p99, marker="x", linestyle=":", color=colour, label=f"{label} p99")
+        throughput.plot(concurrency, [lv.requests_per_s for lv in levels], marker="s", color=colour, label=label)
     ticks = sorted({lv.concurrency for _, levels in lines for lv in levels})
     for axis, ylabel in ((latency, "latency (ms)"), (throughput, "requests/s")):
         axis.set_xscale("log", base=2)

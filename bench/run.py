@@ -252,6 +252,7 @@ def run_bench(settings: BenchSettings, command: str = "", log: Log = _stderr) ->
     from onepass.runtime.predictor import resolve_device
 
     began = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     package = open_package(settings.model)
     device = resolve_device(settings.device)
     if device_kind(device) == "cuda" and not torch.cuda.is_available():
@@ -279,7 +280,7 @@ def run_bench(settings: BenchSettings, command: str = "", log: Log = _stderr) ->
             variants += [measure.variant(item) for item in planned]
     return ModelBenchDocument(
         command=command,
-        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        date=date,
         device=device,
         machine=machine,
         versions=versions(),
@@ -305,11 +306,20 @@ class _SizeBench:
     """One input size: the packages at that size (the model, the single-task set, the model without
     each --head-cost task), what is counted once for them, and every variant measured on them."""
 
-    def __init__(self, settings, device, package, size, root, sources, peaks: dict[str, MatmulPeak], log: Log):
-        self.settings, self.device, self.root, self.sources, self.peaks, self.log = (
-            settings, device, root, sources, peaks, log,
+    def __init__(
+        self,
+        settings: BenchSettings,
+        device: str,
+        package,
+        size: tuple[int, int],
+        root: Path,
+        sources: Path,
+        peaks: dict[str, MatmulPeak],
+        log: Log,
+    ):
+        self.settings, self.device, self.size, self.root, self.sources, self.peaks, self.log = (
+            settings, device, size, root, sources, peaks, log,
         )  # fmt: skip
-        self.size = size
         self.sized = mirror_package(package, size, root)
         self.counts = count_model(self.sized)
         record = SizeRecord(input_size=size, counts=self.counts)

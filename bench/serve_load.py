@@ -367,6 +367,8 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
         raise BenchError("onepass bench serve needs --url URL (a running server) or --model MODEL (to start one)")
     if settings.baseline and settings.model is None:
         raise BenchError("--baseline needs --model MODEL: the baseline serves that model's model.onnx")
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    machine = describe_machine("cpu")  # the load average when the run started
     payload = request_payload(settings)
     if settings.baseline:
         baseline_command(settings, 0)  # a missing model.onnx fails now, before anything is measured
@@ -380,8 +382,8 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
         servers.append(_load_server(settings, BASELINE, payload, log, lambda p: baseline_command(settings, p)))
     return ServeBenchDocument(
         command=command,
-        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        machine=describe_machine("cpu"),
+        date=date,
+        machine=machine,
         versions=versions(),
         source=source_revision(),
         settings=settings,
