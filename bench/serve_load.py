@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from onepass.bench.machine import describe_machine, source_revision, versions
+from onepass.bench.machine import describe_machine, features_text, source_revision, versions
 from onepass.bench.plan import BenchError
 from onepass.bench.records import (
     BaselineRatio,
@@ -369,6 +369,7 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
         raise BenchError("--baseline needs --model MODEL: the baseline serves that model's model.onnx")
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     machine = describe_machine("cpu")  # the load average when the run started
+    log(f"bench serve: CPU features: {features_text(machine.cpu_flags)}")
     payload = request_payload(settings)
     if settings.baseline:
         baseline_command(settings, 0)  # a missing model.onnx fails now, before anything is measured
