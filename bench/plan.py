@@ -8,7 +8,7 @@ Imports nothing heavy at module level (the CLI parser imports this module's name
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onepass.errors import UserError
 from onepass.runtime.backend import BACKEND_TYPES, device_kind
@@ -70,19 +70,20 @@ class BenchSettings:
     batch_sizes: tuple[int, ...] = (1, 8)
     input_sizes: tuple[tuple[int, int], ...] | None = None  # None: the model's own input size
     device: str = "auto"
-    source_size: tuple[int, int] = (480, 640)  # the camera frame that pre/post-processing resize from/to
+    # the camera frames that predict is timed from, end to end (pre-processing resizes from each, and
+    # post-processing back to it)
+    source_sizes: tuple[tuple[int, int], ...] = ((480, 640),)
     warmup: int = 3
     iters: int = 10  # at least this many timed runs ...
-    seconds: float = 2.0  # ... and at least this long, per batch size
+    seconds: float = 2.0  # ... and at least this long, per batch size and source size
     threads: int | None = None  # torch threads (onnxruntime uses one per usable core)
     metric_images: int = 96  # held-out scenes for the metric cost of each precision (0: skip)
     eval_data: str | None = None  # a labelled folder dataset for the metric cost (default: synthetic scenes)
     vs_single_task: bool = False
     single_task_models: tuple[str, ...] = ()  # given single-task packages (empty: build them)
+    head_cost: tuple[str, ...] = ()  # tasks whose head's cost is measured: the model timed without each
     roofline_seconds: float = 1.0
     workdir: str | None = None
-    command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def parse_list(text: str, what: str, valid: tuple[str, ...]) -> tuple[str, ...]:
@@ -153,9 +154,10 @@ def skip_reason(variant: Variant, device: str, explicit: bool) -> str | None:
     reason = BACKEND_TYPES[spec.backend].refusal(None, device, variant.precision, **options)
     if reason is not None:
         return reason
-    if variant.precision == "bf16" and device_kind(device) == "cpu" and not explicit:
-        from onepass.bench.machine import cpu_has_native_bf16
+    if device_kind(device) == "cpu" and not explicit:  # by default, no precision this CPU's units cannot speed up
+        from onepass.bench.machine import missing_cpu_units
 
-        if not cpu_has_native_bf16():
-            return "this CPU has no AMX / AVX512-BF16, so bf16 would be emulated; --precisions bf16 measures it anyway"
+        missing = missing_cpu_units(variant.precision)
+        if missing:
+            return f"{missing}; --precisions {variant.precision} measures it anyway"
     return None

@@ -37,25 +37,40 @@ class Predictor:
         self.unavailable: dict[str, str] = {}  # backend "auto" left out: name -> why (BackendUnavailable)
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Phase 1 of `predict`: resize every image to the model's input and stack them: (N, H, W, 3)
+        uint8, and each image's own (H, W)."""
         return preprocess(images, self.config.input_size)
 
-    def predict(
-        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Phase 2: the model on a preprocessed batch -> the graph's post-processed outputs by name."""
+        return self.backend.run(batch)
+
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]], tasks: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """One image or several; always returns a list with one result dict per image."""
-        if isinstance(images, Image.Image | np.ndarray):
-            images = [images]
-        images = list(images)
+        """Phase 3: each image's slice of the outputs -> its results (each task's `to_result`, at the
+        image's own size), for the tasks asked for (all by default)."""
         chosen = self.select_tasks(tasks)
-        if not images:
-            return []
-        batch, sizes = self.preprocess(images)
-        outputs = self.backend.run(batch)
         results = []
         for i, size in enumerate(sizes):
             image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice of every output
             results.append({name: self.tasks[name].to_result(image_outputs, size) for name in chosen})
         return results
+
+    def predict(
+        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """One image or several; always returns a list with one result dict per image.
+
+        The composition of `preprocess`, `run` and `postprocess` (the bench times each one)."""
+        if isinstance(images, Image.Image | np.ndarray):
+            images = [images]
+        images = list(images)
+        chosen = self.select_tasks(tasks)  # a wrong task name fails before any work
+        if not images:
+            return []
+        batch, sizes = self.preprocess(images)
+        return self.postprocess(self.run(batch), sizes, chosen)
 
     def select_tasks(self, tasks: Sequence[str] | None) -> list[str]:
         return select_tasks(self.config.tasks, tasks)
