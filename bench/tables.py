@@ -20,6 +20,16 @@ class Row(Protocol):
 
 
 @dataclass(frozen=True)
+class TextRow:
+    """A row whose cells are already formatted (the study's tables format as they read)."""
+
+    values: tuple[str, ...]
+
+    def cells(self) -> tuple[str, ...]:
+        return self.values
+
+
+@dataclass(frozen=True)
 class Table:
     title: str
     columns: tuple[str, ...]

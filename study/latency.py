@@ -7,6 +7,7 @@ rotates from round to round, so that a noisy machine slows them all alike and th
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 
 import onepass
 from onepass.bench.prepare import count_model
-from onepass.bench.stats import summarize
+from onepass.bench.timing import LatencyStats
 from onepass.models.package import open_package
 from onepass.study.config import LatencyOptions
 from onepass.study.runs import Log, log_line
@@ -47,11 +48,14 @@ def measure_costs(
             predictors[label].backend.run(images[label])
             if round_ >= options.warmup:
                 samples[label].append(time.perf_counter() - started)
-    return {
-        label: {
-            **count_model(open_package(packages[label])),
-            "latency": summarize(samples[label]),
+    costs = {}
+    for label in labels:
+        counts = count_model(open_package(packages[label]))
+        costs[label] = {
+            "parameters": counts.parameters,
+            "flops_per_image": counts.flops_per_image,
+            "weights_bytes": counts.weights_bytes,
+            "latency": dataclasses.asdict(LatencyStats.of_seconds(samples[label])),
             "threads": torch.get_num_threads(),
         }
-        for label in labels
-    }
+    return costs

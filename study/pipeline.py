@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from onepass.bench import document as bench_document
 from onepass.bench.machine import describe_machine, source_revision, versions
 from onepass.models.model import MultiTaskModel
 from onepass.models.package import open_package, save_package, write_json_atomic
@@ -116,9 +117,9 @@ def write_report(
             **meta,
             "seeds": list(study.seeds),
             "train_seconds": sum(r.seconds for r in results),
-            "versions": versions(),
-            "machine": describe_machine("cpu"),
-            "source": source_revision(),
+            "versions": bench_document.to_json(versions()),
+            "machine": bench_document.to_json(describe_machine("cpu")),
+            "source": bench_document.to_json(source_revision()),
             "latency_options": {**vars(study.latency), "timed_as": timed_as},
         },
     )

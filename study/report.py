@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from onepass.bench.tables import DASH, Table, render_markdown
+from onepass.bench.tables import DASH, Table, TextRow, render_markdown
 from onepass.models.tasks.base import Task
 from onepass.study.config import Configuration
 from onepass.study.results import RunResult
@@ -195,13 +195,13 @@ def summary_table(document: Mapping[str, Any]) -> Table:
         "Latency: batch-1 median, torch backend, fp32, CPU, channels-last, every model timed in one process, "
         f"interleaved{threads}; GFLOPs per image (multiply-adds x 2)."
     )
-    return Table("Δ_MTL, size and latency per configuration", columns, tuple(rows), note)
+    return Table("Δ_MTL, size and latency per configuration", columns, tuple(map(TextRow, rows)), note)
 
 
 def per_task_delta_table(document: Mapping[str, Any]) -> Table:
     tasks = document["tasks"]
     rows = tuple(
-        (e["name"], *(format_spread(e["delta_per_task"].get(t), percent=True) for t in tasks))
+        TextRow((e["name"], *(format_spread(e["delta_per_task"].get(t), percent=True) for t in tasks)))
         for e in document["configurations"]
         if not e["single_task"]
     )
@@ -219,7 +219,7 @@ def metric_tables(document: Mapping[str, Any], tasks: Mapping[str, Task]) -> lis
             if name not in entry["metrics"]:
                 continue
             label = f"{entry['name']} (baseline)" if entry["single_task"] == name else entry["name"]
-            rows.append((label, *(format_spread(entry["metrics"][name].get(m)) for m in directions)))
+            rows.append(TextRow((label, *(format_spread(entry["metrics"][name].get(m)) for m in directions))))
         columns = ("configuration", *(f"{m} {'↑' if higher else '↓'}" for m, higher in directions.items()))
         tables.append(Table(f"{name}: held-out metrics, mean ± std over seeds", columns, tuple(rows)))
     return tables
