@@ -83,13 +83,13 @@ def timeline_file(root: Path, video: str) -> Path:
 
 
 def audience_csv(reports: Mapping[str, Mapping[str, Any]]) -> str:
-    attributes = list(dict.fromkeys(a for r in reports.values() for t in r["tracks"] for a in t["attributes"]))
+    attributes = list(dict.fromkeys(a for r in reports.values() for t in r["tracks"] for a in t["votes"]))
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["video", *TRACK_COLUMNS, *(c for a in attributes for c in (a, f"{a}_share"))])
     for video, report in reports.items():
         for track in report["tracks"]:
-            votes = track["attributes"]
+            votes = track["votes"]
             writer.writerow(
                 [
                     video,
@@ -118,7 +118,7 @@ def timeline_png(video: str, report: Mapping[str, Any]) -> bytes:
         axes.barh(row, track["dwell_s"], left=track["first_seen_s"], height=0.6, color="#9ecae1")
         for start, end in track.get("looking", []):
             axes.barh(row, end - start, left=start, height=0.6, color="#08519c")
-    labels = [f"{t['track']}: " + " ".join(v["label"] for v in t["attributes"].values()) for t in tracks]
+    labels = [f"{t['track']}: " + " ".join(v["label"] for v in t["votes"].values()) for t in tracks]
     axes.set_yticks(range(len(tracks)), labels, fontsize=8)
     axes.invert_yaxis()
     duration = max([t["first_seen_s"] + t["dwell_s"] for t in tracks], default=1.0)

@@ -79,11 +79,31 @@ def add_parser(commands) -> None:
     )
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="show no progress")
     parser.set_defaults(run=cmd_predict)
+    from onepass.train.cli import DATASET_EVALUATORS  # `onepass eval` on sequence datasets: scored here
+
+    DATASET_EVALUATORS["sequences"] = (is_sequence_dataset, cmd_eval_sequences)
+
+
+def is_sequence_dataset(path: str) -> bool:
+    from onepass.data.sequence import is_sequence_dataset
+
+    return is_sequence_dataset(path)
+
+
+def cmd_eval_sequences(package, args: argparse.Namespace) -> int:
+    """`onepass eval MODEL --data SEQUENCES`: tracking scores (predict/sequence_eval.py)."""
+    from onepass.errors import ConfigError
+    from onepass.predict.sequence_eval import eval_sequences_command
+
+    for flag, given in (("--baseline", args.baseline), ("--visualize", args.visualize)):
+        if given:
+            raise ConfigError(f"{flag} applies to image datasets; {args.data} is a sequence dataset, drop {flag}")
+    return eval_sequences_command(package, Path(args.data), args.json, args.device, args.batch_size)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from onepass.data.image import MAX_IMAGE_PIXELS
     from onepass.predict.job import PredictJob, run_job
-    from onepass.predict.stages import DEFAULT_MAX_PIXELS
 
     job = PredictJob(
         inputs=tuple(args.inputs),
@@ -97,7 +117,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
         workers=args.workers,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        max_pixels=args.max_pixels or MAX_IMAGE_PIXELS,
         engine=args.engine,
         ray_address=args.ray_address,
         ray_actors=args.ray_actors,

@@ -41,7 +41,8 @@ def evaluate_sequences(
 ) -> dict[str, Any]:
     """Tracking scores of `package` on the sequence dataset at `path`, and of the tracker alone on the
     true boxes: {"model": {...}, "tracker_only": {...}, "data": {...}}."""
-    from onepass.runtime.predictor import Predictor, build_backend
+    from onepass.runtime.backend import BACKEND_TYPES
+    from onepass.runtime.predictor import Predictor, open_backend
 
     task = tracked_task(package.config.tasks)
     if task is None:
@@ -50,7 +51,7 @@ def evaluate_sequences(
             "on a sequence dataset"
         )
     sequences = read_sequence_dataset(path)
-    predictor = Predictor(package, build_backend("torch", package, device, "fp32"))
+    predictor = Predictor(package, open_backend(BACKEND_TYPES["torch"], package, device, "fp32"))
     started = time.perf_counter()
     predicted, truth = [], []
     for sequence in sequences:
@@ -64,6 +65,7 @@ def evaluate_sequences(
         "data": {
             "path": str(path),
             "sequences": len(sequences),
+            "images": sum(len(s.frames) for s in sequences),  # the metrics document's count of what was scored
             "frames": sum(len(s.frames) for s in sequences),
             "tracks": sum(len({p.track for f in s.frames for p in f.people}) for s in sequences),
             "seconds": round(seconds, 1),
@@ -214,23 +216,21 @@ def format_tracking(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def eval_sequences_command(package: ModelPackage, path: Path, json_path: str | None, device: str) -> int:
-    """What `onepass eval` does for a sequence dataset: score, print, write the JSON report."""
-    from onepass.models.package import METRICS_FORMAT, METRICS_VERSION, write_json_atomic
+def eval_sequences_command(
+    package: ModelPackage, path: Path, json_path: str | None, device: str, batch_size: int = 16
+) -> int:
+    """What `onepass eval` does for a sequence dataset: score, print, write the metrics document (the
+    tracker-only scores as its "tracker_only" baseline: the same data, the true boxes as detections)."""
+    from onepass.models.package import write_metrics
 
-    metrics = evaluate_sequences(package, path, device)
+    metrics = evaluate_sequences(package, path, device, batch_size)
     data = metrics["data"]
     print(f"tracking on {data['sequences']} sequences ({data['frames']} frames, {data['tracks']} people):")
     print(format_tracking(metrics))
-    report = {
-        "format": METRICS_FORMAT,
-        "version": METRICS_VERSION,
-        "model": str(package.path),
-        "data": data,
-        "metrics": {tracked_task(package.config.tasks).name: metrics["model"]},
-        "tracker_only": metrics["tracker_only"],
-    }
+    task = tracked_task(package.config.tasks).name
     out = Path(json_path or f"eval-{package.name}.json")
-    write_json_atomic(out, report)
+    write_metrics(
+        out, {task: metrics["model"]}, data, {"tracker_only": {task: metrics["tracker_only"]}}, model=str(package.path)
+    )
     print(f"wrote {out}")
     return 0

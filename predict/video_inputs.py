@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from onepass.data.image import MAX_IMAGE_PIXELS
 from onepass.models.package import ModelPackage
 from onepass.predict.inputs import FrameOptions, InputImage
-from onepass.predict.stages import DEFAULT_MAX_PIXELS, DecodedChunk, error_record
+from onepass.predict.stages import DecodedChunk, error_record
 from onepass.runtime.predictor import preprocess
 from onepass.runtime.video import BadVideo, FrameSampler, decode_frames, frame_rgb, probe_video
 
@@ -75,7 +76,7 @@ class VideoReader:
     After a decoding failure the rest of that video's frames are dropped without another record."""
 
     package: ModelPackage
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_IMAGE_PIXELS
     _source: str | None = field(default=None, init=False)
     _frames: Iterator[tuple[int, Any]] | None = field(default=None, init=False)
     _position: int = field(default=-1, init=False)  # the last frame index read from _frames

@@ -130,7 +130,7 @@ def track_reports(
     """Per track (ids >= 0, seen in at least `min_frames` frames), numbered 1, 2... by first sighting:
 
     first_seen_s, last_seen_s (the start of its first and last frame), dwell_s, frames, attention_s,
-    attraction (attention / dwell), looking (the [start, end] spans of attention), and per attribute
+    attraction (attention / dwell), looking (the [start, end] spans of attention), and votes: per attribute
     the majority label with its vote share."""
     seen: dict[int, list[tuple[int, Detection]]] = {}
     for position, (frame, frame_ids) in enumerate(zip(frames, ids, strict=True)):
@@ -170,14 +170,14 @@ def track_reports(
             votes = Counter(d.attributes[name] for _, d in sightings if name in d.attributes)
             label, count = max(votes.items(), key=lambda kv: (kv[1], kv[0]))  # ties: the later name, stably
             attributes[name] = {"label": label, "share": round(count / sum(votes.values()), 4)}
-        report["attributes"] = attributes
+        report["votes"] = attributes
         reports.append(report)
     return reports
 
 
 def summarise(tracks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The video in a few numbers: how many passed (OTS, opportunities to see), how many looked, the
-    dwell and attention time summed and on average, and the tracks per majority label."""
+    dwell and attention time summed and on average, and `labels`: the tracks per majority label."""
     summary: dict[str, Any] = {"ots": len(tracks)}
     summary["dwell_s_total"] = round(sum(t["dwell_s"] for t in tracks), 3)
     summary["dwell_s_mean"] = round(summary["dwell_s_total"] / len(tracks), 3) if tracks else 0.0
@@ -188,9 +188,9 @@ def summarise(tracks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         summary["attraction"] = round(summary["attention_s_total"] / total, 4) if total > 0 else 0.0
     labels: dict[str, Counter] = {}
     for track in tracks:
-        for name, vote in track["attributes"].items():
+        for name, vote in track["votes"].items():
             labels.setdefault(name, Counter())[vote["label"]] += 1
-    summary["attributes"] = {name: dict(sorted(counts.items())) for name, counts in labels.items()}
+    summary["labels"] = {name: dict(sorted(counts.items())) for name, counts in labels.items()}
     return summary
 
 

@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from onepass.data.image import BadImage
 from onepass.serve.batching import ServiceUnavailable
-from onepass.serve.images import BadImage
 
 logger = logging.getLogger("onepass.serve")
 

@@ -19,7 +19,7 @@ from PIL import Image
 from onepass.models.card import card_footnote
 from onepass.models.panel import result_panel
 from onepass.models.tasks.base import Task
-from onepass.serve.images import decode_image
+from onepass.serve.images import decode_upload
 from onepass.serve.state import Runtime
 from onepass.serve.uploads import PredictOptions
 
@@ -28,7 +28,7 @@ def predict_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict
     """Decode, run (batched with concurrent requests), encode: the /predict JSON body."""
     predictor = runtime.predictor
     start = time.perf_counter()
-    image = decode_image(data, runtime.settings.max_image_pixels)
+    image = decode_upload(data, runtime.settings.max_image_pixels)
     decoded = time.perf_counter()
     result = predictor.predict(image, tasks=options.tasks)[0]
     inferred = time.perf_counter()
@@ -80,7 +80,7 @@ def visualize_png(runtime: Runtime, data: bytes, options: PredictOptions) -> byt
     """The input, each task's picture with its key, the results said in words, and the model card's
     caveat: one PNG (models/panel.py)."""
     predictor = runtime.predictor
-    image = decode_image(data, runtime.settings.max_image_pixels)
+    image = decode_upload(data, runtime.settings.max_image_pixels)
     result = predictor.predict(image, tasks=options.tasks)[0]
     panel = result_panel(np.asarray(image), result, predictor.config.tasks, card_footnote(runtime.card))
     buffer = io.BytesIO()

@@ -80,10 +80,10 @@ def test_a_task_of_each_kind_goes_through_every_stage_by_its_hooks(tmp_path, toy
     from onepass.train.loop import train
 
     data = write_toy_dataset(tmp_path / "data")
-    config = TrainConfig(
+    config = TrainConfig.from_mapping(dict(
         data=str(data), val_data=str(data), out=str(tmp_path / "model"), tasks=tuple(toy_tasks), encoder=TINY_ENCODER,
         decoder_channels=16, input_size=(64, 96), steps=2, batch_size=4, num_workers=0, device="cpu",
-    )  # fmt: skip
+    ))  # fmt: skip
     package = train(config, progress=False)
     assert set(package.metrics["metrics"]) == set(toy_tasks)  # evaluated on the held-out folder
     assert set(package.metrics["metrics"]["toy_blobs"]) >= {"ap50", "count_acc"}

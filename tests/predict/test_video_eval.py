@@ -61,9 +61,12 @@ def test_eval_reads_a_sequence_dataset_and_writes_both_scores(sequences, tmp_pat
     assert "tracking on 2 sequences" in printed and "idf1" in printed and "true boxes" in printed
     written = json.loads(report.read_text())
     assert set(written["metrics"]) == {"people"} and written["data"]["sequences"] == 2
-    assert set(written["metrics"]["people"]) == set(written["tracker_only"])
-    assert written["tracker_only"]["precision"] == 1.0  # the true boxes: nothing false
+    alone = written["baselines"]["tracker_only"]["people"]
+    assert set(written["metrics"]["people"]) == set(alone)
+    assert alone["precision"] == 1.0  # the true boxes: nothing false
     assert open_package(package).name == "tiny-people"
+    assert main(["eval", str(package), "--data", str(sequences), "--visualize", "2"]) == 2
+    assert "--visualize applies to image datasets" in capsys.readouterr().err
 
 
 def test_a_model_without_a_tracked_task_is_refused(sequences, tmp_path, capsys):

@@ -37,8 +37,8 @@ def test_two_people_crossing_keep_their_tracks_and_times():
     assert (first["first_seen_s"], first["last_seen_s"], first["dwell_s"], first["frames"]) == (0.0, 3.625, 3.75, 30)
     assert (first["attention_s"], first["attraction"], first["looking"]) == (1.0, 0.2667, [[1.0, 2.0]])
     assert (second["first_seen_s"], second["dwell_s"], second["attention_s"]) == (1.25, 3.75, 0.0)
-    assert first["attributes"] == {"gender": {"label": "female", "share": 1.0}}
-    assert second["attributes"] == {"gender": {"label": "male", "share": 1.0}}
+    assert first["votes"] == {"gender": {"label": "female", "share": 1.0}}
+    assert second["votes"] == {"gender": {"label": "male", "share": 1.0}}
     summary = report["summary"]
     assert (summary["ots"], summary["looked"], summary["attention_s_total"], summary["dwell_s_total"]) == (
         2,
@@ -46,7 +46,7 @@ def test_two_people_crossing_keep_their_tracks_and_times():
         1.0,
         7.5,
     )
-    assert summary["attributes"] == {"gender": {"female": 1, "male": 1}}
+    assert summary["labels"] == {"gender": {"female": 1, "male": 1}}
 
 
 def test_a_short_gap_keeps_the_track_a_long_one_starts_another():
@@ -66,7 +66,7 @@ def test_majority_vote_and_short_tracks():
     blip = walk(range(20, 22), 100, 0)  # two frames: a false detection
     report = audience_report(frames_of(votes, blip, count=25), FPS)
     (track,) = report["tracks"]
-    assert track["attributes"]["gender"] == {"label": "female", "share": 0.7}
+    assert track["votes"]["gender"] == {"label": "female", "share": 0.7}
     assert len(audience_report(frames_of(votes, blip, count=25), FPS, TrackerConfig(min_frames=1))["tracks"]) == 2
 
 
