@@ -32,7 +32,14 @@ import numpy as np
 from onepass.data.synth._camera import CameraPose, CameraRig
 from onepass.data.synth._geometry import Primitive, Room
 from onepass.data.synth._layout import Layout, _group, _sample_furniture, _sample_objects, _sample_room_materials
-from onepass.data.synth._people import CHILD_PROBABILITY, Person, _Look, _person_primitives, _sample_look
+from onepass.data.synth._people import (
+    CHILD_PROBABILITY,
+    Person,
+    _Look,
+    _person_primitives,
+    _sample_gaze_pitches,
+    _sample_look,
+)
 from onepass.data.synth._render import render_layout
 from onepass.data.synth._sampling import _Frustum, _uniform
 from onepass.data.synth._scene import LOOKING_YAW_DEGREES, Scene
@@ -63,6 +70,7 @@ class Walker:
     stay: float  # seconds standing at the stop (0: passing by)
     head_keys: tuple[tuple[float, float], ...]  # while standing: (seconds after arriving, yaw target)
     glance: tuple[float, float] | None  # while walking: (seconds after entering, how long) looking
+    gaze_pitch: float = 0.0  # degrees the eyes look up (> 0) or down (< 0): the saliency label's
 
     def _walk_seconds(self, tan_h: float, a: float, b: float) -> float:
         return abs(b - a) * self.distance * tan_h / self.speed
@@ -168,6 +176,7 @@ def plan_sequence(rng: np.random.Generator, seconds: float, fps: float, max_peop
         occluders=tuple(_group([shape], k) for k, shape in enumerate(static)),
         people=(),
         person_primitives=(),
+        gaze_pitches=(),
         light_position=(
             _uniform(rng, -0.4, 0.4) * room.width,
             room.height - _uniform(rng, 0.05, 0.3),
@@ -179,6 +188,10 @@ def plan_sequence(rng: np.random.Generator, seconds: float, fps: float, max_peop
         noise_sigma=_uniform(rng, 1.0, 4.0),
         exposure=_uniform(rng, 0.85, 1.2),
     )
+    # Each walker's gaze pitch (the saliency label's), drawn last: every earlier draw, and so every
+    # sequence planned before the label existed, stays as it was.
+    pitches = _sample_gaze_pitches(rng, len(walkers))
+    walkers = tuple(dataclasses.replace(w, gaze_pitch=p) for w, p in zip(walkers, pitches, strict=True))
     return SequencePlan(layout, walkers, fps, max(1, round(seconds * fps)))
 
 
@@ -249,6 +262,7 @@ def frame_layout(plan: SequencePlan, time: float) -> tuple[Layout, tuple[int, ..
     occluders = []
     people: list[Person] = []
     person_primitives: list[range] = []
+    gaze_pitches: list[float] = []
     tracks: list[int] = []
     for walker in plan.walkers:
         state = walker.state(time, plan.tan_h)
@@ -266,6 +280,7 @@ def frame_layout(plan: SequencePlan, time: float) -> tuple[Layout, tuple[int, ..
         person_primitives.append(range(len(primitives), len(primitives) + len(body) + len(details)))
         primitives.extend(body + details)
         people.append(person)
+        gaze_pitches.append(walker.gaze_pitch)
         tracks.append(walker.track)
     for shape in layout.primitives:
         occluders.append(_group([shape], len(primitives)))
@@ -276,6 +291,7 @@ def frame_layout(plan: SequencePlan, time: float) -> tuple[Layout, tuple[int, ..
         occluders=tuple(occluders),
         people=tuple(people),
         person_primitives=tuple(person_primitives),
+        gaze_pitches=tuple(gaze_pitches),
     )
     return frame, tuple(tracks)
 
