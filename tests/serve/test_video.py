@@ -62,7 +62,11 @@ def test_over_the_limits_is_413_and_a_broken_video_is_400(predictor, clip):
     assert broken.status_code == 400 and "bad video upload" in broken.json()["error"]
 
 
-def test_a_model_without_a_tracked_task_refuses_a_video(clip):
-    plain = onepass.load(backend="torch", device="cpu")  # the shipped model: no people task
+def test_a_model_without_a_tracked_task_refuses_a_video(clip, tmp_path):
+    from onepass.models import MultiTaskModel, save_package
+    from tests.tiny import tiny_config
+
+    save_package(tmp_path / "plain", MultiTaskModel(tiny_config()).eval(), "plain")  # no people task
+    plain = onepass.load(tmp_path / "plain", backend="torch", device="cpu")
     response = client(plain).post("/predict", files={"image": ("c.webm", clip, "video/webm")})
     assert response.status_code == 400 and "no task that tracks objects" in response.json()["error"]
