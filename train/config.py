@@ -36,6 +36,9 @@ class TrainConfig:
     decoder_channels: int = 64
     input_size: tuple[int, int] = (128, 160)
     pretrained: bool = False
+    # A local file of ImageNet (or other) weights for the encoder: timm, torchvision or safetensors
+    # (models/encoder.py says which layouts); its path and SHA-256 go in the package's provenance.
+    pretrained_file: str | None = None
     # schedule
     epochs: int = 10
     steps: int | None = None  # total optimiser steps; overrides epochs when set
@@ -77,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"lr_tasks names {sorted(unknown)}, which are not among the tasks {list(self.tasks)}")
         if self.batch_size < 1 or self.epochs < 1 or (self.steps is not None and self.steps < 1):
             raise ConfigError("batch_size, epochs and steps must be positive")
+        if self.pretrained and self.pretrained_file:
+            raise ConfigError("pretrained (timm's hub) and pretrained_file (a local file) both set: choose one")
         if not 0.1 <= self.min_zoom <= 1.0:
             raise ConfigError(f"min_zoom must be in [0.1, 1], got {self.min_zoom}")
 

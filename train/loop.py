@@ -161,7 +161,12 @@ class Trainer:
             else None
         )
 
-        self.model = MultiTaskModel(model_config(config, self.tasks)).to(device).to(memory_format=torch.channels_last)
+        self.model = MultiTaskModel(model_config(config, self.tasks))
+        # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
+        self.pretrained_source = (
+            self.model.encoder.load_pretrained_file(config.pretrained_file) if config.pretrained_file else None
+        )
+        self.model = self.model.to(device).to(memory_format=torch.channels_last)
         self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(
             device
         )
@@ -210,6 +215,7 @@ class Trainer:
             "balancer": self.balancer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "pretrained_file": json.dumps(self.pretrained_source.to_json() if self.pretrained_source else None),
         }
         temporary = self.checkpoint_path.with_suffix(".tmp")
         torch.save(checkpoint, temporary)
@@ -232,6 +238,12 @@ class Trainer:
             raise ConfigError(
                 f"{path}: cannot resume with a different {differences}; "
                 "resume with the checkpoint's values, or train into another --out"
+            )
+        started_from = json.loads(checkpoint.get("pretrained_file", "null"))
+        if self.pretrained_source is not None and (started_from or {}).get("sha256") != self.pretrained_source.sha256:
+            raise ConfigError(
+                f"{path}: the run started from another pretrained file (SHA-256 {(started_from or {}).get('sha256')}) "
+                f"than {self.pretrained_source.path} is now ({self.pretrained_source.sha256}); resume with that file"
             )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -443,6 +455,8 @@ class Trainer:
                 "python": platform.python_version(),
             },
             "balancer_weights": self.balancer.weights(),
+            # the encoder's starting weights: the package holds them now, so loading it never needs the file
+            "pretrained_file": self.pretrained_source.to_json() if self.pretrained_source else None,
         }
 
 

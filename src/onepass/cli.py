@@ -94,6 +94,7 @@ TRAIN_FLAGS = {
     "out": "out",
     "name": "name",
     "encoder": "encoder",
+    "pretrained_file": "pretrained_file",
     "architecture": "architecture",
     "tasks": "tasks",
     "input_size": "input_size",
@@ -276,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=None, help="render processes (default: all cores)")
     synth.set_defaults(run=cmd_data_synth)
+    importlib.import_module("onepass.data.convert.cli").add_parser(data)
 
     train = commands.add_parser("train", help="train a model package")
     train.add_argument("--config", help="YAML or TOML file of training options")
@@ -284,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", help="model package directory to write")
     train.add_argument("--name", help="package name")
     train.add_argument("--encoder", help="timm model name (features_only)")
+    train.add_argument(
+        "--pretrained-file",
+        dest="pretrained_file",
+        help="the encoder's starting weights: timm, torchvision or safetensors",
+    )
     train.add_argument("--architecture", help="shared-fpn | hps")
     train.add_argument("--tasks", type=lambda s: tuple(s.split(",")), help="comma-separated, e.g. semseg,depth")
     train.add_argument("--input-size", dest="input_size", type=parse_size, help="HxW, multiples of 32")
