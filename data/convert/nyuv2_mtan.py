@@ -68,7 +68,18 @@ def _count(root: Path) -> int:
     count = len(list((root / "image").glob("*.npy")))
     if count == 0:
         raise ConvertError(f"{root / 'image'}: no .npy files")
+    for folder in FOLDERS:  # all there before anything is written
+        for index in range(count):
+            if not _path(root, folder, index).is_file():
+                raise _missing(root, folder, index, count)
     return count
+
+
+def _missing(root: Path, folder: str, index: int, count: int) -> ConvertError:
+    return ConvertError(
+        f"{_path(root, folder, index)}: missing; mtan's layout numbers every split's files 0..N-1 in each of "
+        f"{', '.join(FOLDERS)} (N = {count}, the .npy files in {root / 'image'})"
+    )
 
 
 def read_sample(root: Path, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -94,11 +105,7 @@ def _path(root: Path, folder: str, index: int) -> Path:
 def _load(root: Path, folder: str, index: int, shape: tuple[int, ...] | None = None) -> np.ndarray:
     path = _path(root, folder, index)
     if not path.is_file():
-        count = len(list((root / "image").glob("*.npy")))
-        raise ConvertError(
-            f"{path}: missing; mtan's layout numbers every split's files 0..N-1 in each of "
-            f"{', '.join(FOLDERS)} (N = {count}, the .npy files in {root / 'image'})"
-        )
+        raise _missing(root, folder, index, len(list((root / "image").glob("*.npy"))))
     try:
         array = np.load(path, allow_pickle=False)  # never unpickle
     except (ValueError, OSError, EOFError) as error:
