@@ -114,9 +114,10 @@ class Encoder(nn.Module):
         if rename is not None and len(set(state) & set(full_state)) < len(state) / 2:
             layout = "torchvision"
             state = rename(state)
-        unexpected = sorted(set(state) - set(full_state))
+        # missing ones in the model's order; unexpected ones by name (safetensors keeps no order), counters last
+        unexpected = sorted((k for k in state if k not in full_state), key=lambda k: ("num_batches" in k, k))
         if unexpected:
-            raise _misfit(path, self.name, layout, sorted(_missing(full_state, state)), unexpected)
+            raise _misfit(path, self.name, layout, _missing(full_state, state), unexpected)
         classifier = _classifier_names(full)
         _check_shapes({k: v for k, v in state.items() if k not in classifier}, full_state, path, self.name)
         # timm builds the features-only backbone from this state as `pretrained=True` would from the hub
@@ -131,9 +132,9 @@ class Encoder(nn.Module):
                 pretrained_cfg_overlay={"state_dict": {**state, **sentinel}},
             )
         built_state = built.state_dict()
-        uncovered = sorted(k for k, v in built_state.items() if v.is_floating_point() and bool(v.isnan().any()))
+        uncovered = [k for k, v in built_state.items() if v.is_floating_point() and bool(v.isnan().any())]
         if uncovered:
-            raise _misfit(path, self.name, layout, sorted(sentinel), [], uses=uncovered)
+            raise _misfit(path, self.name, layout, list(sentinel), [], uses=uncovered)
         return layout, built_state
 
 
@@ -209,9 +210,10 @@ def file_sha256(path: Path) -> str:
 # ---- checking the fit ------------------------------------------------------------------------
 
 
-def _missing(expected: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> set[str]:
-    """Expected names the file lacks; BatchNorm's batch counters may be absent (older checkpoints)."""
-    return {k for k in expected if k not in state and not k.endswith("num_batches_tracked")}
+def _missing(expected: Mapping[str, Tensor], state: Mapping[str, Tensor]) -> list[str]:
+    """Expected names the file lacks, in the model's order; BatchNorm's batch counters may be absent
+    (older checkpoints)."""
+    return [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
 
 
 def _check_shapes(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: Path, name: str) -> None:
