@@ -1,5 +1,11 @@
-"""What a bench ran on (machine, versions, commit) and the roofline it is measured against: a large
-matrix multiply's FLOP/s on the same device, in the same process, with the same threads."""
+"""What a bench ran on (machine, CPU features, versions, commit) and the roofline it is measured
+against: a large matrix multiply's FLOP/s on the same device, in the same process, with the same
+threads.
+
+The CPUs these benches run on differ: some have AVX2 only, others AVX-512 VNNI and AVX512-BF16, a
+few AMX. int8 pays only with VNNI (or AMX) and bf16 only with AVX512-BF16 or AMX, so the bench says
+which it found and, by default, leaves out the precision a CPU would only emulate.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,30 @@ import importlib.metadata
 import os
 import platform
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
-CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+from onepass.bench.records import GpuRecord, MachineRecord, MatmulPeak, SourceRevision
+from onepass.bench.timing import time_calls
+
+CPU_FLAGS = (
+    "avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8",
+)  # fmt: skip
+# what the bench prints, by the names the vendors use -> the /proc/cpuinfo flags that mean it
+CPU_FEATURES = {
+    "AVX2": ("avx2",),
+    "AVX-512 VNNI": ("avx512_vnni",),
+    "AVX-VNNI": ("avx_vnni",),
+    "AVX512-BF16": ("avx512_bf16",),
+    "AMX": ("amx_tile", "amx_bf16", "amx_int8"),
+}
+# precision -> (the flags of which any one makes it native on a CPU, what the CPU lacks otherwise)
+NATIVE_UNITS = {
+    "int8": (
+        ("avx512_vnni", "avx_vnni", "amx_int8"),
+        "this CPU has no VNNI (AVX-512 VNNI, AVX-VNNI) or AMX, so int8 would not run faster than fp32",
+    ),
+    "bf16": (("avx512_bf16", "amx_bf16"), "this CPU has no AMX / AVX512-BF16, so bf16 would be emulated"),
+}
 VERSIONED = ("onepass", "torch", "timm", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "bentoml")
 
 
@@ -26,9 +51,33 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_features(flags: set[str] | tuple[str, ...]) -> dict[str, bool]:
+    """{"AVX2": True, "AVX-512 VNNI": False, ...}: which of the features that matter here are present."""
+    return {name: any(f in flags for f in wanted) for name, wanted in CPU_FEATURES.items()}
+
+
+def features_text(flags: set[str] | tuple[str, ...]) -> str:
+    """'AVX2 yes, AVX-512 VNNI no, ...', as the bench prints it."""
+    if not flags:
+        return "unknown (no /proc/cpuinfo flags)"
+    return ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in cpu_features(flags).items())
+
+
+def missing_cpu_units(precision: str) -> str | None:
+    """Why `precision` would only be emulated (or gain nothing) on this CPU; None where it is native.
+    Where the flags cannot be read, nothing is claimed missing."""
+    if precision not in NATIVE_UNITS:
+        return None
+    flags = cpu_flags()
+    wanted, reason = NATIVE_UNITS[precision]
+    if not flags or any(f in flags for f in wanted):
+        return None
+    return reason
+
+
 def cpu_has_native_bf16() -> bool:
     """AMX or AVX512-BF16: without them bf16 matmuls are emulated and slower than fp32."""
-    return bool(cpu_flags() & {"amx_bf16", "avx512_bf16"})
+    return bool(cpu_flags()) and missing_cpu_units("bf16") is None
 
 
 def cpu_model() -> str:
@@ -45,31 +94,27 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def describe_machine(device: str) -> dict[str, Any]:
-    """Machine, software versions and source revision, recorded beside every result."""
+def describe_machine(device: str) -> MachineRecord:
+    """Machine, CPU features and (on CUDA) the GPU, recorded beside every result."""
     import psutil
 
-    machine: dict[str, Any] = {
-        "hostname": platform.node(),
-        "os": platform.platform(),
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable_cores(),
-        "cpu_flags": sorted(cpu_flags() & set(CPU_FLAGS)),
-        "memory_bytes": psutil.virtual_memory().total,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+    gpu = None
     if device.startswith("cuda"):
         import torch
 
         props = torch.cuda.get_device_properties(torch.device(device))
-        machine["gpu"] = {
-            "name": props.name,
-            "memory_bytes": props.total_memory,
-            "capability": f"{props.major}.{props.minor}",
-            "cuda": torch.version.cuda,
-        }
-    return machine
+        gpu = GpuRecord(props.name, props.total_memory, f"{props.major}.{props.minor}", torch.version.cuda)
+    return MachineRecord(
+        hostname=platform.node(),
+        os=platform.platform(),
+        cpu=cpu_model(),
+        logical_cores=os.cpu_count(),
+        usable_cores=usable_cores(),
+        cpu_flags=tuple(sorted(cpu_flags() & set(CPU_FLAGS))),
+        memory_bytes=psutil.virtual_memory().total,
+        load_average=tuple(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        gpu=gpu,
+    )
 
 
 def versions() -> dict[str, str | None]:
@@ -88,7 +133,7 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def source_revision() -> dict[str, Any] | None:
+def source_revision() -> SourceRevision | None:
     """The git commit of the onepass source (and whether it had local changes), if it is a checkout."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -104,12 +149,12 @@ def source_revision() -> dict[str, Any] | None:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "local_changes": bool(dirty)}
+    return SourceRevision(commit, bool(dirty))
 
 
-def matmul_peak(device: str, dtype: str, n: int | None = None, seconds: float = 1.0) -> dict[str, Any]:
-    """Best FLOP/s of an (n, n) @ (n, n) matmul over at least `seconds` (at least 3 runs): the
-    practical compute ceiling that a model's achieved FLOP/s is compared with."""
+def matmul_peak(device: str, dtype: str, n: int | None = None, seconds: float = 1.0) -> MatmulPeak:
+    """Best FLOP/s of an (n, n) @ (n, n) matmul over at least `seconds` (at least 3 runs, after one
+    warm-up): the practical compute ceiling that a model's achieved FLOP/s is compared with."""
     import torch
 
     torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
@@ -119,32 +164,25 @@ def matmul_peak(device: str, dtype: str, n: int | None = None, seconds: float = 
     a = torch.randn(n, n, device=device, dtype=torch_dtype, generator=generator)
     b = torch.randn(n, n, device=device, dtype=torch_dtype, generator=generator)
 
-    def once() -> float:
+    def once() -> None:
         if cuda:
             torch.cuda.synchronize(device)
-        start = time.perf_counter()
         torch.mm(a, b)
         if cuda:
             torch.cuda.synchronize(device)
-        return time.perf_counter() - start
 
-    once()  # warm-up: allocation, kernel choice
-    times: list[float] = []
-    began = time.perf_counter()
-    while len(times) < 3 or time.perf_counter() - began < seconds:
-        times.append(once())
-    best = min(times)
-    return {
-        "dtype": dtype,
-        "n": n,
-        "runs": len(times),
-        "flops_per_s": 2 * n**3 / best,
-        "threads": None if cuda else torch.get_num_threads(),
-        "tf32": bool(torch.backends.cuda.matmul.allow_tf32) if cuda and dtype == "fp32" else None,
-    }
+    timing = time_calls(once, warmup=1, runs=3, seconds=seconds)  # warm-up: allocation, kernel choice
+    return MatmulPeak(
+        dtype=dtype,
+        n=n,
+        runs=timing.latency.n,
+        flops_per_s=2 * n**3 / (timing.latency.min / 1e3),
+        threads=None if cuda else torch.get_num_threads(),
+        tf32=bool(torch.backends.cuda.matmul.allow_tf32) if cuda and dtype == "fp32" else None,
+    )
 
 
-def roofline(device: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
+def roofline(device: str, seconds: float = 1.0) -> dict[str, MatmulPeak]:
     """Matmul peaks for the precisions this device computes natively (fp32 always; bf16 on CPUs
     with AMX / AVX512-BF16; fp16 and bf16 on CUDA)."""
     dtypes = ["fp32"]
@@ -155,10 +193,10 @@ def roofline(device: str, seconds: float = 1.0) -> dict[str, dict[str, Any]]:
     return {dtype: matmul_peak(device, dtype, seconds=seconds) for dtype in dtypes}
 
 
-def peak_for(precision: str, peaks: dict[str, dict[str, Any]]) -> tuple[str, float] | None:
+def peak_for(precision: str, peaks: dict[str, MatmulPeak]) -> tuple[str, float] | None:
     """The ceiling a variant is compared with: its own precision's matmul peak where one was measured
     (fp16/bf16), else fp32's (int8 has no matmul peak here: fp32 is the stated reference)."""
     key = precision if precision in peaks else "fp32"
     if key not in peaks:
         return None
-    return key, peaks[key]["flops_per_s"]
+    return key, peaks[key].flops_per_s

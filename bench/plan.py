@@ -1,5 +1,6 @@
-"""What `onepass bench MODEL` measures: one table of formats (backend + precision) and the rule
-that says whether each can run on this machine, with the reason when it cannot.
+"""What `onepass bench MODEL` measures: one table of formats (backend + precision), built from the
+runtime's backend registry, and whether each can run on this machine — the backend's own `refusal`,
+plus the bench's one rule of its own (by default, no emulated bf16).
 
 Imports nothing heavy at module level (the CLI parser imports this module's names).
 """
@@ -7,11 +8,10 @@ Imports nothing heavy at module level (the CLI parser imports this module's name
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from onepass.errors import UserError
+from onepass.runtime.backend import BACKEND_TYPES, device_kind
 
 
 class BenchError(UserError, ValueError):
@@ -29,22 +29,19 @@ class Format:
     file: str  # what the "size" column measures: the weights or the exported file for the precision
 
 
-FORMATS: dict[str, Format] = {
-    "torch": Format("torch", False, ("fp32", "bf16", "fp16"), ("cpu", "cuda"), "weights"),
-    "torch-compile": Format("torch", True, ("fp32", "bf16", "fp16"), ("cpu", "cuda"), "weights"),
-    "onnxruntime": Format("onnxruntime", False, ("fp32", "fp16", "int8"), ("cpu", "cuda"), "onnx"),
-    # TensorRT engines are fp32 or fp16 (export/tensorrt.py: the CPU int8 export's uint8 activations
-    # are not TensorRT's explicit quantisation)
-    "tensorrt": Format("tensorrt", False, ("fp32", "fp16"), ("cuda",), "plan"),
-}
-PRECISIONS = ("fp32", "bf16", "fp16", "int8")
+def _formats() -> dict[str, Format]:
+    """One format per registered backend, and a "-compile" one for a backend with a compile option."""
+    formats = {}
+    for name, backend in BACKEND_TYPES.items():
+        for compiled in (False, True) if "compile" in backend.options else (False,):
+            formats[f"{name}-compile" if compiled else name] = Format(
+                name, compiled, backend.precisions, backend.devices, backend.runs_from
+            )
+    return formats
 
-# precision -> (module, function) that writes the package's ONNX file for it (the export stage's API)
-ONNX_EXPORTERS = {
-    "fp32": ("onepass.export.onnx", "export_onnx"),
-    "fp16": ("onepass.export.fp16", "export_fp16"),
-    "int8": ("onepass.export.int8", "export_int8"),
-}
+
+FORMATS: dict[str, Format] = _formats()
+PRECISIONS = tuple(dict.fromkeys(p for spec in FORMATS.values() for p in spec.precisions))
 
 
 @dataclass(frozen=True)
@@ -73,19 +70,20 @@ class BenchSettings:
     batch_sizes: tuple[int, ...] = (1, 8)
     input_sizes: tuple[tuple[int, int], ...] | None = None  # None: the model's own input size
     device: str = "auto"
-    source_size: tuple[int, int] = (480, 640)  # the camera frame that pre/post-processing resize from/to
+    # the camera frames that predict is timed from, end to end (pre-processing resizes from each, and
+    # post-processing back to it)
+    source_sizes: tuple[tuple[int, int], ...] = ((480, 640),)
     warmup: int = 3
     iters: int = 10  # at least this many timed runs ...
-    seconds: float = 2.0  # ... and at least this long, per batch size
+    seconds: float = 2.0  # ... and at least this long, per batch size and source size
     threads: int | None = None  # torch threads (onnxruntime uses one per usable core)
     metric_images: int = 96  # held-out scenes for the metric cost of each precision (0: skip)
     eval_data: str | None = None  # a labelled folder dataset for the metric cost (default: synthetic scenes)
     vs_single_task: bool = False
     single_task_models: tuple[str, ...] = ()  # given single-task packages (empty: build them)
+    head_cost: tuple[str, ...] = ()  # tasks whose head's cost is measured: the model timed without each
     roofline_seconds: float = 1.0
     workdir: str | None = None
-    command: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def parse_list(text: str, what: str, valid: tuple[str, ...]) -> tuple[str, ...]:
@@ -124,10 +122,6 @@ def parse_sizes(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(sizes)
 
 
-def device_kind(device: str) -> str:
-    return "cuda" if device.startswith("cuda") else "cpu"
-
-
 def plan_variants(settings: BenchSettings, device: str) -> list[Planned]:
     """Every (format, precision) asked for, each with the reason it cannot run here (or None).
 
@@ -143,7 +137,7 @@ def plan_variants(settings: BenchSettings, device: str) -> list[Planned]:
             if precision not in spec.precisions:
                 continue  # e.g. int8 for torch: not a combination anyone asks for; not listed
             variant = Variant(name, precision)
-            planned.append(Planned(variant, skip_reason(variant, kind, explicit=settings.precisions is not None)))
+            planned.append(Planned(variant, skip_reason(variant, device, explicit=settings.precisions is not None)))
     if not planned:
         raise BenchError(
             "no format has the precisions asked for: "
@@ -152,34 +146,18 @@ def plan_variants(settings: BenchSettings, device: str) -> list[Planned]:
     return planned
 
 
-def skip_reason(variant: Variant, kind: str, explicit: bool) -> str | None:
+def skip_reason(variant: Variant, device: str, explicit: bool) -> str | None:
+    """Why a variant cannot be measured here (the backend's refusal on this machine; the bench exports
+    whatever file the package lacks), or None."""
     spec = FORMATS[variant.format]
-    if kind not in spec.devices:
-        return f"{variant.format} needs a CUDA GPU"
-    if spec.backend == "torch":
-        if variant.precision == "fp16" and kind == "cpu":
-            return "fp16 autocast needs CUDA (on CPU use bf16 or fp32)"
-        if variant.precision == "bf16" and kind == "cpu" and not explicit:
-            from onepass.bench.machine import cpu_has_native_bf16
+    options = {"compile": True} if spec.compile else {}
+    reason = BACKEND_TYPES[spec.backend].refusal(None, device, variant.precision, **options)
+    if reason is not None:
+        return reason
+    if device_kind(device) == "cpu" and not explicit:  # by default, no precision this CPU's units cannot speed up
+        from onepass.bench.machine import missing_cpu_units
 
-            if not cpu_has_native_bf16():
-                return (
-                    "this CPU has no AMX / AVX512-BF16, so bf16 would be emulated; --precisions bf16 measures it anyway"
-                )
-        if spec.compile and kind == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
-            return "torch.compile on CPU needs a C++ compiler (none on PATH)"
-    if spec.backend == "onnxruntime":
-        module = ONNX_EXPORTERS[variant.precision][0]
-        if importlib.util.find_spec(module) is None:
-            return f"this onepass has no {variant.precision} ONNX export ({module} missing)"
-        if kind == "cuda":
-            import onnxruntime
-
-            if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-                return "onnxruntime has no CUDA provider (install onnxruntime-gpu; see the README's GPU install)"
-    if spec.backend == "tensorrt":
-        if importlib.util.find_spec("tensorrt") is None:
-            return "TensorRT is not installed (pip install 'onepass[gpu]')"
-        if importlib.util.find_spec("onepass.runtime.tensorrt_backend") is None:
-            return "this onepass has no TensorRT backend"
+        missing = missing_cpu_units(variant.precision)
+        if missing:
+            return f"{missing}; --precisions {variant.precision} measures it anyway"
     return None

@@ -1,5 +1,5 @@
 """The packages a bench measures, laid out in its work directory, and what is counted once per model
-(parameters, FLOPs, file sizes).
+(parameters, FLOPs per image and per module, file sizes).
 
 The bench never writes into the user's package (the shipped default model lives inside the
 installed onepass): it mirrors the package into the work directory (config copied, weights and
@@ -9,16 +9,17 @@ existing exports linked) and exports there whatever a format needs and the packa
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
+from torch import nn
 
-from onepass.bench.plan import FORMATS, ONNX_EXPORTERS, BenchError, Variant
+from onepass.bench.plan import FORMATS, BenchError, Variant
+from onepass.bench.records import ModelCounts, ModuleCount
+from onepass.errors import unknown_name_error
 from onepass.models.model import MultiTaskModel
 from onepass.models.package import (
     CONFIG_FILE,
@@ -80,7 +81,8 @@ def _forget_exports_of_other_weights(package: ModelPackage, target: Path) -> Non
 
 def _reuse_exports(package: ModelPackage, mirrored: ModelPackage) -> None:
     """Link the package's own ONNX files when they were exported from this exact config."""
-    from onepass.export.onnx import ONNX_FILES, read_metadata
+    from onepass.export.onnx import read_metadata
+    from onepass.models.package_exports import ONNX_FILES
 
     for name in ONNX_FILES.values():
         source = package.path / name
@@ -136,6 +138,48 @@ def single_task_packages(
     return built
 
 
+def check_head_cost(package: ModelPackage, tasks: tuple[str, ...]) -> None:
+    """--head-cost names tasks of the model, each of which can be left out (not its only task)."""
+    names = [t.name for t in package.config.tasks]
+    for task in tasks:
+        if task not in names:
+            raise unknown_name_error("--head-cost task", task, names)
+        if len(names) == 1:
+            raise BenchError(f"--head-cost {task}: it is the model's only task; nothing would be left to time")
+
+
+def without_task_package(package: ModelPackage, task: str, size: tuple[int, int], root: Path) -> ModelPackage:
+    """The package without one task: the same weights, less that task's head (and whatever only it
+    used), at input size `size` -- what the model costs without that head.
+
+    Rebuilt only when the package's weights or the config changed (a kept --workdir keeps its exports)."""
+    check_head_cost(package, (task,))
+    config = package.config
+    stripped = dataclasses.replace(config, tasks=tuple(t for t in config.tasks if t.name != task), input_size=size)
+    path = root / f"{package.name}-without-{task}-{size_text(size)}"
+    digest = file_sha256(package.path / WEIGHTS_FILE)
+    stamp = path / WEIGHTS_STAMP
+    if (path / CONFIG_FILE).is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        if open_package(path).config == stripped:
+            return open_package(path)
+    shutil.rmtree(path, ignore_errors=True)
+    state = package.load_model().state_dict()
+    model = MultiTaskModel(stripped)
+    wanted = model.state_dict()
+    foreign = sorted(k for k in wanted if k not in state or state[k].shape != wanted[k].shape)
+    if foreign:  # removing a head changed a shared part: then the comparison would not be the same network
+        raise BenchError(f"--head-cost {task}: without it, the {config.architecture} network differs ({foreign[:3]})")
+    model.load_state_dict({k: state[k] for k in wanted})
+    save_package(
+        path,
+        model.eval(),
+        f"{package.name}-without-{task}",
+        training={"note": f"{package.name}'s weights less the {task} head, built by onepass bench for timing"},
+    )
+    stamp.write_text(digest + "\n")
+    return open_package(path)
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedFile:
     path: Path
@@ -150,14 +194,15 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
         path = package.path / WEIGHTS_FILE
         return PreparedFile(path, path.stat().st_size, None)
     if spec.file == "onnx":
-        from onepass.export.onnx import ONNX_FILES
+        from onepass.models.package_exports import ONNX_FILES
 
         path = package.path / ONNX_FILES[variant.precision]
         export_s = None
         if not path.is_file():
-            module, function = ONNX_EXPORTERS[variant.precision]
+            from onepass.export.onnx_format import export_precision
+
             start = time.perf_counter()
-            path = Path(getattr(importlib.import_module(module), function)(package))
+            path = export_precision(package, variant.precision)
             export_s = time.perf_counter() - start
         return PreparedFile(path, path.stat().st_size, export_s)
     return _prepare_tensorrt(package, variant, device, max_batch)
@@ -166,7 +211,8 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
 def _prepare_tensorrt(package: ModelPackage, variant: Variant, device: str, max_batch: int) -> PreparedFile:
     """The package's TensorRT engine for this GPU and precision, built (from the ONNX file of the same
     precision, exported first if missing) when the package has none."""
-    from onepass.export.tensorrt import DEFAULT_MAX_BATCH, build_engine, find_engine, import_tensorrt
+    from onepass.export.tensorrt import DEFAULT_MAX_BATCH, build_engine, import_tensorrt
+    from onepass.models.package_exports import find_engine
 
     trt = import_tensorrt()
     index = torch.device(device).index or 0
@@ -181,10 +227,10 @@ def _prepare_tensorrt(package: ModelPackage, variant: Variant, device: str, max_
     return PreparedFile(plan, plan.stat().st_size, time.perf_counter() - start)
 
 
-def count_model(package: ModelPackage) -> dict[str, Any]:
+def count_model(package: ModelPackage) -> ModelCounts:
     """Parameters (`ModelPackage.parameter_count`, the count `onepass info` and the README give) and
     FLOPs per image (multiply-adds x 2, counted by torch's FlopCounterMode on the inference graph at
-    the package's input size, batch 1)."""
+    the package's input size, batch 1), in total and per module (`model_parts`)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from onepass.models.inference_graph import InferenceGraph
@@ -195,8 +241,35 @@ def count_model(package: ModelPackage) -> dict[str, Any]:
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         graph(torch.zeros(1, height, width, 3, dtype=torch.uint8))
-    return {
-        "parameters": package.parameter_count(),
-        "flops_per_image": int(counter.get_total_flops()),
-        "weights_bytes": (package.path / WEIGHTS_FILE).stat().st_size,
-    }
+    total = int(counter.get_total_flops())
+    by_module = {name: sum(counts.values()) for name, counts in counter.get_flop_counts().items()}
+    prefix = f"{type(graph).__name__}.model."  # FlopCounterMode names modules by their path from the root
+    modules = [
+        ModuleCount(name, sum(p.numel() for p in part.parameters()), int(by_module.get(prefix + name, 0)))
+        for name, part in model_parts(model)
+    ]
+    rest = total - sum(m.flops_per_image for m in modules)
+    if rest:  # outside the network: the graph's own post-processing
+        modules.append(ModuleCount(GRAPH_REST, 0, rest))
+    return ModelCounts(
+        parameters=package.parameter_count(),
+        flops_per_image=total,
+        weights_bytes=(package.path / WEIGHTS_FILE).stat().st_size,
+        modules=tuple(modules),
+    )
+
+
+GRAPH_REST = "in-graph post-processing"
+
+
+def model_parts(model: MultiTaskModel) -> list[tuple[str, nn.Module]]:
+    """The network's parts by their path in the model (its state dict's prefixes): the encoder, then
+    each module of the architecture (the decoder), and one entry per task in its module dicts (the
+    heads: `heads.dense_heads.depth`, `heads.image_heads.attributes`; hps's per-task decoders)."""
+    parts: list[tuple[str, nn.Module]] = [("encoder", model.encoder)]
+    for name, child in model.heads.named_children():
+        if isinstance(child, nn.ModuleDict):
+            parts += [(f"heads.{name}.{key}", module) for key, module in child.items()]
+        else:
+            parts.append((f"heads.{name}", child))
+    return parts

@@ -5,89 +5,103 @@ GPU section says how to fill it until a CUDA run's JSON is given."""
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from onepass.bench.document import read_document
+from onepass.bench.machine import features_text
+from onepass.bench.model_tables import model_tables, summary_lines
 from onepass.bench.plots import model_plot_names, serve_plot_name
-from onepass.bench.tables import model_tables, render_markdown, serve_table, summary_lines
+from onepass.bench.records import Document, ModelBenchDocument, ServeBenchDocument
+from onepass.bench.serve_tables import serve_tables
+from onepass.bench.tables import render_markdown
+from onepass.errors import UserError
 
 SCRIPT = "scripts/benchmarks.sh"
 
 
-def _machine_lines(document: dict[str, Any]) -> list[str]:
-    machine, found = document["machine"], document.get("versions", {})
+@dataclass(frozen=True)
+class Result:
+    document: Document
+    stem: str  # the JSON file's name without .json: the --plot files are named after it
+
+
+def _machine_lines(document: Document) -> list[str]:
+    machine, found = document.machine, document.versions
+    elapsed = getattr(document, "elapsed_s", None)
     lines = [
-        f"- date: {document['date']}; took {document['elapsed_s']:.0f} s"
-        if "elapsed_s" in document
-        else f"- date: {document['date']}",
-        f"- machine: {machine['cpu']}, {machine['logical_cores']} logical cores ({machine['usable_cores']} usable), "
-        f"{machine['memory_bytes'] / 2**30:.0f} GiB memory; CPU flags: {', '.join(machine['cpu_flags']) or 'none of note'}",
+        f"- date: {document.date}" + (f"; took {elapsed:.0f} s" if elapsed is not None else ""),
+        f"- machine: {machine.cpu}, {machine.logical_cores} logical cores ({machine.usable_cores} usable), "
+        f"{machine.memory_bytes / 2**30:.0f} GiB memory",
     ]
-    if machine.get("load_average"):
-        load = ", ".join(f"{v:.1f}" for v in machine["load_average"])
+    if isinstance(document, ServeBenchDocument):  # a model document's summary lines say it
+        lines.append(f"- CPU features: {features_text(machine.cpu_flags)}")
+    if machine.load_average:
+        load = ", ".join(f"{v:.1f}" for v in machine.load_average)
         lines.append(f"- load average when the run started (1, 5, 15 min): {load}")
-    if "gpu" in machine:
-        gpu = machine["gpu"]
+    if machine.gpu:
+        gpu = machine.gpu
         lines.append(
-            f"- GPU: {gpu['name']}, {gpu['memory_bytes'] / 2**30:.0f} GiB, compute capability {gpu['capability']}, CUDA {gpu['cuda']}"
+            f"- GPU: {gpu.name}, {gpu.memory_bytes / 2**30:.0f} GiB, compute capability {gpu.capability}, CUDA {gpu.cuda}"
         )
     lines.append("- versions: " + ", ".join(f"{k} {v}" for k, v in found.items() if k != "onnxruntime_providers"))
     if found.get("onnxruntime_providers"):
         lines.append(f"- onnxruntime providers: {found['onnxruntime_providers']}")
-    source = document.get("source")
-    if source:
+    if document.source:
+        source = document.source
         lines.append(
-            f"- onepass commit {source['commit'][:12]}" + (" (with local changes)" if source["local_changes"] else "")
+            f"- onepass commit {source.commit[:12]}" + (" (with local changes)" if source.local_changes else "")
         )
-    lines.append(f"- command: `{document['command']}`")
+    lines.append(f"- command: `{document.command}`")
     return lines
 
 
-def _plots(document: dict[str, Any], plots: Path | None, relative_to: Path) -> list[str]:
+def _plots(result: Result, plots: Path | None, relative_to: Path) -> list[str]:
     """The --plot PNGs of this result (named after its JSON file), where they exist."""
     if plots is None:
         return []
-    stem = document["_stem"]
-    names = [serve_plot_name(stem)] if document["kind"] == "serve" else list(model_plot_names(stem))
-    lines = []
-    for name in names:
-        path = plots / name
-        if path.is_file():
-            lines.append(f"![{name}]({os.path.relpath(path, relative_to)})")
-    return lines
+    if isinstance(result.document, ServeBenchDocument):
+        names = [serve_plot_name(result.stem)]
+    else:
+        names = list(model_plot_names(result.stem))
+    return [f"![{n}]({os.path.relpath(plots / n, relative_to)})" for n in names if (plots / n).is_file()]
 
 
-def document_section(document: dict[str, Any], plots: Path | None, relative_to: Path) -> str:
+def document_section(result: Result, plots: Path | None, relative_to: Path) -> str:
+    document = result.document
     parts = ["\n".join(_machine_lines(document)), ""]
-    if document["kind"] == "serve":
-        parts.append(render_markdown(serve_table(document)))
+    if isinstance(document, ServeBenchDocument):
+        parts += [render_markdown(table) for table in serve_tables(document)]
     else:
         parts.append("\n".join(f"- {line}" for line in summary_lines(document)) + "\n")
-        for table in model_tables(document):
-            parts.append(render_markdown(table))
-    parts += [line + "\n" for line in _plots(document, plots, relative_to)]
+        parts += [render_markdown(table) for table in model_tables(document)]
+    parts += [line + "\n" for line in _plots(result, plots, relative_to)]
     return "\n".join(parts)
 
 
-def _heading(document: dict[str, Any]) -> str:
-    settings = document["settings"]
-    formats = ", ".join(settings.get("formats") or ["every backend"])
-    precisions = ", ".join(settings.get("precisions") or ["every precision"])
+def _heading(document: ModelBenchDocument) -> str:
+    settings = document.settings
+    formats = ", ".join(settings.formats or ["every backend"])
+    precisions = ", ".join(settings.precisions or ["every precision"])
     extra = []
-    if settings.get("input_sizes"):
-        extra.append("input sizes " + ", ".join("x".join(map(str, s)) for s in settings["input_sizes"]))
-    if settings.get("vs_single_task"):
+    if settings.input_sizes:
+        extra.append("input sizes " + ", ".join("x".join(map(str, s)) for s in settings.input_sizes))
+    if len(settings.source_sizes) > 1:
+        extra.append("source sizes " + ", ".join("x".join(map(str, s)) for s in settings.source_sizes))
+    if settings.vs_single_task:
         extra.append("one pass vs single-task models")
-    return f"{document['model']['name']}: {formats} ({precisions})" + (f"; {'; '.join(extra)}" if extra else "")
+    if settings.head_cost:
+        extra.append("the cost of the " + ", ".join(settings.head_cost) + " head")
+    return f"{document.model.name}: {formats} ({precisions})" + (f"; {'; '.join(extra)}" if extra else "")
 
 
-def build_report(documents: list[dict[str, Any]], plots: Path | None, relative_to: Path) -> str:
-    cpu = [d for d in documents if d["kind"] == "model" and not str(d["device"]).startswith("cuda")]
-    gpu = [d for d in documents if d["kind"] == "model" and str(d["device"]).startswith("cuda")]
-    serve = [d for d in documents if d["kind"] == "serve"]
+def build_report(results: list[Result], plots: Path | None, relative_to: Path) -> str:
+    models = [r for r in results if isinstance(r.document, ModelBenchDocument)]
+    cpu = [r for r in models if not r.document.device.startswith("cuda")]
+    gpu = [r for r in models if r.document.device.startswith("cuda")]
+    serve = [r for r in results if isinstance(r.document, ServeBenchDocument)]
     out = [
         "# Benchmarks",
         "",
@@ -96,24 +110,25 @@ def build_report(documents: list[dict[str, Any]], plots: Path | None, relative_t
         "Timings depend on how busy the machine was; each run lists its load average.",
         "",
         "How the figures are taken: each backend and precision runs in a fresh worker process (so peak memory is its "
-        "own), on synthetic camera frames; a warm-up, then timed runs of `Predictor.predict` split into "
-        "preprocessing, model (`backend.run`) and post-processing. Exports the model lacks are made in a work "
-        "directory first (the export time is in the JSON). FLOPs are counted with torch's FlopCounterMode; the "
-        "roofline is the best FLOP/s of a large matmul on the same device in the same run.",
+        "own), on synthetic camera frames; a warm-up, then timed runs of `predict` through the Predictor's three "
+        "phases: preprocessing, model (`run`) and post-processing, at each camera frame size. Exports the model lacks "
+        "are made in a work directory first (the export time is in the JSON). FLOPs are counted with torch's "
+        "FlopCounterMode, per module too; the roofline is the best FLOP/s of a large matmul on the same device in the "
+        "same run.",
         "",
         "## CPU",
         "",
     ]
     if not cpu:
         out += [f"Not measured yet: run `bash {SCRIPT} cpu`.", ""]
-    for document in cpu:
-        out += [f"### {_heading(document)}", ""]
-        out.append(document_section(document, plots, relative_to))
+    for result in cpu:
+        out += [f"### {_heading(result.document)}", ""]
+        out.append(document_section(result, plots, relative_to))
     out += ["## HTTP serving", ""]
     if not serve:
         out += [f"Not measured yet: `bash {SCRIPT}` runs it when `onepass serve` is available.", ""]
-    for document in serve:
-        out.append(document_section(document, plots, relative_to))
+    for result in serve:
+        out.append(document_section(result, plots, relative_to))
     out += ["## GPU", ""]
     if not gpu:
         out += [
@@ -123,9 +138,10 @@ def build_report(documents: list[dict[str, Any]], plots: Path | None, relative_t
             "results here, next to the CPU ones.",
             "",
         ]
-    for document in gpu:
-        out += [f"### {_heading(document)} on {document['machine'].get('gpu', {}).get('name', 'GPU')}", ""]
-        out.append(document_section(document, plots, relative_to))
+    for result in gpu:
+        gpu_name = result.document.machine.gpu.name if result.document.machine.gpu else "GPU"
+        out += [f"### {_heading(result.document)} on {gpu_name}", ""]
+        out.append(document_section(result, plots, relative_to))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -135,16 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="BENCHMARKS.md")
     parser.add_argument("--plots", help="folder with the --plot PNGs to link")
     args = parser.parse_args(argv)
-    documents = []
-    for path in args.results:
-        document = json.loads(Path(path).read_text())
-        if document.get("format") != "onepass-bench":
-            print(f"{path}: not an onepass bench result", file=sys.stderr)
-            return 2
-        document["_stem"] = Path(path).stem  # the --plot files are named after the JSON file
-        documents.append(document)
+    try:
+        results = [Result(read_document(path), Path(path).stem) for path in args.results]
+    except UserError as error:
+        print(error, file=sys.stderr)
+        return 2
     out = Path(args.out)
-    text = build_report(documents, Path(args.plots) if args.plots else None, out.resolve().parent)
+    text = build_report(results, Path(args.plots) if args.plots else None, out.resolve().parent)
     out.write_text(text)
     print(f"wrote {out}")
     return 0

@@ -1,6 +1,6 @@
 """`onepass bench MODEL`: every planned variant measured in its own worker process, then the derived
-figures (images/s, achieved FLOP/s against the matmul roofline, one-pass / single-task ratios)
-computed from the measured values into one JSON document (format "onepass-bench", version 1)."""
+figures (images/s, achieved FLOP/s against the matmul roofline, one-pass / single-task ratios, the
+cost of a head) computed from the measured values into one `ModelBenchDocument`."""
 
 from __future__ import annotations
 
@@ -14,19 +14,48 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from onepass.bench.machine import describe_machine, peak_for, roofline, source_revision, versions
+from onepass.bench.document import DocumentError, from_json, to_json
+from onepass.bench.machine import describe_machine, features_text, peak_for, roofline, source_revision, versions
 from onepass.bench.plan import FORMATS, BenchError, BenchSettings, Planned, device_kind, plan_variants
-from onepass.bench.prepare import count_model, mirror_package, prepare_file, single_task_packages, size_text
-from onepass.bench.stats import ratio
+from onepass.bench.prepare import (
+    PreparedFile,
+    check_head_cost,
+    count_model,
+    mirror_package,
+    prepare_file,
+    single_task_packages,
+    size_text,
+    without_task_package,
+)
+from onepass.bench.records import (
+    FileInfo,
+    Goal,
+    HeadCost,
+    HeadCostBatch,
+    MatmulPeak,
+    Measured,
+    Measurement,
+    ModelBenchDocument,
+    ModelCounts,
+    ModelInfo,
+    QualitySpec,
+    RelatedModel,
+    RooflineFraction,
+    SetRun,
+    SingleTaskComparison,
+    SingleTaskRatio,
+    SizeRecord,
+    VariantResult,
+    WorkerOutcome,
+    WorkerSpec,
+)
+from onepass.bench.worker import plain_metrics, source_key
 
-BENCH_FORMAT = "onepass-bench"
-BENCH_VERSION = 1
 SOURCE_SEED = 20261125  # the camera frames every variant is timed on
-MAX_SOURCES = 4  # distinct frames; larger batches repeat them (rendering 480x640 takes ~0.5 s each)
+MAX_SOURCES = 4  # distinct frames per source size; larger batches repeat them (a 480x640 frame takes ~0.5 s)
 WORKER_TIMEOUT_S = 1800
 GOAL = {"format": "onnxruntime", "device": "cpu", "latency_ratio": 0.30}  # the issue's target, one-pass / N models
 
@@ -48,18 +77,24 @@ def work_directory(path: str | None) -> Iterator[Path]:
             yield Path(temporary)
 
 
-def render_sources(path: Path, size: tuple[int, int], count: int) -> Path:
+def render_sources(path: Path, sizes: tuple[tuple[int, int], ...], count: int) -> Path:
+    """`count` synthetic camera frames of every source size, in one .npz keyed by size."""
     from onepass.data.synth import render_scene
 
-    images = np.stack([render_scene(np.random.default_rng([SOURCE_SEED, i]), *size).image for i in range(count)])
-    np.savez(path, images=images)
+    frames = {
+        source_key(size): np.stack(
+            [render_scene(np.random.default_rng([SOURCE_SEED, i]), *size).image for i in range(count)]
+        )
+        for size in sizes
+    }
+    np.savez(path, **frames)
     return path
 
 
-def run_worker(spec: dict[str, Any], root: Path, name: str) -> dict[str, Any]:
+def run_worker(spec: WorkerSpec, root: Path, name: str) -> WorkerOutcome:
     """One configuration in a fresh `python -m onepass.bench.worker` process."""
     spec_path, out_path = root / f"{name}.spec.json", root / f"{name}.result.json"
-    spec_path.write_text(json.dumps(spec))
+    spec_path.write_text(json.dumps(to_json(spec)))
     out_path.unlink(missing_ok=True)
     try:
         done = subprocess.run(
@@ -69,178 +104,322 @@ def run_worker(spec: dict[str, Any], root: Path, name: str) -> dict[str, Any]:
             timeout=WORKER_TIMEOUT_S,
         )
     except subprocess.TimeoutExpired:
-        return {"status": "error", "error": f"worker did not finish within {WORKER_TIMEOUT_S} s"}
+        return WorkerOutcome("error", error=f"worker did not finish within {WORKER_TIMEOUT_S} s")
     if done.returncode != 0 or not out_path.is_file():
         tail = (done.stderr or "").strip().splitlines()[-1:] or ["no output"]
-        return {"status": "error", "error": f"worker exited with status {done.returncode}: {tail[0][:300]}"}
-    return json.loads(out_path.read_text())
+        return WorkerOutcome("error", error=f"worker exited with status {done.returncode}: {tail[0][:300]}")
+    try:
+        return from_json(WorkerOutcome, json.loads(out_path.read_text()), str(out_path))
+    except (DocumentError, json.JSONDecodeError) as error:
+        return WorkerOutcome("error", error=f"unreadable worker result: {error}"[:300])
 
 
-def derive_batches(batches: list[dict], flops_per_image: int | None, peak: tuple[str, float] | None) -> list[dict]:
-    """Per batch size: ms per image, images/s (batch / mean model time), end-to-end ms per image, and
-    achieved FLOP/s as a fraction of the matmul peak — all from the measured samples."""
-    derived = []
-    for b in batches:
-        model = b["model_ms"]
-        row = dict(b)
-        row["ms_per_image"] = model["p50"] / b["batch"]
-        row["images_per_s"] = b["batch"] / (model["mean"] / 1e3)
-        row["end_to_end_ms_per_image"] = (
-            b["preprocess_ms_per_image"]["p50"] + row["ms_per_image"] + b["postprocess_ms_per_image"]["p50"]
-        )
-        if flops_per_image:
-            row["flops_per_s"] = flops_per_image * row["images_per_s"]
-            if peak:
-                row["roofline"] = {"peak": peak[0], "fraction": row["flops_per_s"] / peak[1]}
-        derived.append(row)
-    return derived
+def derive(m: Measurement, flops_per_image: int | None, peak: tuple[str, float] | None) -> Measurement:
+    """ms per image, images/s (batch / mean model time), end-to-end ms per image, and achieved FLOP/s
+    as a fraction of the matmul peak, from the measured samples."""
+    ms_per_image = m.model_ms.p50 / m.batch
+    images_per_s = m.batch / (m.model_ms.mean / 1e3)
+    flops_per_s = flops_per_image * images_per_s if flops_per_image else None
+    return dataclasses.replace(
+        m,
+        ms_per_image=ms_per_image,
+        images_per_s=images_per_s,
+        end_to_end_ms_per_image=m.preprocess_ms_per_image.p50 + ms_per_image + m.postprocess_ms_per_image.p50,
+        flops_per_s=flops_per_s,
+        roofline=RooflineFraction(peak[0], flops_per_s / peak[1]) if flops_per_s and peak else None,
+    )
 
 
-def memory_above_baseline(measured: dict[str, Any], batch: dict[str, Any]) -> int:
-    """Peak RSS while this batch size ran, minus the worker's RSS before any model was loaded."""
-    return batch["peak_rss_bytes"] - measured["rss_baseline_bytes"]
+def derive_measured(measured: Measured, flops_per_image: int | None, peak: tuple[str, float] | None) -> Measured:
+    return dataclasses.replace(
+        measured, measurements=tuple(derive(m, flops_per_image, peak) for m in measured.measurements)
+    )
 
 
-def compare_single_task(one: dict[str, Any], single: dict[str, Any]) -> dict[str, Any]:
-    """One-pass / sum-of-single-task ratios, from the two measured entries (same run, same settings).
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is not positive."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def memory_above_baseline(measured: Measured, m: Measurement) -> int:
+    """Peak RSS while this measurement ran, minus the worker's RSS before any model was loaded."""
+    return m.peak_rss_bytes - measured.rss_baseline_bytes
+
+
+def compare_single_task(
+    one: Measured, one_counts: ModelCounts, one_file: FileInfo, single: SetRun, single_counts: list[ModelCounts]
+) -> SingleTaskComparison:
+    """One-pass / sum-of-single-task ratios, from the two measured runs (same run, same settings).
 
     latency: median model time of one batch, against the sum of the N models' medians on the same
     batch (each timed alone, all N loaded). end_to_end adds each predictor's own pre- and
     post-processing. memory: RSS above the process baseline, one model against all N loaded."""
-    by_batch = {b["batch"]: b for b in single["batches"]}
-    batches = []
-    for b in one["batches"]:
-        s = by_batch.get(b["batch"])
+    ratios = []
+    for m in one.measurements:
+        s = single.measured.measurement(m.batch, m.source_size)
         if s is None:
             continue
-        batches.append(
-            {
-                "batch": b["batch"],
-                "one_pass_ms": b["model_ms"]["p50"],
-                "single_task_sum_ms": s["model_ms"]["p50"],
-                "single_task_ms": {task: m["p50"] for task, m in zip(single["tasks"], s["per_model_ms"], strict=True)},
-                "latency_ratio": ratio(b["model_ms"]["p50"], s["model_ms"]["p50"]),
-                "end_to_end_ratio": ratio(b["end_to_end_ms_per_image"], s["end_to_end_ms_per_image"]),
-                "memory_ratio": ratio(memory_above_baseline(one, b), memory_above_baseline(single, s)),
-            }
+        ratios.append(
+            SingleTaskRatio(
+                batch=m.batch,
+                source_size=m.source_size,
+                one_pass_ms=m.model_ms.p50,
+                single_task_sum_ms=s.model_ms.p50,
+                single_task_ms={task: t.p50 for task, t in zip(single.tasks, s.per_model_ms, strict=True)},
+                latency_ratio=ratio(m.model_ms.p50, s.model_ms.p50),
+                end_to_end_ratio=ratio(m.end_to_end_ms_per_image, s.end_to_end_ms_per_image),
+                memory_ratio=ratio(memory_above_baseline(one, m), memory_above_baseline(single.measured, s)),
+            )
         )
-    counts, sums = one["counts"], {k: sum(c[k] for c in single["counts"]) for k in one["counts"]}
-    return {
-        "batches": batches,
-        "parameters_ratio": ratio(counts["parameters"], sums["parameters"]),
-        "flops_ratio": ratio(counts["flops_per_image"], sums["flops_per_image"]),
-        "file_bytes_ratio": ratio(one["file"]["bytes"], single["file"]["bytes"]),
-    }
+    return SingleTaskComparison(
+        batches=tuple(ratios),
+        parameters_ratio=ratio(one_counts.parameters, sum(c.parameters for c in single_counts)),
+        flops_ratio=ratio(one_counts.flops_per_image, sum(c.flops_per_image for c in single_counts)),
+        file_bytes_ratio=ratio(one_file.bytes, single.file.bytes),
+    )
 
 
-def goal_check(entry: dict[str, Any], device: str) -> dict[str, Any] | None:
-    if entry["format"] != GOAL["format"] or device_kind(device) != GOAL["device"]:
+def goal_check(variant_format: str, comparison: SingleTaskComparison, device: str) -> Goal | None:
+    if variant_format != GOAL["format"] or device_kind(device) != GOAL["device"]:
         return None
-    ratios = [b["latency_ratio"] for b in entry["vs_single_task"]["batches"] if b["latency_ratio"] is not None]
+    ratios = [b.latency_ratio for b in comparison.batches if b.latency_ratio is not None]
     if not ratios:
         return None
-    return {
-        "latency_ratio_max": max(ratios),
-        "goal": GOAL["latency_ratio"],
-        "met": max(ratios) <= GOAL["latency_ratio"],
-    }
+    return Goal(latency_ratio_max=max(ratios), goal=GOAL["latency_ratio"], met=max(ratios) <= GOAL["latency_ratio"])
 
 
-def _worker_spec(settings: BenchSettings, planned: Planned, packages: list, device: str, sources: Path) -> dict:
+def head_cost(one: Measured, without: SetRun, counts_with: ModelCounts, counts_without: ModelCounts) -> HeadCost:
+    """The model with every head against the same model without one, per batch and source size."""
+    batches = []
+    if without.measured is not None:
+        for m in one.measurements:
+            w = without.measured.measurement(m.batch, m.source_size)
+            if w is None:
+                continue
+            batches.append(
+                HeadCostBatch(
+                    batch=m.batch,
+                    source_size=m.source_size,
+                    with_ms=m.model_ms.p50,
+                    without_ms=w.model_ms.p50,
+                    with_end_to_end_ms_per_image=m.end_to_end_ms_per_image,
+                    without_end_to_end_ms_per_image=w.end_to_end_ms_per_image,
+                )
+            )
+    return HeadCost(
+        run=without,
+        flops_with=counts_with.flops_per_image,
+        flops_without=counts_without.flops_per_image,
+        parameters_with=counts_with.parameters,
+        parameters_without=counts_without.parameters,
+        batches=tuple(batches),
+    )
+
+
+def _worker_spec(settings: BenchSettings, planned: Planned, packages: list, device: str, sources: Path) -> WorkerSpec:
     spec = FORMATS[planned.variant.format]
-    return {
-        "packages": [str(p.path) for p in packages],
-        "backend": spec.backend,
-        "compile": spec.compile,
-        "precision": planned.variant.precision,
-        "device": device,
-        "batch_sizes": list(settings.batch_sizes),
-        "sources": str(sources),
-        "warmup": settings.warmup,
-        "iters": settings.iters,
-        "seconds": settings.seconds,
-        "threads": settings.threads,
-    }
+    return WorkerSpec(
+        packages=tuple(str(p.path) for p in packages),
+        backend=spec.backend,
+        compile=spec.compile,
+        precision=planned.variant.precision,
+        device=device,
+        batch_sizes=tuple(settings.batch_sizes),
+        source_sizes=tuple(settings.source_sizes),
+        sources=str(sources),
+        warmup=settings.warmup,
+        iters=settings.iters,
+        seconds=settings.seconds,
+        threads=settings.threads,
+    )
 
 
-def _measured_entry(result: dict, counts: dict | list, file: dict, peak, flops_per_image) -> dict:
-    entry = {k: v for k, v in result.items() if k not in ("batches", "traceback")}
-    entry["batches"] = derive_batches(result["batches"], flops_per_image, peak)
-    entry["counts"] = counts
-    entry["file"] = file
-    return entry
+def _file_info(files: list[PreparedFile]) -> FileInfo:
+    exported = [f.export_s for f in files if f.export_s is not None]
+    return FileInfo(tuple(f.path.name for f in files), sum(f.bytes for f in files), sum(exported) if exported else None)
 
 
-def run_bench(settings: BenchSettings, log: Log = _stderr) -> dict[str, Any]:
+def _error_text(prefix: str, error: Exception) -> str:
+    return f"{prefix}{type(error).__name__}: {error}".splitlines()[0][:300]
+
+
+def run_bench(settings: BenchSettings, command: str = "", log: Log = _stderr) -> ModelBenchDocument:
     import torch
 
     from onepass.models.package import open_package
     from onepass.runtime.predictor import resolve_device
 
     began = time.perf_counter()
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     package = open_package(settings.model)
     device = resolve_device(settings.device)
     if device_kind(device) == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"--device {device}: no CUDA GPU is visible to torch here")
     planned = plan_variants(settings, device)
+    check_head_cost(package, settings.head_cost)  # a wrong option fails before any work
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    sizes = settings.input_sizes or (tuple(package.config.input_size),)
-    document: dict[str, Any] = {
-        "format": BENCH_FORMAT,
-        "version": BENCH_VERSION,
-        "kind": "model",
-        "command": settings.command,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "device": device,
-        "machine": describe_machine(device),
-        "versions": versions(),
-        "source": source_revision(),
-        "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("command", "extra")},
-        "model": {
-            "name": package.name,
-            "path": str(package.path),
-            "encoder": package.config.encoder,
-            "architecture": package.config.architecture,
-            "input_size": list(package.config.input_size),
-            "tasks": [t.name for t in package.config.tasks],
-        },
-        "metric_directions": {t.name: t.metric_directions() for t in package.config.tasks},
-    }
-    log(f"bench: {package.name} on {device}; measuring the matmul roofline")
-    document["roofline"] = roofline(device, settings.roofline_seconds)
-    document["sizes"], document["variants"] = [], []
+    input_sizes = settings.input_sizes or (tuple(package.config.input_size),)
+    machine = describe_machine(device)
+    log(f"bench: {package.name} on {device}; CPU features: {features_text(machine.cpu_flags)}")
+    for item in planned:
+        if item.skip:
+            log(f"bench: {item.variant.label}: skipped ({item.skip})")
+    log("bench: measuring the matmul roofline")
+    peaks = roofline(device, settings.roofline_seconds)
+    sizes, variants = [], []
     with work_directory(settings.workdir) as root:
         sources = render_sources(
-            root / "sources.npz", settings.source_size, min(max(settings.batch_sizes), MAX_SOURCES)
+            root / "sources.npz", tuple(settings.source_sizes), min(max(settings.batch_sizes), MAX_SOURCES)
         )
-        for size in sizes:
-            sized = mirror_package(package, size, root)
-            own_size = tuple(size) == tuple(package.config.input_size)
-            counts = count_model(sized)
-            size_entry: dict[str, Any] = {"input_size": list(size), "counts": counts}
-            metric_images = settings.metric_images if own_size else 0  # metrics at the size the model was trained
-            if metric_images:
-                try:
-                    size_entry["reference_metrics"] = _reference_metrics(sized, settings, log)
-                except Exception as error:  # e.g. a model whose classes are not the synthetic scenes'
-                    size_entry["metrics_error"] = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-                    log(f"bench: no metric cost measured: {size_entry['metrics_error']}")
-            singles = []
-            if settings.vs_single_task:
-                singles = single_task_packages(package, size, root, settings.single_task_models)
-                size_entry["single_task"] = [
-                    {"task": s.config.tasks[0].name, "path": str(s.path), **count_model(s)} for s in singles
-                ]
-            document["sizes"].append(size_entry)
-            for item in planned:
-                document["variants"].append(
-                    _measure_variant(
-                        settings, item, device, sized, singles, size_entry, sources, root, document["roofline"], log
-                    )
-                )
-    document["elapsed_s"] = time.perf_counter() - began
-    return document
+        for size in input_sizes:
+            measure = _SizeBench(settings, device, package, tuple(size), root, sources, peaks, log)
+            sizes.append(measure.record)
+            variants += [measure.variant(item) for item in planned]
+    return ModelBenchDocument(
+        command=command,
+        date=date,
+        device=device,
+        machine=machine,
+        versions=versions(),
+        source=source_revision(),
+        settings=settings,
+        model=ModelInfo(
+            name=package.name,
+            path=str(package.path),
+            encoder=package.config.encoder,
+            architecture=package.config.architecture,
+            input_size=tuple(package.config.input_size),
+            tasks=tuple(t.name for t in package.config.tasks),
+        ),
+        metric_directions={t.name: t.metric_directions() for t in package.config.tasks},
+        roofline=peaks,
+        sizes=tuple(sizes),
+        variants=tuple(variants),
+        elapsed_s=time.perf_counter() - began,
+    )
+
+
+class _SizeBench:
+    """One input size: the packages at that size (the model, the single-task set, the model without
+    each --head-cost task), what is counted once for them, and every variant measured on them."""
+
+    def __init__(
+        self,
+        settings: BenchSettings,
+        device: str,
+        package,
+        size: tuple[int, int],
+        root: Path,
+        sources: Path,
+        peaks: dict[str, MatmulPeak],
+        log: Log,
+    ):
+        self.settings, self.device, self.size, self.root, self.sources, self.peaks, self.log = (
+            settings, device, size, root, sources, peaks, log,
+        )  # fmt: skip
+        self.sized = mirror_package(package, size, root)
+        self.counts = count_model(self.sized)
+        record = SizeRecord(input_size=size, counts=self.counts)
+        own_size = size == tuple(package.config.input_size)
+        if settings.metric_images and own_size:  # metrics at the size the model was trained at
+            try:
+                record = dataclasses.replace(record, reference_metrics=_reference_metrics(self.sized, settings, log))
+            except Exception as error:  # e.g. a model whose classes are not the synthetic scenes'
+                record = dataclasses.replace(record, metrics_error=_error_text("", error))
+                log(f"bench: no metric cost measured: {record.metrics_error}")
+        self.singles, self.single_counts = [], []
+        if settings.vs_single_task:
+            self.singles = single_task_packages(package, size, root, settings.single_task_models)
+            self.single_counts = [count_model(s) for s in self.singles]
+            related = tuple(
+                RelatedModel((s.config.tasks[0].name,), str(s.path), c)
+                for s, c in zip(self.singles, self.single_counts, strict=True)
+            )
+            record = dataclasses.replace(record, single_task=related)
+        self.without = [without_task_package(package, task, size, root) for task in settings.head_cost]
+        self.without_counts = [count_model(w) for w in self.without]
+        related = tuple(
+            RelatedModel((task,), str(w.path), c)
+            for task, w, c in zip(settings.head_cost, self.without, self.without_counts, strict=True)
+        )
+        self.record = dataclasses.replace(record, without=related)
+
+    def variant(self, item: Planned) -> VariantResult:
+        variant, size = item.variant, self.size
+        entry = VariantResult(
+            format=variant.format,
+            precision=variant.precision,
+            label=variant.label,
+            input_size=size,
+            status="skipped" if item.skip else "ok",
+            reason=item.skip,
+        )
+        if item.skip:
+            return entry
+        where = f"{variant.label} {size_text(size)}"
+        try:
+            file = prepare_file(self.sized, variant, self.device, max(self.settings.batch_sizes))
+        except Exception as error:  # an export that fails is this row's result, not the end of the bench
+            entry = dataclasses.replace(entry, status="error", reason=_error_text("export failed: ", error))
+            self.log(f"bench: {where}: {entry.reason}")
+            return entry
+        if file.export_s is not None:
+            self.log(f"bench: exported {file.path.name} for {size_text(size)} in {file.export_s:.1f} s")
+        quality = QualitySpec(
+            self.settings.metric_images if self.record.reference_metrics is not None else 0, self.settings.eval_data
+        )
+        spec = dataclasses.replace(self._spec(item, [self.sized]), quality=quality)
+        self.log(f"bench: {where}: measuring batch sizes {list(self.settings.batch_sizes)}")
+        outcome = run_worker(spec, self.root, self._name(item))
+        if outcome.status != "ok":
+            entry = dataclasses.replace(entry, status="error", reason=outcome.error)
+            self.log(f"bench: {where}: {entry.reason}")
+            return entry
+        peak = peak_for(variant.precision, self.peaks)
+        measured = derive_measured(outcome.measured, self.counts.flops_per_image, peak)
+        file_info = _file_info([file])
+        entry = dataclasses.replace(entry, file=file_info, measured=measured)
+        if self.singles:
+            single = self._set_run(item, self.singles, tuple(t.config.tasks[0].name for t in self.singles), "single")
+            single = self._derived(single, sum(c.flops_per_image for c in self.single_counts), peak)
+            entry = dataclasses.replace(entry, single_task=single)
+            if single.status == "ok":
+                comparison = compare_single_task(measured, self.counts, file_info, single, self.single_counts)
+                comparison = dataclasses.replace(comparison, goal=goal_check(variant.format, comparison, self.device))
+                entry = dataclasses.replace(entry, vs_single_task=comparison)
+        costs = []
+        for task, without, counts in zip(self.settings.head_cost, self.without, self.without_counts, strict=True):
+            run = self._derived(
+                self._set_run(item, [without], (task,), f"without-{task}"), counts.flops_per_image, peak
+            )
+            costs.append(head_cost(measured, run, self.counts, counts))
+        return dataclasses.replace(entry, head_costs=tuple(costs))
+
+    def _spec(self, item: Planned, packages: list) -> WorkerSpec:
+        return _worker_spec(self.settings, item, packages, self.device, self.sources)
+
+    def _name(self, item: Planned) -> str:
+        return f"{item.variant.format}-{item.variant.precision}-{size_text(self.size)}"
+
+    def _set_run(self, item: Planned, packages: list, tasks: tuple[str, ...], what: str) -> SetRun:
+        try:
+            files = [prepare_file(p, item.variant, self.device, max(self.settings.batch_sizes)) for p in packages]
+        except Exception as error:
+            return SetRun(tasks, "error", reason=_error_text("export failed: ", error))
+        self.log(f"bench: {item.variant.label} {size_text(self.size)}: {what} ({', '.join(tasks)})")
+        outcome = run_worker(self._spec(item, packages), self.root, f"{self._name(item)}-{what}")
+        if outcome.status != "ok":
+            return SetRun(tasks, "error", reason=outcome.error)
+        return SetRun(tasks, "ok", file=_file_info(files), measured=outcome.measured)
+
+    @staticmethod
+    def _derived(run: SetRun, flops_per_image: int, peak) -> SetRun:
+        if run.measured is None:
+            return run
+        return dataclasses.replace(run, measured=derive_measured(run.measured, flops_per_image, peak))
 
 
 def _reference_metrics(package, settings: BenchSettings, log: Log) -> dict | None:
@@ -250,73 +429,5 @@ def _reference_metrics(package, settings: BenchSettings, log: Log) -> dict | Non
 
     where = settings.eval_data or "held-out synthetic scenes"
     log(f"bench: reference metrics of the PyTorch fp32 model on {settings.metric_images} images of {where}")
-    examples = metric_examples(package, {"metric_images": settings.metric_images, "eval_data": settings.eval_data})
-    return graph_metrics(package, torch_runner(package), examples)
-
-
-def _measure_variant(
-    settings, item: Planned, device, sized, singles, size_entry, sources, root, peaks, log: Log
-) -> dict[str, Any]:
-    variant = item.variant
-    size = tuple(size_entry["input_size"])
-    entry: dict[str, Any] = {
-        "format": variant.format,
-        "precision": variant.precision,
-        "label": variant.label,
-        "input_size": list(size),
-        "status": "skipped" if item.skip else "ok",
-    }
-    if item.skip:
-        entry["reason"] = item.skip
-        log(f"bench: {variant.label} {size_text(size)}: skipped ({item.skip})")
-        return entry
-    name = f"{variant.format}-{variant.precision}-{size_text(size)}"
-    try:
-        file = prepare_file(sized, variant, device, max(settings.batch_sizes))
-    except Exception as error:  # an export that fails is this row's result, not the end of the bench
-        entry.update(status="error", reason=f"export failed: {type(error).__name__}: {error}".splitlines()[0][:300])
-        log(f"bench: {variant.label} {size_text(size)}: {entry['reason']}")
-        return entry
-    if file.export_s is not None:
-        log(f"bench: exported {file.path.name} for {size_text(size)} in {file.export_s:.1f} s")
-    spec = _worker_spec(settings, item, [sized], device, sources)
-    measure_metrics = size_entry.get("reference_metrics") is not None
-    spec["quality"] = {
-        "metric_images": settings.metric_images if measure_metrics else 0,
-        "eval_data": settings.eval_data,
-    }
-    log(f"bench: {variant.label} {size_text(size)}: measuring batch sizes {list(settings.batch_sizes)}")
-    result = run_worker(spec, root, name)
-    if result["status"] != "ok":
-        entry.update(status="error", reason=result["error"])
-        log(f"bench: {variant.label} {size_text(size)}: {entry['reason']}")
-        return entry
-    peak = peak_for(variant.precision, peaks)
-    file_info = {"name": file.path.name, "bytes": file.bytes, "export_s": file.export_s}
-    flops = size_entry["counts"]["flops_per_image"]
-    entry.update(_measured_entry(result, size_entry["counts"], file_info, peak, flops))
-    if singles:
-        entry["single_task"] = _measure_single_task(
-            settings, item, device, singles, size_entry, sources, root, peak, log, name
-        )
-        if entry["single_task"]["status"] == "ok":
-            entry["vs_single_task"] = compare_single_task(entry, entry["single_task"])
-            entry["vs_single_task"]["goal"] = goal_check(entry, device)
-    return entry
-
-
-def _measure_single_task(settings, item, device, singles, size_entry, sources, root, peak, log: Log, name: str):
-    try:
-        files = [prepare_file(s, item.variant, device, max(settings.batch_sizes)) for s in singles]
-    except Exception as error:
-        return {"status": "error", "reason": f"export failed: {type(error).__name__}: {error}".splitlines()[0][:300]}
-    log(f"bench: {item.variant.label}: the {len(singles)} single-task models, side by side")
-    result = run_worker(_worker_spec(settings, item, singles, device, sources), root, f"{name}-single")
-    if result["status"] != "ok":
-        return {"status": "error", "reason": result["error"]}
-    counts = size_entry["single_task"]
-    file_info = {"names": [f.path.name for f in files], "bytes": sum(f.bytes for f in files)}
-    flops = sum(c["flops_per_image"] for c in counts)
-    entry = _measured_entry(result, counts, file_info, peak, flops)
-    entry["tasks"] = [c["task"] for c in counts]
-    return entry
+    examples = metric_examples(package, QualitySpec(settings.metric_images, settings.eval_data))
+    return plain_metrics(graph_metrics(package, torch_runner(package), examples))

@@ -1,69 +1,88 @@
-"""`onepass bench serve --url URL`: a closed-loop HTTP load generator (httpx, asyncio) against a
-running `onepass serve`.
+"""`onepass bench serve`: a closed-loop HTTP load generator (httpx, asyncio) against `onepass serve`
+(a running one, --url, or one it starts on a free loopback port, --model) and, with --baseline,
+against the baseline server (bench/baseline_server.py: Starlette + uvicorn + one onnxruntime session
+on the same model.onnx), loaded exactly the same way, one after the other.
 
-For each concurrency level, C clients each send `POST /predict` (multipart field `image`) back to back
-for a duration (or until N requests are done), after a warm-up at that level (connections, and the
-first passes at new batch sizes, are not measured). Reported per level: requests/s, latency
-percentiles of the successful requests, errors by status or exception, and the adaptive batch
-sizes the server formed, read from the `onepass_adaptive_batch_size` histogram in /metrics before
-and after the level.
+For each concurrency level (and each value of the `maps` form field asked for), C clients each send
+`POST /predict` (multipart field `image`) back to back for a duration (or until N requests are
+done), after a warm-up at that level (connections, and the first passes at new batch sizes, are
+not measured). Reported per level: requests/s, latency percentiles of the successful requests,
+errors by status or exception, and the adaptive batch sizes the server formed, read from the
+`onepass_adaptive_batch_size` histogram in /metrics before and after the level.
+
+With a model, the same image is first timed in this process too, before any server runs: decode
+and the Predictor's three phases, at several batch sizes (what HTTP costs on top of them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import contextlib
 import datetime
 import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from onepass.bench.machine import describe_machine, source_revision, versions
+from onepass.bench.machine import describe_machine, features_text, source_revision, versions
 from onepass.bench.plan import BenchError
-from onepass.bench.stats import summarize
+from onepass.bench.records import (
+    BaselineRatio,
+    BatchSizes,
+    InProcessBatch,
+    InProcessReference,
+    LoadLevel,
+    ServeBenchDocument,
+    ServeLoadSettings,
+    ServerRun,
+)
+from onepass.bench.timing import LatencyStats, time_calls
 from onepass.serve.batching import BATCH_SIZE_METRIC  # the histogram the server exports
 
-IN_PROCESS_BATCH = 8
+ONEPASS = "onepass serve"
+BASELINE = "baseline"
+PAYLOAD_SEED = 20261126
+READY_TIMEOUT_S = 300  # BentoML takes tens of seconds to start on 2 cores
+STOP_TIMEOUT_S = 60  # and about 30 s to shut down gracefully
+UPLOADS = {"png": ("PNG", {}, "image/png"), "jpeg": ("JPEG", {"quality": 90}, "image/jpeg")}
+
+Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
-class ServeSettings:
-    url: str
-    concurrency: tuple[int, ...] = (1, 4, 16, 64)
-    duration: float | None = 10.0  # seconds per level (None: use `requests`)
-    requests: int | None = None  # requests per level
-    warmup: int = 16  # requests per level before measuring, sent at that level's concurrency
-    image: str | None = None  # file to upload; default: a rendered synthetic frame
-    source_size: tuple[int, int] = (480, 640)
-    fields: tuple[tuple[str, str], ...] = ()  # extra form fields sent with every request
-    timeout: float = 60.0
-    model: str | None = None  # measure this package in-process too, for the comparison
-    backend: str = "auto"
-    in_process_seconds: float = 3.0
-    command: str = ""
+class Payload:
+    content: bytes
+    name: str
+    content_type: str
 
 
-def request_payload(settings: ServeSettings) -> tuple[bytes, str, str]:
-    """(bytes, file name, content type) of the image every request uploads."""
+def request_payload(settings: ServeLoadSettings) -> Payload:
+    """The image every request uploads: the file given, or a rendered synthetic frame."""
     if settings.image:
         path = Path(settings.image)
         if not path.is_file():
             raise BenchError(f"--image {path}: no such file")
-        return path.read_bytes(), path.name, "application/octet-stream"
+        return Payload(path.read_bytes(), path.name, "application/octet-stream")
     from PIL import Image
 
     from onepass.data.synth import render_scene
 
-    image = render_scene(np.random.default_rng(20261126), *settings.source_size).image
+    file_format, options, content_type = UPLOADS[settings.upload]
+    image = render_scene(np.random.default_rng(PAYLOAD_SEED), *settings.source_size).image
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue(), "frame.png", "image/png"
+    Image.fromarray(image).save(buffer, format=file_format, **options)
+    return Payload(buffer.getvalue(), f"frame.{settings.upload}", content_type)
 
 
 def parse_batch_histogram(text: str) -> dict[str, Any] | None:
@@ -87,7 +106,7 @@ def parse_batch_histogram(text: str) -> dict[str, Any] | None:
     return found
 
 
-def batch_size_delta(before: dict | None, after: dict | None) -> dict[str, Any] | None:
+def batch_size_delta(before: dict | None, after: dict | None) -> BatchSizes | None:
     """The batches formed between two scrapes: how many, their mean size, and their histogram."""
     if after is None:
         return None
@@ -100,14 +119,15 @@ def batch_size_delta(before: dict | None, after: dict | None) -> dict[str, Any] 
             largest = "+Inf" if bound == float("inf") else f"{bound:g}"  # the largest batch is at most this bound
             histogram[largest] = int(round(value - previous))
         previous = value
-    return {
-        "batches": int(round(count)),
-        "mean": (after["sum"] - before["sum"]) / count if count > 0 else None,
-        "max_at_most": largest,
-        "histogram": histogram,
-    }
+    return BatchSizes(
+        batches=int(round(count)),
+        mean=(after["sum"] - before["sum"]) / count if count > 0 else None,
+        max_at_most=largest,
+        histogram=histogram,
+    )
 
 
+# ---- the load -------------------------------------------------------------------------------
 async def _scrape(client, url: str) -> dict | None:
     import httpx
 
@@ -118,10 +138,9 @@ async def _scrape(client, url: str) -> dict | None:
     return parse_batch_histogram(response.text) if response.status_code == 200 else None
 
 
-async def _load(client, url: str, payload, fields, concurrency: int, duration, requests) -> dict[str, Any]:
+async def _load(client, url: str, payload: Payload, fields: dict, concurrency: int, duration, requests) -> dict:
     import httpx
 
-    content, name, content_type = payload
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     left = [requests]
@@ -136,10 +155,11 @@ async def _load(client, url: str, payload, fields, concurrency: int, duration, r
         return True
 
     async def client_loop() -> None:
+        files = {"image": (payload.name, payload.content, payload.content_type)}
         while more():
             start = time.perf_counter()
             try:
-                response = await client.post(url, files={"image": (name, content, content_type)}, data=dict(fields))
+                response = await client.post(url, files=files, data=fields)
             except httpx.HTTPError as error:
                 errors[type(error).__name__] += 1
                 continue
@@ -150,94 +170,226 @@ async def _load(client, url: str, payload, fields, concurrency: int, duration, r
 
     began = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - began
-    return {"latencies": latencies, "errors": dict(errors), "elapsed_s": elapsed}
+    return {"latencies": latencies, "errors": dict(errors), "elapsed_s": time.perf_counter() - began}
 
 
-async def _run_levels(settings: ServeSettings, payload, log: Callable[[str], None]) -> list[dict[str, Any]]:
+async def _run_levels(settings: ServeLoadSettings, url: str, payload: Payload, log: Log) -> tuple[LoadLevel, ...]:
     import httpx
 
-    base = settings.url.rstrip("/")
+    base = url.rstrip("/")
     predict_url, metrics_url = f"{base}/predict", f"{base}/metrics"
     levels = []
-    limits = httpx.Limits(
-        max_connections=max(settings.concurrency), max_keepalive_connections=max(settings.concurrency)
-    )
+    most = max(settings.concurrency)
+    limits = httpx.Limits(max_connections=most, max_keepalive_connections=most)  # keep-alive, one per client
     async with httpx.AsyncClient(timeout=settings.timeout, limits=limits) as client:
         try:
             await client.get(f"{base}/readyz")
         except httpx.HTTPError as error:
-            raise BenchError(
-                f"--url {settings.url}: cannot reach the server ({type(error).__name__}: {error})"
-            ) from None
+            raise BenchError(f"--url {url}: cannot reach the server ({type(error).__name__}: {error})") from None
         for concurrency in settings.concurrency:
-            log(f"bench serve: concurrency {concurrency}: {settings.warmup} warm-up requests, then measuring")
-            if settings.warmup:
-                await _load(client, predict_url, payload, settings.fields, concurrency, None, settings.warmup)
-            before = await _scrape(client, metrics_url)
-            load = await _load(
-                client, predict_url, payload, settings.fields, concurrency, settings.duration, settings.requests
-            )
-            after = await _scrape(client, metrics_url)
-            ok = len(load["latencies"])
-            levels.append(
-                {
-                    "concurrency": concurrency,
-                    "requests": ok + sum(load["errors"].values()),
-                    "ok": ok,
-                    "errors": load["errors"],
-                    "elapsed_s": load["elapsed_s"],
-                    "requests_per_s": ok / load["elapsed_s"] if load["elapsed_s"] > 0 else None,
-                    "latency_ms": summarize(load["latencies"]),
-                    "batch_sizes": batch_size_delta(before, after),
-                }
-            )
-    return levels
+            for maps in settings.maps:
+                fields = {**dict(settings.fields), "maps": "true" if maps else "false"}
+                log(f"bench serve: {base}: concurrency {concurrency}, maps={fields['maps']}: measuring")
+                if settings.warmup:
+                    await _load(client, predict_url, payload, fields, concurrency, None, settings.warmup)
+                before = await _scrape(client, metrics_url)
+                load = await _load(
+                    client, predict_url, payload, fields, concurrency, settings.duration, settings.requests
+                )
+                after = await _scrape(client, metrics_url)
+                ok = len(load["latencies"])
+                levels.append(
+                    LoadLevel(
+                        concurrency=concurrency,
+                        maps=maps,
+                        requests=ok + sum(load["errors"].values()),
+                        ok=ok,
+                        errors=load["errors"],
+                        elapsed_s=load["elapsed_s"],
+                        requests_per_s=ok / load["elapsed_s"] if load["elapsed_s"] > 0 else None,
+                        latency_ms=LatencyStats.of_seconds(load["latencies"]),
+                        batch_sizes=batch_size_delta(before, after),
+                    )
+                )
+    return tuple(levels)
 
 
-def in_process(settings: ServeSettings, payload: bytes, log: Callable[[str], None]) -> dict[str, Any]:
-    """The same model and image measured in this process: decode + `predict` per request, at batch 1
-    and at batch IN_PROCESS_BATCH, for the 'what does HTTP cost' comparison."""
+# ---- in process -----------------------------------------------------------------------------
+def in_process(settings: ServeLoadSettings, payload: Payload, log: Log) -> InProcessReference:
+    """The same model and image in this process: decode + the Predictor's three phases, each timed,
+    at each batch size of `in_process_batches` (the best of them is the throughput reference)."""
     from PIL import Image
 
     import onepass
+    from onepass.data.image import decode_image
 
     predictor = onepass.load(settings.model, backend=settings.backend)
     log(f"bench serve: in-process reference: {predictor.backend_choice}")
 
-    def decode() -> Image.Image:
-        with Image.open(io.BytesIO(payload)) as image:
-            return image.convert("RGB")
+    def decode() -> Image.Image:  # as the server decodes an upload
+        return decode_image(payload.content, source="--image")
 
-    found: dict[str, Any] = {"model": settings.model, "backend_choice": predictor.backend_choice, "batches": []}
-    for batch in (1, IN_PROCESS_BATCH):
-        predictor.predict([decode() for _ in range(batch)])  # warm-up
-        samples, began = [], time.perf_counter()
-        while len(samples) < 5 or time.perf_counter() - began < settings.in_process_seconds:
-            start = time.perf_counter()
-            predictor.predict([decode() for _ in range(batch)])
-            samples.append(time.perf_counter() - start)
-        stats = summarize(samples)
-        found["batches"].append({"batch": batch, "latency_ms": stats, "images_per_s": batch / (stats["mean"] / 1e3)})
-    return found
+    batches = []
+    for batch in settings.in_process_batches:
+
+        def call(batch: int = batch) -> dict[str, float]:
+            t0 = time.perf_counter()
+            images = [decode() for _ in range(batch)]
+            t1 = time.perf_counter()
+            inputs, sizes = predictor.preprocess(images)
+            t2 = time.perf_counter()
+            outputs = predictor.run(inputs)
+            t3 = time.perf_counter()
+            predictor.postprocess(outputs, sizes)
+            return {"decode": t1 - t0, "preprocess": t2 - t1, "model": t3 - t2, "postprocess": time.perf_counter() - t3}
+
+        timing = time_calls(call, warmup=1, runs=5, seconds=settings.in_process_seconds, items=batch)
+        batches.append(InProcessBatch(batch, timing.latency, timing.throughput_per_s, timing.phases))
+    return InProcessReference(settings.model, predictor.backend_choice, tuple(batches))
 
 
-def run_serve_bench(settings: ServeSettings, log: Callable[[str], None]) -> dict[str, Any]:
+# ---- servers the bench starts ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def onepass_serve_command(settings: ServeLoadSettings, port: int) -> list[str]:
+    command = [sys.executable, "-m", "onepass", "serve", settings.model, "--host", "127.0.0.1", "--port", str(port)]
+    return command + ["--backend", settings.backend, "--workers", str(settings.workers)]
+
+
+def baseline_command(settings: ServeLoadSettings, port: int) -> list[str]:
+    from onepass.export.onnx import ONNX_FILES
+    from onepass.models.package import open_package
+
+    onnx = open_package(settings.model).path / ONNX_FILES["fp32"]
+    if not onnx.is_file():
+        raise BenchError(
+            f"--baseline: {onnx} is missing; the baseline serves the fp32 ONNX export "
+            f"(make it with: onepass export {settings.model})"
+        )
+    return [
+        sys.executable,
+        "-m",
+        "onepass.bench.baseline_server",
+        str(onnx),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+@contextlib.contextmanager
+def started_server(command: list[str], url: str, name: str, log: Log) -> Iterator[None]:
+    """Run `command` (a server on `url`) in a process group of its own until the block ends: ready
+    when /readyz answers 200; stopped with SIGTERM, then SIGKILL if it lingers."""
+    import httpx
+
+    with tempfile.TemporaryFile() as output:
+        log(f"bench serve: starting {name} on {url}")
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                if process.poll() is not None:
+                    output.seek(0)
+                    tail = output.read().decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                    raise BenchError(f"{name} exited with status {process.returncode} before it was ready: {tail[0]}")
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{name} was not ready within {READY_TIMEOUT_S} s ({' '.join(command)})")
+                time.sleep(0.3)
+            yield
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _load_server(settings, name: str, payload: Payload, log: Log, command_for=None) -> ServerRun:
+    """Load one server: the given --url, or one started by `command_for(port)` for the duration."""
+    if command_for is None:
+        return ServerRun(name, settings.url, False, asyncio.run(_run_levels(settings, settings.url, payload, log)))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = command_for(port)
+    with started_server(command, url, name, log):
+        levels = asyncio.run(_run_levels(settings, url, payload, log))
+    shown = ["python" if i == 0 else word for i, word in enumerate(command)]  # not this machine's venv path
+    return ServerRun(name, url, True, levels, " ".join(shown))
+
+
+def vs_baseline(onepass_run: ServerRun, baseline: ServerRun) -> tuple[BaselineRatio, ...]:
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    theirs = {(level.concurrency, level.maps): level for level in baseline.levels}
+    found = []
+    for level in onepass_run.levels:
+        other = theirs.get((level.concurrency, level.maps))
+        if other is None:
+            continue
+        found.append(
+            BaselineRatio(
+                concurrency=level.concurrency,
+                maps=level.maps,
+                onepass_requests_per_s=level.requests_per_s,
+                baseline_requests_per_s=other.requests_per_s,
+                throughput_ratio=ratio(level.requests_per_s, other.requests_per_s),
+                onepass_p50_ms=level.latency_ms.p50,
+                baseline_p50_ms=other.latency_ms.p50,
+                latency_ratio=ratio(level.latency_ms.p50, other.latency_ms.p50),
+            )
+        )
+    return tuple(found)
+
+
+def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = print) -> ServeBenchDocument:
+    if settings.url is None and settings.model is None:
+        raise BenchError("onepass bench serve needs --url URL (a running server) or --model MODEL (to start one)")
+    if settings.baseline and settings.model is None:
+        raise BenchError("--baseline needs --model MODEL: the baseline serves that model's model.onnx")
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    machine = describe_machine("cpu")  # the load average when the run started
+    log(f"bench serve: CPU features: {features_text(machine.cpu_flags)}")
     payload = request_payload(settings)
-    document: dict[str, Any] = {
-        "format": "onepass-bench",
-        "version": 1,
-        "kind": "serve",
-        "command": settings.command,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "url": settings.url,
-        "machine": describe_machine("cpu"),
-        "versions": versions(),
-        "source": source_revision(),
-        "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "command"},
-        "payload_bytes": len(payload[0]),
-    }
-    if settings.model:
-        document["in_process"] = in_process(settings, payload[0], log)
-    document["levels"] = asyncio.run(_run_levels(settings, payload, log))
-    return document
+    if settings.baseline:
+        baseline_command(settings, 0)  # a missing model.onnx fails now, before anything is measured
+    reference = in_process(settings, payload, log) if settings.model else None
+    servers = [
+        _load_server(
+            settings, ONEPASS, payload, log, None if settings.url else lambda p: onepass_serve_command(settings, p)
+        )
+    ]
+    if settings.baseline:
+        servers.append(_load_server(settings, BASELINE, payload, log, lambda p: baseline_command(settings, p)))
+    return ServeBenchDocument(
+        command=command,
+        date=date,
+        machine=machine,
+        versions=versions(),
+        source=source_revision(),
+        settings=settings,
+        payload_bytes=len(payload.content),
+        servers=tuple(servers),
+        in_process=reference,
+        vs_baseline=vs_baseline(servers[0], servers[1]) if settings.baseline else (),
+    )

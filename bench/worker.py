@@ -1,4 +1,5 @@
-"""One measured configuration, in a process of its own: `python -m onepass.bench.worker SPEC OUT`.
+"""One measured configuration, in a process of its own: `python -m onepass.bench.worker SPEC OUT`
+(SPEC a `WorkerSpec`, OUT a `WorkerOutcome`, both JSON).
 
 A fresh process per (format, precision, input size) makes peak memory mean something (nothing left
 over from an earlier backend's arenas or allocator caches) and keeps thread pools independent.
@@ -6,8 +7,9 @@ Several packages in one spec (the single-task set) are loaded side by side, as a
 models would hold them (that is the memory figure), and each is timed alone in turn on the same
 images; the set's statistics are the sums of the models' own.
 
-Each iteration is one `Predictor.predict`, split in its three phases and timed separately:
-preprocess (resize + stack), model (`backend.run`) and post-process (each task's `to_result`).
+Each timed call is one `predict`, through the Predictor's three public phases, each timed: preprocess
+(resize + stack), model (`run`) and post-process (each task's result at the source frame's size),
+for every batch size and every source size (camera frame) asked for.
 """
 
 from __future__ import annotations
@@ -19,11 +21,23 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from onepass.bench.stats import summarize
+from onepass.bench.document import from_json, to_json
+from onepass.bench.records import (
+    GpuMemory,
+    Measured,
+    Measurement,
+    ParityCheck,
+    Quality,
+    QualitySpec,
+    WorkerOutcome,
+    WorkerSpec,
+)
+from onepass.bench.timing import LatencyStats, time_calls
+
+PHASES = ("preprocess", "model", "postprocess")
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -48,7 +62,7 @@ def reset_peak_rss() -> bool:
         return False
 
 
-class GpuMemory:
+class GpuMeter:
     """Peak memory on a CUDA device: torch's allocator peak (torch backends) and, through NVML, this
     process's memory on the device (every backend, the CUDA context included)."""
 
@@ -69,7 +83,7 @@ class GpuMemory:
     def reset(self) -> None:
         self.torch.cuda.reset_peak_memory_stats(self.index)
 
-    def read(self) -> dict[str, int | None]:
+    def read(self) -> GpuMemory:
         process = None
         if self.nvml is not None:
             try:
@@ -78,164 +92,152 @@ class GpuMemory:
                         process = int(proc.usedGpuMemory or 0)
             except Exception:
                 process = None
-        return {"torch_peak_bytes": int(self.torch.cuda.max_memory_allocated(self.index)), "process_bytes": process}
+        return GpuMemory(int(self.torch.cuda.max_memory_allocated(self.index)), process)
 
 
-def sum_stats(stats: list[dict[str, float]]) -> dict[str, float]:
-    """One model: its statistics. Several models run one after another: each statistic summed (the
-    median of N models back to back, taken as the sum of their medians), `n` the fewest samples."""
-    if len(stats) == 1:
-        return stats[0]
-    summed = {key: sum(s[key] for s in stats) for key in ("mean", "min", "p50", "p90", "p99")}
-    return {"n": min(s["n"] for s in stats), **summed, "sum_of": len(stats)}
+def source_key(size: tuple[int, int]) -> str:
+    """The key of one source size's frames in the sources .npz."""
+    return f"{size[0]}x{size[1]}"
 
 
-def measure(spec: dict[str, Any]) -> dict[str, Any]:
+def measure(spec: WorkerSpec) -> Measured:
     import torch
 
     import onepass
 
-    if spec.get("threads"):
-        torch.set_num_threads(int(spec["threads"]))
-    sources = list(np.load(spec["sources"])["images"])
-    device = spec["device"]
-    gpu = GpuMemory(device) if device.startswith("cuda") else None
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    with np.load(spec.sources) as archive:
+        sources = {tuple(size): list(archive[source_key(size)]) for size in spec.source_sizes}
+    gpu = GpuMeter(spec.device) if spec.device.startswith("cuda") else None
     baseline_rss, _ = rss()
     peak_resettable = reset_peak_rss()
 
     predictors, load_s = [], []
-    for path in spec["packages"]:
+    for path in spec.packages:
         start = time.perf_counter()
         predictors.append(
-            onepass.load(
-                path, backend=spec["backend"], device=device, precision=spec["precision"], compile=spec["compile"]
-            )
+            onepass.load(path, backend=spec.backend, device=spec.device, precision=spec.precision, compile=spec.compile)
         )
         load_s.append(time.perf_counter() - start)
     after_load_rss, load_peak_rss = rss()
 
-    def iteration(predictor, images: list[np.ndarray]) -> tuple[float, float, float]:
-        """One `predict`, timed in its three phases: (preprocess, model, post-process) seconds."""
+    first_run_s = None
+    measurements = []
+    for batch_size in spec.batch_sizes:
+        for source_size in spec.source_sizes:
+            frames = sources[tuple(source_size)]
+            images = [frames[i % len(frames)] for i in range(batch_size)]
+            reset_peak_rss()
+            if gpu:
+                gpu.reset()
+            # Several models (the single-task set): all stay loaded; each is timed alone in turn, so that
+            # one runtime's idle threads (onnxruntime's spin-waiting pool) do not slow the next one down.
+            timings = [time_predict(predictor, images, spec) for predictor in predictors]
+            if first_run_s is None:
+                first_run_s = timings[0].first_call_s  # includes compilation / engine building
+            _, peak = rss()
+            per_image = 1 / batch_size
+            measurements.append(
+                Measurement(
+                    batch=batch_size,
+                    source_size=tuple(source_size),
+                    model_ms=LatencyStats.summed([t.phases["model"] for t in timings]),
+                    per_model_ms=tuple(t.phases["model"] for t in timings),
+                    preprocess_ms_per_image=LatencyStats.summed([t.phases["preprocess"] for t in timings]).scaled(
+                        per_image
+                    ),
+                    postprocess_ms_per_image=LatencyStats.summed([t.phases["postprocess"] for t in timings]).scaled(
+                        per_image
+                    ),
+                    peak_rss_bytes=peak,
+                    gpu_memory=gpu.read() if gpu else None,
+                )
+            )
+    _, peak_total = rss()
+    return Measured(
+        pid=os.getpid(),
+        backend_choice=tuple(p.backend_choice for p in predictors),
+        providers=tuple(_providers(p) for p in predictors),
+        torch_threads=torch.get_num_threads(),
+        load_s=tuple(load_s),
+        first_run_s=first_run_s,
+        rss_baseline_bytes=baseline_rss,
+        rss_after_load_bytes=after_load_rss,
+        peak_rss_load_bytes=load_peak_rss,
+        peak_rss_bytes=max([peak_total, load_peak_rss or 0] + [m.peak_rss_bytes for m in measurements]),
+        peak_rss_resettable=peak_resettable,
+        measurements=tuple(measurements),
+        quality=quality(predictors[0], spec.quality) if spec.quality else None,
+    )
+
+
+def time_predict(predictor, images: list[np.ndarray], spec: WorkerSpec):
+    """`predict` on `images`, timed phase by phase (the bench's `Timing`, phases named as PHASES)."""
+
+    def call() -> dict[str, float]:
         t0 = time.perf_counter()
         batch, sizes = predictor.preprocess(images)
         t1 = time.perf_counter()
-        outputs = predictor.backend.run(batch)
+        outputs = predictor.run(batch)
         t2 = time.perf_counter()
-        for i, size in enumerate(sizes):
-            image_outputs = {k: v[i] for k, v in outputs.items()}
-            for task in predictor.tasks.values():
-                task.to_result(image_outputs, size)
-        return t1 - t0, t2 - t1, time.perf_counter() - t2
+        predictor.postprocess(outputs, sizes)
+        return dict(zip(PHASES, (t1 - t0, t2 - t1, time.perf_counter() - t2), strict=True))
 
-    def timed(predictor, images: list[np.ndarray]) -> dict[str, dict[str, float]]:
-        nonlocal first_run_s
-        for w in range(max(1, spec["warmup"])):
-            start = time.perf_counter()
-            iteration(predictor, images)
-            if first_run_s is None and w == 0:
-                first_run_s = time.perf_counter() - start  # includes compilation / engine building
-        pre, model, post = [], [], []
-        began = time.perf_counter()
-        while len(model) < spec["iters"] or time.perf_counter() - began < spec["seconds"]:
-            p, m, q = iteration(predictor, images)
-            pre.append(p / len(images))
-            model.append(m)
-            post.append(q / len(images))
-        return {"model": summarize(model), "pre": summarize(pre), "post": summarize(post)}
-
-    batches, first_run_s = [], None
-    for batch_size in spec["batch_sizes"]:
-        images = [sources[i % len(sources)] for i in range(batch_size)]
-        reset_peak_rss()
-        if gpu:
-            gpu.reset()
-        # Several models (the single-task set): all stay loaded; each is timed alone in turn, so that
-        # one runtime's idle threads (onnxruntime's spin-waiting pool) do not slow the next one down.
-        stats = [timed(predictor, images) for predictor in predictors]
-        _, peak = rss()
-        batches.append(
-            {
-                "batch": batch_size,
-                "model_ms": sum_stats([s["model"] for s in stats]),
-                "per_model_ms": [s["model"] for s in stats],
-                "preprocess_ms_per_image": sum_stats([s["pre"] for s in stats]),
-                "postprocess_ms_per_image": sum_stats([s["post"] for s in stats]),
-                "peak_rss_bytes": peak,
-                "gpu_memory": gpu.read() if gpu else None,
-            }
-        )
-    _, peak_total = rss()
-    result: dict[str, Any] = {
-        "pid": os.getpid(),
-        "backend_choice": [p.backend_choice for p in predictors],
-        "providers": [getattr(p.backend, "providers", None) for p in predictors],
-        "torch_threads": torch.get_num_threads(),
-        "load_s": load_s,
-        "first_run_s": first_run_s,
-        "rss_baseline_bytes": baseline_rss,
-        "rss_after_load_bytes": after_load_rss,
-        # loading (graph optimisation, engine building) can peak above steady-state inference
-        "peak_rss_load_bytes": load_peak_rss,
-        "peak_rss_bytes": max([peak_total, load_peak_rss] + [b["peak_rss_bytes"] for b in batches]),
-        "peak_rss_resettable": peak_resettable,
-        "batches": batches,
-    }
-    if spec.get("quality"):
-        result["quality"] = quality(predictors[0], spec["quality"])
-    return result
+    return time_calls(call, warmup=spec.warmup, runs=spec.iters, seconds=spec.seconds, items=len(images))
 
 
-def quality(predictor, settings: dict[str, Any]) -> dict[str, Any]:
+def _providers(predictor) -> tuple[str, ...] | None:
+    providers = getattr(predictor.backend, "providers", None)
+    return None if providers is None else tuple(providers)
+
+
+def quality(predictor, settings: QualitySpec) -> Quality:
     """After the timing (so it cannot disturb the memory figures): parity of this backend's outputs
     with the PyTorch fp32 graph on the export's fixed parity scenes, and the task metrics on held-out
     scenes (the metric cost of the precision)."""
     from onepass.export.parity import parity
 
     package = predictor.package
-    checks = parity(package, predictor.backend.run)
-    found: dict[str, Any] = {
-        "parity": [
-            {
-                "output": c.output,
-                "measure": c.measure,
-                "value": float(c.value),
-                "limit": float(c.limit),
-                "higher_is_better": c.higher_is_better,
-                "passed": bool(c.passed),
-            }
-            for c in checks
-        ]
-    }
-    if settings.get("metric_images"):
+    checks = tuple(
+        ParityCheck(c.output, c.measure, float(c.value), float(c.limit), c.higher_is_better, bool(c.passed))
+        for c in parity(package, predictor.run)
+    )
+    metrics = None
+    if settings.metric_images:
         from onepass.export.quality import graph_metrics
 
-        found["metrics"] = graph_metrics(package, predictor.backend.run, metric_examples(package, settings))
-    return found
+        metrics = plain_metrics(graph_metrics(package, predictor.run, metric_examples(package, settings)))
+    return Quality(parity=checks, metrics=metrics)
 
 
-def metric_examples(package, settings: dict[str, Any]):
+def plain_metrics(metrics) -> dict[str, dict[str, float]]:
+    """{task: {metric: value}} with plain floats (metrics may compute numpy scalars)."""
+    return {task: {name: float(value) for name, value in values.items()} for task, values in metrics.items()}
+
+
+def metric_examples(package, settings: QualitySpec):
     """The scenes the metric cost is measured on: a labelled folder dataset when given, else the export
     stage's held-out synthetic scenes (the same ones `onepass export` reports)."""
     from onepass.export.quality import folder_examples, held_out_scenes
 
-    count = int(settings["metric_images"])
-    if settings.get("eval_data"):
-        return folder_examples(package, settings["eval_data"], count)
-    return held_out_scenes(package, count)
+    if settings.eval_data:
+        return folder_examples(package, settings.eval_data, settings.metric_images)
+    return held_out_scenes(package, settings.metric_images)
 
 
 def main(argv: list[str]) -> int:
     spec_path, out_path = argv
-    spec = json.loads(Path(spec_path).read_text())
+    spec = from_json(WorkerSpec, json.loads(Path(spec_path).read_text()), spec_path)
     try:
-        result = {"status": "ok", **measure(spec)}
+        outcome = WorkerOutcome("ok", measured=measure(spec))
     except Exception as error:  # reported as this configuration's status; the bench goes on
-        result = {
-            "status": "error",
-            "error": f"{type(error).__name__}: {error}".splitlines()[0][:500],
-            "traceback": traceback.format_exc()[-4000:],
-        }
-    Path(out_path).write_text(json.dumps(result, indent=1))
+        outcome = WorkerOutcome(
+            "error",
+            error=f"{type(error).__name__}: {error}".splitlines()[0][:500],
+            traceback=traceback.format_exc()[-4000:],
+        )
+    Path(out_path).write_text(json.dumps(to_json(outcome), indent=1))
     return 0
 
 

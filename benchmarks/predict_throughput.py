@@ -23,23 +23,25 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 import onepass
-from onepass.cli import parse_size
+from onepass.bench.timing import time_calls
+from onepass.data.cli import parse_size
+from onepass.data.image import decode_image
 from onepass.data.synth_dataset import write_synthetic_dataset
 from onepass.predict.job import default_batch_size
 from onepass.runtime.predictor import resolve_device
 
 
 def predictor_alone(images: list[np.ndarray], backend: str, device: str, batch_size: int, seconds: float) -> float:
+    """images/s of `predictor.predict` over every image, in batches of `batch_size` (one call: all of them)."""
     predictor = onepass.load(backend=backend, device=device)
-    predictor.predict(images[:batch_size])  # warm-up
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+
+    def every_image() -> None:
         for start in range(0, len(images), batch_size):
-            done += len(predictor.predict(images[start : start + batch_size]))
-    return done / (time.perf_counter() - started)
+            predictor.predict(images[start : start + batch_size])
+
+    return time_calls(every_image, warmup=1, runs=1, seconds=seconds, items=len(images)).throughput_per_s
 
 
 def predict_cli(inputs: Path, out: Path, backend: str, device: str, extra: list[str]) -> float:
@@ -70,7 +72,7 @@ def main() -> None:
         (root / "quarter").mkdir()
         for path in files[: args.n // 4]:
             (root / "quarter" / path.name).symlink_to(path)
-        images = [np.asarray(Image.open(p).convert("RGB")) for p in files]
+        images = [np.asarray(decode_image(p)) for p in files]
 
         alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
         quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)

@@ -16,13 +16,19 @@ from typing import ClassVar, Protocol
 import numpy as np
 from PIL import Image
 
+from onepass.data.image import MAX_IMAGE_PIXELS
 from onepass.data.png import encode_png
 from onepass.errors import UserError
 
 IGNORE_INDEX = 255  # semseg pixels without a label
 DEPTH_SCALE = 1000.0  # depth PNGs hold millimetres; 0 means "no measurement"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-MAX_FILE_PIXELS = 89_478_485  # ~9459x9459; Pillow's own decompression bomb warning threshold
+MAX_FILE_PIXELS = MAX_IMAGE_PIXELS  # a dataset image or label: as many as any image onepass decodes
+# The message for a dataset file over MAX_FILE_PIXELS (an image's, through data/image.py, or a label's).
+FILE_TOO_LARGE = (
+    "{source}: {width}x{height} = {pixels} pixels, over the {max_pixels} a dataset file may have; downscale it "
+    "(training resizes every image to the model's input anyway)"
+)
 
 
 class LabelFileError(UserError, ValueError):
@@ -52,8 +58,9 @@ def check_pixels(image: Image.Image, source: str) -> None:
     width, height = image.size
     if width * height > MAX_FILE_PIXELS:
         raise LabelFileError(
-            f"{source}: {width}x{height} = {width * height} pixels, over the {MAX_FILE_PIXELS} a dataset file "
-            "may have; downscale it (training resizes every image to the model's input anyway)"
+            FILE_TOO_LARGE.format(
+                source=source, width=width, height=height, pixels=width * height, max_pixels=MAX_FILE_PIXELS
+            )
         )
 
 

@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
-from onepass.data.codecs import Codec, LabelFileError, check_pixels, png_header_size
+from onepass.data.codecs import FILE_TOO_LARGE, MAX_FILE_PIXELS, Codec, LabelFileError, png_header_size
+from onepass.data.image import IMAGE_EXTENSIONS, BadImage, decode_image
 from onepass.errors import UserError
 
 DATASET_FORMAT = "onepass-dataset"
 DATASET_VERSION = 1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 ATTRIBUTES_FILE = "attributes.csv"
 
 
@@ -104,20 +104,12 @@ class Sample:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """Decode any common image file to (H, W, 3) uint8 RGB, honouring EXIF orientation."""
+    """A dataset image -> (H, W, 3) uint8 RGB, decoded as every stage decodes (data/image.py); a
+    DatasetError names the file."""
     try:
-        image = Image.open(path)
-    except Exception as error:  # PIL raises many types for bad files
-        raise DatasetError(f"{path}: not a readable image ({error})") from None
-    with image:
-        try:
-            check_pixels(image, str(path))
-        except LabelFileError as error:
-            raise DatasetError(str(error)) from None
-        try:
-            return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        except Exception as error:
-            raise DatasetError(f"{path}: not a readable image ({error})") from None
+        return np.asarray(decode_image(path, MAX_FILE_PIXELS, str(path), too_large=FILE_TOO_LARGE))
+    except BadImage as error:
+        raise DatasetError(str(error)) from None
 
 
 class FolderDataset(Sequence[Sample]):

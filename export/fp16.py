@@ -12,7 +12,8 @@ from pathlib import Path
 
 import onnx
 
-from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
+from onepass.export.formats import ExportError
+from onepass.export.onnx import export_target, fp32_onnx, save_checked
 from onepass.models.package import ModelPackage
 
 

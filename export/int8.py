@@ -19,32 +19,32 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from onepass.data.folder import read_rgb
-from onepass.export.onnx import ExportError, export_target, fp32_onnx, save_checked
+from onepass.data.image import IMAGE_EXTENSIONS, decode_image, resize_to_input
+from onepass.export.formats import ExportError
+from onepass.export.onnx import export_target, fp32_onnx, save_checked
 from onepass.export.parity import parity_images
-from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage
 
 CALIBRATION_IMAGES = 128  # at most; more images move the ranges little and cost time
 CALIBRATION_BATCH = 8
 QUANTISED_OPS = ["Conv", "MatMul", "Gemm", "Add", "Resize", "Concat"]
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 def calibration_images(
     package: ModelPackage, calib: str | os.PathLike | None, limit: int = CALIBRATION_IMAGES
 ) -> np.ndarray:
     """(N, H, W, 3) uint8 at the model's input size: images found under `calib` (recursively, in
-    name order), or, with None, fixed synthetic scenes (right only for models trained on them)."""
+    name order), decoded and resized as training and serving do, or, with None, fixed synthetic
+    scenes (right only for models trained on them)."""
     if calib is None:
         return parity_images(package, count=min(limit, 64))
     root = Path(calib)
     if not root.is_dir():
         raise ExportError(f"--calib {root}: not a directory of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())[:limit]
     if not files:
-        raise ExportError(f"--calib {root}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under it")
-    return np.stack([resize_to_input(read_rgb(f), package.config.input_size) for f in files])
+        raise ExportError(f"--calib {root}: no images ({', '.join(IMAGE_EXTENSIONS)}) found under it")
+    return np.stack([resize_to_input(decode_image(f), package.config.input_size) for f in files])
 
 
 class _Batches:

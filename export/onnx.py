@@ -2,7 +2,8 @@
 through `torch.onnx.export(dynamo=True)`, checked, with the package JSON in the metadata.
 
 Usable with onnxruntime and numpy alone: normalisation and every task's post-processing are in the
-graph, and `onepass.json` travels in `metadata_props["onepass.json"]`.
+graph, and `onepass.json` travels in `metadata_props["onepass.json"]` (the file names and metadata
+keys: models/package_exports.py).
 """
 
 from __future__ import annotations
@@ -14,19 +15,12 @@ from pathlib import Path
 import onnx
 import torch
 
-from onepass.errors import UserError
+from onepass.export.formats import ExportError
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
+from onepass.models.package_exports import METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
 
-ONNX_FILE = "model.onnx"
-ONNX_FILES = {"fp32": ONNX_FILE, "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
-METADATA_KEY = "onepass.json"
-WEIGHTS_KEY = "onepass.weights_sha256"  # which weights the graph holds: a retrained package makes it stale
 OPSET = 18
-
-
-class ExportError(UserError, RuntimeError):
-    """An export could not be written or did not pass its checks; the message says why."""
 
 
 def output_names(package: ModelPackage) -> list[str]:
@@ -67,7 +61,7 @@ def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dyn
 
 def fp32_onnx(package: ModelPackage) -> Path:
     """The package's model.onnx, exported first if it is missing: the source of every other export."""
-    path = package.path / ONNX_FILE
+    path = package.path / ONNX_FILES["fp32"]
     return path if path.is_file() else export_onnx(package)
 
 

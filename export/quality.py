@@ -18,7 +18,7 @@ from torch.utils.data import default_collate
 
 from onepass.data.synth import render_scene
 from onepass.data.synth_dataset import SYNTHETIC_DESCRIPTION, scene_sample
-from onepass.export.onnx import ExportError
+from onepass.export.formats import ExportError
 from onepass.export.parity import GraphRunner, onnx_runner, torch_runner
 from onepass.models.package import ModelPackage
 from onepass.train.dataset import as_tensor

@@ -1,8 +1,9 @@
 """TensorRT engines: a serialised plan built from the package's ONNX with the TensorRT Python API.
 
 An engine only runs on the GPU model and TensorRT version that built it, so both are in its file
-name (`model.<gpu>.trt<version>.<precision>.plan`) and in a sidecar JSON beside it; the plan
-itself stays exactly as TensorRT wrote it.
+name (`model.<gpu>.trt<version>.<precision>.plan`) and in a sidecar JSON beside it (their names and
+format: models/package_exports.py); the plan itself stays exactly as TensorRT wrote it.
+`EngineRunner` runs a built engine: the export's parity check and the runtime's backend use it.
 
 Precision comes from the ONNX, not from builder flags: TensorRT 11 removed `BuilderFlag.FP16` and
 builds strongly typed networks only, so fp16 engines are built from `model.fp16.onnx` (the fp16
@@ -15,98 +16,35 @@ TensorRT is imported lazily: without it (or without a GPU), building fails with 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from onepass.export.onnx import ONNX_FILES, ExportError, fp32_onnx
+import numpy as np
+
+from onepass.export.formats import ExportError
+from onepass.export.onnx import fp32_onnx
+from onepass.export.tensorrt_format import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_GB, PRECISIONS, TENSORRT_MISSING
 from onepass.models.package import ModelPackage, PackageError, atomic_path, file_sha256
-
-ENGINE_FORMAT = "onepass-tensorrt-engine"
-ENGINE_VERSION = 1
-PRECISIONS = ("fp32", "fp16")
-DEFAULT_MAX_BATCH = 32
-DEFAULT_WORKSPACE_GB = 4.0
-TIMING_CACHE_FILE = "trt-timing.cache"  # reused by every later build on this package (seconds, not minutes)
-
-
-class EngineMissing(PackageError):
-    """The package has no engine for this GPU, TensorRT version and precision (yet)."""
+from onepass.models.package_exports import (
+    ENGINE_FORMAT,
+    ENGINE_VERSION,
+    ONNX_FILES,
+    TIMING_CACHE_FILE,
+    EngineInfo,
+    engine_file,
+    sidecar_path,
+)
 
 
 def import_tensorrt() -> Any:
     try:
         import tensorrt
     except ImportError:
-        raise ExportError(
-            'TensorRT is not installed: on a machine with an NVIDIA GPU, `pip install ".[gpu]"` '
-            "(TensorRT 10.x or 11.x; see the README's GPU install)"
-        ) from None
+        raise ExportError(TENSORRT_MISSING) from None
     except OSError as error:  # installed, but its CUDA libraries do not load (driver or CUDA version)
         raise ExportError(f"TensorRT is installed but cannot load its libraries here ({error})") from None
     return tensorrt
-
-
-def gpu_slug(name: str) -> str:
-    """'NVIDIA H100 80GB HBM3' -> 'nvidia-h100-80gb-hbm3': safe in a file name, still readable."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def engine_file(gpu_name: str, tensorrt_version: str, precision: str) -> str:
-    return f"model.{gpu_slug(gpu_name)}.trt{tensorrt_version}.{precision}.plan"
-
-
-@dataclass(frozen=True)
-class EngineInfo:
-    """The sidecar JSON (`<plan>.json`): what the plan was built from, on what, for what shapes."""
-
-    format: str
-    version: int
-    gpu: str
-    tensorrt: str
-    precision: str
-    onnx_file: str
-    onnx_sha256: str
-    input_size: tuple[int, int]
-    max_batch: int
-    outputs: tuple[str, ...]
-    model: dict
-
-    @classmethod
-    def read(cls, path: Path) -> EngineInfo:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise PackageError(f"{path}: not a readable engine description ({error})") from None
-        if data.get("format") != ENGINE_FORMAT or data.get("version") != ENGINE_VERSION:
-            raise PackageError(f"{path}: not an onepass engine description of version {ENGINE_VERSION}")
-        try:
-            return cls(**{**data, "input_size": tuple(data["input_size"]), "outputs": tuple(data["outputs"])})
-        except TypeError as error:
-            raise PackageError(f"{path}: engine description has missing or unknown fields ({error})") from None
-
-
-def find_engine(package: ModelPackage, gpu_name: str, tensorrt_version: str, precision: str) -> tuple[Path, EngineInfo]:
-    """The package's engine for this GPU, TensorRT version and precision, checked against the package."""
-    plan = package.path / engine_file(gpu_name, tensorrt_version, precision)
-    flag = " --half" if precision == "fp16" else ""
-    if not plan.is_file():
-        built = sorted(p.name for p in package.path.glob("model.*.plan"))
-        raise EngineMissing(
-            f"no TensorRT engine in {package.path} for {gpu_name} with TensorRT {tensorrt_version} at {precision} "
-            f"(found: {', '.join(built) or 'none'}); build it with `onepass export {package.path} --format tensorrt{flag}`"
-        )
-    info = EngineInfo.read(plan.with_name(plan.name + ".json"))
-    onnx_path = package.path / info.onnx_file
-    if not package.config.same_network_as(info.model) or (
-        onnx_path.is_file() and file_sha256(onnx_path) != info.onnx_sha256
-    ):
-        raise PackageError(
-            f"{plan} was built from another version of this model; rebuild it with "
-            f"`onepass export {package.path} --format tensorrt{flag}`"
-        )
-    return plan, info
 
 
 def build_engine(
@@ -176,10 +114,61 @@ def build_engine(
         outputs=tuple(spec.name for task in package.config.tasks for spec in task.output_specs()),
         model=package.config.to_json(),
     )
-    _write_atomic(target.with_name(target.name + ".json"), json.dumps(asdict(info), indent=2).encode())
+    _write_atomic(sidecar_path(target), json.dumps(asdict(info), indent=2).encode())
     return target
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
     with atomic_path(path) as temporary:
         Path(temporary).write_bytes(data)
+
+
+class EngineRunner:
+    """A built engine on a CUDA device: uint8 (N, H, W, 3) batches in, named outputs out, run with
+    `execute_async_v3` on a CUDA stream into preallocated torch tensors. Batches larger than the
+    engine's profile allows run in slices of its max batch. The export's parity check and the
+    runtime's tensorrt backend both run engines through this."""
+
+    def __init__(self, plan: Path, info: EngineInfo, device: str = "cuda"):
+        import torch
+
+        trt = import_tensorrt()
+        self.torch = torch
+        self.device = torch.device(device)
+        torch.cuda.set_device(self.device)
+        self._logger = trt.Logger(trt.Logger.WARNING)
+        self._runtime = trt.Runtime(self._logger)
+        self.engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
+        if self.engine is None:
+            raise PackageError(f"{plan}: TensorRT could not deserialise it (its log above says why)")
+        self.context = self.engine.create_execution_context()
+        self.stream = torch.cuda.Stream(self.device)
+        self.max_batch = info.max_batch
+        height, width = info.input_size
+        self.context.set_input_shape("image", (self.max_batch, height, width, 3))
+        self.outputs: dict[str, torch.Tensor] = {}  # preallocated for max_batch; a batch uses the first rows
+        for i in range(self.engine.num_io_tensors):
+            name = self.engine.get_tensor_name(i)
+            if self.engine.get_tensor_mode(name) == trt.TensorIOMode.OUTPUT:
+                dtype = torch.from_numpy(np.empty(0, trt.nptype(self.engine.get_tensor_dtype(name)))).dtype
+                shape = tuple(self.context.get_tensor_shape(name))
+                self.outputs[name] = torch.empty(shape, dtype=dtype, device=self.device)
+        self.input = torch.empty((self.max_batch, height, width, 3), dtype=torch.uint8, device=self.device)
+
+    def __call__(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        parts = [self._run_slice(images[i : i + self.max_batch]) for i in range(0, len(images), self.max_batch)]
+        return {name: np.concatenate([p[name] for p in parts]) for name in self.outputs}
+
+    def _run_slice(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        n = len(images)
+        with self.torch.cuda.stream(self.stream):
+            self.input[:n].copy_(self.torch.from_numpy(np.ascontiguousarray(images)), non_blocking=True)
+            self.context.set_input_shape("image", tuple(self.input[:n].shape))
+            self.context.set_tensor_address("image", self.input.data_ptr())
+            for name, buffer in self.outputs.items():
+                self.context.set_tensor_address(name, buffer.data_ptr())  # rows 0..n-1 are this batch's
+            if not self.context.execute_async_v3(self.stream.cuda_stream):
+                raise RuntimeError("TensorRT execute_async_v3 failed (its log above says why)")
+            results = {name: buffer[:n].to("cpu", non_blocking=True) for name, buffer in self.outputs.items()}
+        self.stream.synchronize()
+        return {name: value.numpy() for name, value in results.items()}

@@ -29,6 +29,7 @@ with atheris.instrument_imports(include=["PIL", "onepass"]):
     Image.init()  # imports every format plugin now, while imports are instrumented
     from onepass.data.codecs import DEPTH_SCALE, DepthPngCodec, IndexedPngCodec, LabelFileError, NormalsPngCodec
     from onepass.data.folder import DatasetError, FolderDataset
+    from onepass.data.image import IMAGE_EXTENSIONS
     from onepass.errors import ConfigError
     from onepass.train.dataset import Augmentation, TaskDataset
     from onepass.train.loop import tasks_for_dataset
@@ -75,7 +76,7 @@ def check(data: bytes) -> None:
         check_sample(sample, groups)
     _, files = unpack(data)
     for name in CODECS:
-        if samples[0].dense[name] is not None and not files[name].startswith(PNG_SIGNATURE):
+        if samples[0].maps[name] is not None and not files[name].startswith(PNG_SIGNATURE):
             raise ContractBroken(f"a {name} label that is not a PNG was read ({files[name][:8]!r}...)")
     names = ("semseg", "depth", "normals", "attributes") if groups else ("semseg", "depth", "normals")
     try:
@@ -100,7 +101,7 @@ def check_sample(sample, groups: dict[str, tuple[str, ...]]) -> None:
         raise ContractBroken(f"image is {getattr(image, 'shape', None)} {getattr(image, 'dtype', None)}")
     size = image.shape[:2]
     expected = {"semseg": (size, np.uint8), "depth": (size, np.float32), "normals": ((*size, 3), np.float32)}
-    for name, label in sample.dense.items():
+    for name, label in sample.maps.items():
         if label is None:
             continue
         shape, dtype = expected[name]
@@ -126,7 +127,7 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
         return atheris.Mutate(data, max_size)
     suffix, files = unpack(data)
     if rng.random() < 0.05:
-        suffix = rng.choice((".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"))
+        suffix = rng.choice(IMAGE_EXTENSIONS)
     name = rng.choice(SECTIONS)
     content = files[name]
     room = max(1, max_size - len(data) + len(content or b"") - len(SEPARATOR))

@@ -16,6 +16,7 @@ from PIL import Image
 
 from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DATASET_FORMAT, DATASET_VERSION
+from onepass.data.image import IMAGE_EXTENSIONS
 
 
 def picture(width: int = 7, height: int = 5) -> Image.Image:
@@ -107,19 +108,18 @@ def formats_written() -> list[str]:
 SECTIONS = ("dataset.json", "attributes.csv", "image", "semseg", "depth", "normals")
 SEPARATOR = b"\n\x00--onepass-fuzz-section--\x00\n"
 ABSENT = b"-"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def pack(suffix: str, files: dict[str, bytes | None]) -> bytes:
     """A dataset as one fuzz input: a byte choosing the image's suffix, then the sections."""
     sections = [ABSENT if files.get(name) is None else files[name] for name in SECTIONS]
-    return bytes([IMAGE_SUFFIXES.index(suffix)]) + SEPARATOR.join(sections)
+    return bytes([IMAGE_EXTENSIONS.index(suffix)]) + SEPARATOR.join(sections)
 
 
 def unpack(data: bytes) -> tuple[str, dict[str, bytes | None]]:
     if not data:
-        return IMAGE_SUFFIXES[0], dict.fromkeys(SECTIONS)
-    suffix = IMAGE_SUFFIXES[data[0] % len(IMAGE_SUFFIXES)]
+        return IMAGE_EXTENSIONS[0], dict.fromkeys(SECTIONS)
+    suffix = IMAGE_EXTENSIONS[data[0] % len(IMAGE_EXTENSIONS)]
     parts = data[1:].split(SEPARATOR)
     files: dict[str, bytes | None] = dict.fromkeys(SECTIONS)
     for name, part in zip(SECTIONS, parts, strict=False):  # fewer parts: the rest are absent

@@ -1,4 +1,5 @@
-"""Fuzz target: the upload decoder, serve/images.py `decode_image(data, max_pixels)`.
+"""Fuzz target: the upload decoder, serve/images.py `decode_upload(data, max_pixels)` (the one image
+decoder of data/image.py, with the server's limit).
 
 Contract: it returns an upright 8-bit RGB PIL image of at least one and at most `max_pixels`
 pixels, which the runtime's preprocessing accepts, or it raises BadImage (400) / ImageTooLarge
@@ -21,8 +22,9 @@ with atheris.instrument_imports(include=["PIL", "onepass"]):
     from PIL import Image
 
     Image.init()  # imports every format plugin now, while imports are instrumented
+    from onepass.data.image import BadImage
     from onepass.runtime.predictor import preprocess
-    from onepass.serve.images import BadImage, decode_image
+    from onepass.serve.images import decode_upload
     from onepass.serve.settings import ServeSettings
 
 from campaign import ContractBroken, main
@@ -35,7 +37,7 @@ MODEL_INPUT = (128, 160)  # the shipped model's input size: the next step an upl
 
 def check(data: bytes) -> None:
     try:
-        image = decode_image(data, MAX_PIXELS)
+        image = decode_upload(data, MAX_PIXELS)
     except BadImage as error:
         if not str(error).strip() or error.status not in (400, 413):
             raise ContractBroken(f"BadImage with status {error.status} and message {str(error)!r}") from None

@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor, nn
 
 from onepass.errors import ConfigError
@@ -97,19 +95,6 @@ def normalise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     mean_255 = torch.tensor(mean, device=images.device).view(1, 3, 1, 1) * 255.0
     std_255 = torch.tensor(std, device=images.device).view(1, 3, 1, 1) * 255.0
     return (images.float() - mean_255) / std_255
-
-
-def resize_to_input(image: np.ndarray | Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """An RGB image (PIL, or (h, w, 3) uint8) -> (H, W, 3) uint8 at `size` by bilinear resizing: how
-    images are fed to the model in training, evaluation, calibration and every backend."""
-    height, width = size
-    if isinstance(image, np.ndarray):
-        if image.shape[:2] == size:
-            return image
-        image = Image.fromarray(image)
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image)
 
 
 class MultiTaskModel(nn.Module):

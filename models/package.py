@@ -158,24 +158,38 @@ def save_package(
     return package
 
 
+def write_metrics(
+    path: str | os.PathLike,
+    metrics: Mapping[str, Mapping[str, float]],
+    data: Mapping[str, Any],
+    baselines: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
+    *,
+    model: str | None = None,
+    delta_mtl: float | None = None,
+) -> None:
+    """The one writer of the metrics document, a package's metrics.json and `onepass eval`'s reports
+    alike: {task: {metric: value}}, the evaluation data it came from ({"path", "images", ...}),
+    baselines scored on the same data ({"trivial": {task: {metric: value}}, "single-task": ...}), and
+    for a report the package it scored and Δ_MTL against its single-task baselines."""
+    document: dict[str, Any] = {"format": METRICS_FORMAT, "version": METRICS_VERSION}
+    if model is not None:
+        document["model"] = model
+    document["data"] = dict(data)
+    document["metrics"] = {k: dict(v) for k, v in metrics.items()}
+    document["baselines"] = {k: {t: dict(m) for t, m in v.items()} for k, v in (baselines or {}).items()}
+    if delta_mtl is not None:
+        document["delta_mtl"] = delta_mtl
+    write_json_atomic(Path(path), document)
+
+
 def save_metrics(
     package_path: str | os.PathLike,
     metrics: Mapping[str, Mapping[str, float]],
     data: Mapping[str, Any],
     baselines: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
 ) -> None:
-    """metrics.json: {task: {metric: value}}, the evaluation data it came from, and optional
-    baselines scored on the same data ({"trivial": {task: {metric: value}}, ...})."""
-    write_json_atomic(
-        Path(package_path) / METRICS_FILE,
-        {
-            "format": METRICS_FORMAT,
-            "version": METRICS_VERSION,
-            "data": dict(data),
-            "metrics": {k: dict(v) for k, v in metrics.items()},
-            "baselines": {k: {t: dict(m) for t, m in v.items()} for k, v in (baselines or {}).items()},
-        },
-    )
+    """The package's metrics.json (`write_metrics`)."""
+    write_metrics(Path(package_path) / METRICS_FILE, metrics, data, baselines)
 
 
 def file_sha256(path: Path) -> str:

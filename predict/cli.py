@@ -63,8 +63,8 @@ def add_parser(commands) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from onepass.data.image import MAX_IMAGE_PIXELS
     from onepass.predict.job import PredictJob, run_job
-    from onepass.predict.stages import DEFAULT_MAX_PIXELS
 
     job = PredictJob(
         inputs=tuple(args.inputs),
@@ -78,7 +78,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         precision=args.precision,
         batch_size=args.batch_size,
         workers=args.workers,
-        max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        max_pixels=args.max_pixels or MAX_IMAGE_PIXELS,
         engine=args.engine,
         ray_address=args.ray_address,
         ray_actors=args.ray_actors,

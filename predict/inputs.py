@@ -4,8 +4,9 @@ Every image gets a `key`: its path relative to the input it came from, as POSIX 
 written at `DIR/<task>/<key>` (see `outputs.py`), so the key is built to never leave DIR: it is
 relative, has no `..` and no empty parts, whatever a file list or a glob contains.
 
-- a folder: every file with an image extension Pillow knows, recursively (hidden files and the
-  output folder skipped); the key is the path below the folder.
+- a folder: every file with an image extension (`onepass.data.image.IMAGE_EXTENSIONS`: the formats
+  the decoder accepts), recursively (hidden files and the output folder skipped); the key is the
+  path below the folder.
 - a glob (`frames/**/*.jpg`): the key is the path below the pattern's fixed leading folders.
 - a `.txt` file: one path per line (blank lines and `#` comments skipped), relative to the list's
   folder or absolute; the key is the path below the deepest folder all listed files share.
@@ -36,20 +37,15 @@ class InputImage:
     source: str  # the file to read
 
 
-def image_extensions() -> frozenset[str]:
-    """Extensions Pillow can open (".jpg", ".png", ".webp", ...), lower case."""
-    from PIL import Image  # here, not at the top: the CLI parser imports this module
-
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
-
-
 def collect_inputs(arguments: Sequence[str], exclude: Path | None = None) -> list[InputImage]:
     """Expand INPUT arguments into images sorted by key; `exclude` (the output folder) is never read.
 
     Raises InputError for an argument that matches nothing and for two different files that would
     get the same key (their outputs would overwrite each other).
     """
-    extensions = image_extensions()
+    from onepass.data.image import IMAGE_EXTENSIONS  # here, not at the top: the CLI parser imports this module
+
+    extensions = frozenset(IMAGE_EXTENSIONS)
     excluded = exclude.resolve() if exclude is not None else None
     by_key: dict[str, InputImage] = {}
     for argument in arguments:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from onepass.data.image import MAX_IMAGE_PIXELS
 from onepass.predict.inputs import InputError, collect_inputs
 from onepass.predict.outputs import FORMATS, OutputFolder, OutputLayout, WriteError, table_columns
-from onepass.predict.stages import DEFAULT_MAX_PIXELS, ImageReader, ResultWriter
+from onepass.predict.stages import ImageReader, ResultWriter
 
 ENGINES = ("local", "ray")
 
@@ -33,7 +34,7 @@ class PredictJob:
     precision: str = "fp32"
     batch_size: int | None = None  # None: chosen for the backend (see `default_batch_size`)
     workers: int | None = None  # local engine's reader/writer processes; None: one per core, at most 8
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_IMAGE_PIXELS
     engine: str = "local"
     ray_address: str | None = None
     ray_actors: int = 1

@@ -15,39 +15,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
+from onepass.data.image import MAX_IMAGE_PIXELS, BadImage, decode_image
 from onepass.models.card import card_footnote, model_card
 from onepass.models.package import ModelPackage
 from onepass.models.panel import result_panel
 from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputLayout, table_row, write_atomic
-from onepass.runtime.predictor import pil_to_rgb, preprocess
+from onepass.runtime.predictor import preprocess
 
-DEFAULT_MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # Pillow's own decompression-bomb limit (89 MP)
-
-
-class BadImage(ValueError):
-    """An input file that cannot be predicted; the message says why (recorded, then skipped)."""
+TOO_LARGE = "{source} is too large: {width}x{height} is {pixels} pixels, more than --max-pixels {max_pixels}"
 
 
 def read_image(source: str, max_pixels: int) -> Image.Image:
-    """Decode a file to an RGB image, EXIF orientation applied; BadImage for anything else."""
-    try:
-        with Image.open(source) as image:
-            if image.width * image.height > max_pixels:
-                raise BadImage(
-                    f"too large: {image.width}x{image.height} is {image.width * image.height} pixels, "
-                    f"more than --max-pixels {max_pixels}"
-                )
-            rgb = pil_to_rgb(ImageOps.exif_transpose(image), source)  # decodes the whole file
-    except BadImage:
-        raise
-    except FileNotFoundError:
-        raise BadImage("file not found") from None
-    except Exception as error:  # Pillow raises many types for bad files
-        raise BadImage(f"not a readable image ({type(error).__name__}: {error})") from None
-    return rgb
+    """An input file -> an upright RGB image (data/image.py, with --max-pixels named when it is too
+    large); BadImage, recorded and skipped, for anything else."""
+    return decode_image(source, max_pixels, source, too_large=TOO_LARGE)
 
 
 def error_record(image: InputImage, reason: str) -> dict[str, str]:
@@ -67,7 +51,7 @@ class DecodedChunk:
 @dataclass(frozen=True)
 class ImageReader:
     package: ModelPackage
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     def __call__(self, images: Sequence[InputImage]) -> DecodedChunk:
         readable, pictures, errors = [], [], []
@@ -91,7 +75,7 @@ class ResultWriter:
     package: ModelPackage
     tasks: tuple[str, ...]
     layout: OutputLayout
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_IMAGE_PIXELS
 
     def output_names(self) -> list[str]:
         """The backend outputs the chosen tasks read (others need not travel to the workers)."""

@@ -8,36 +8,30 @@ copies are explicit and happen once.
 
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from onepass.runtime.backend import BackendUnavailable, RegisteredBackend, cuda_index, device_kind, register_backend
 
-from onepass.export.onnx import METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
-from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, file_sha256
-from onepass.runtime.backend import BackendUnavailable, cuda_index, require_cuda_device
+if TYPE_CHECKING:
+    import numpy as np
 
-PRECISIONS = ("fp32", "fp16", "int8")
-TRT_CACHE_DIR = "trt-cache"  # TensorRT EP engines, beside the model they were built from
+    from onepass.models.package import ModelPackage
 
-
-def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")  # what a CUDA device needs, either
 
 
 def providers_for(device: str, package_path: Path, precision: str) -> list[str | tuple[str, dict]]:
     """The provider list for a device, from the providers this onnxruntime build has."""
     import onnxruntime
 
+    from onepass.models.package_exports import TRT_CACHE_DIR
+
     available = onnxruntime.get_available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
-    require_cuda_device("onnxruntime", device)
     index = cuda_index(device)
     chosen: list[str | tuple[str, dict]] = []
     if "TensorrtExecutionProvider" in available:
@@ -60,18 +54,48 @@ def providers_for(device: str, package_path: Path, precision: str) -> list[str |
         # use_tf32 defaults to on (10-bit mantissa products on Ampere and later): fp32 stays fp32, and so
         # meets the fp32 parity limits against PyTorch on the CPU
         chosen.append(("CUDAExecutionProvider", {"device_id": index, "use_tf32": 0}))
-    if not chosen:
-        raise BackendUnavailable(
-            f"onnxruntime backend: device {device!r} needs onnxruntime-gpu (this onnxruntime has only "
-            f"{', '.join(available)}); see the README's GPU install"
-        )
     return [*chosen, "CPUExecutionProvider"]
 
 
-class OnnxRuntimeBackend:
+@register_backend
+class OnnxRuntimeBackend(RegisteredBackend):
     """uint8 (N, H, W, 3) batches in, the exported graph's named outputs out."""
 
     name = "onnxruntime"
+    precisions = ("fp32", "fp16", "int8")
+    devices = ("cpu", "cuda")
+    runs_from = "onnx"
+    options = ("threads", "spinning")
+
+    @classmethod
+    def file_name(cls, precision: str) -> str:
+        from onepass.models.package_exports import ONNX_FILES
+
+        return ONNX_FILES[precision]
+
+    @classmethod
+    def refusal(cls, package: ModelPackage | None, device: str, precision: str, **options: Any) -> str | None:
+        reason = super().refusal(package, device, precision, **options)
+        if reason is not None:
+            return reason
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "onnxruntime backend: onnxruntime is not installed (pip install onnxruntime)"
+        if device_kind(device) == "cuda":
+            import onnxruntime
+
+            available = onnxruntime.get_available_providers()
+            if not set(GPU_PROVIDERS) & set(available):
+                return (
+                    f"onnxruntime backend: device {device!r} needs onnxruntime-gpu (this onnxruntime has only "
+                    f"{', '.join(available)}); see the README's GPU install"
+                )
+        if package is not None and not (package.path / cls.file_name(precision)).is_file():
+            flag = {"fp32": "", "fp16": " --half", "int8": " --int8"}[precision]
+            return (
+                f"{package.path / cls.file_name(precision)} not found: export it first with "
+                f"`onepass export {package.path}{flag}`"
+            )
+        return None
 
     def __init__(
         self,
@@ -86,16 +110,10 @@ class OnnxRuntimeBackend:
         except ImportError as error:
             raise BackendUnavailable(f"onnxruntime backend: onnxruntime does not import here ({error})") from None
 
-        if precision not in PRECISIONS:
-            raise BackendUnavailable(
-                f"onnxruntime backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})"
-            )
-        self.path = package.path / ONNX_FILES[precision]
-        if not self.path.is_file():
-            flag = {"fp32": "", "fp16": " --half", "int8": " --int8"}[precision]
-            raise BackendUnavailable(
-                f"{self.path} not found: export it first with `onepass export {package.path}{flag}`"
-            )
+        from onepass.models.package import PackageError
+        from onepass.models.package_exports import check_exported_from
+
+        self.path = package.path / self.file_name(precision)
         self.device = device
         self.precision = precision
         self._ort_value = onnxruntime.OrtValue  # IO binding on CUDA: inputs are bound as device values
@@ -119,25 +137,13 @@ class OnnxRuntimeBackend:
                 f"onnxruntime backend: its GPU providers did not start on {device!r} (onnxruntime's log says why; "
                 "usually CUDA or cuDNN libraries that onnxruntime-gpu cannot find)"
             )
-        self._check_exported_from(package)
+        # an export of another model, or of this one before it was retrained, is refused
+        check_exported_from(package, self.path, self.session.get_modelmeta().custom_metadata_map)
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def _check_exported_from(self, package: ModelPackage) -> None:
-        """An export of another model, or of this one before it was retrained, is refused."""
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in metadata:
-            raise PackageError(f"{self.path}: no {METADATA_KEY} in its metadata; not exported by onepass")
-        if not package.config.same_network_as(json.loads(metadata[METADATA_KEY]).get("model")):
-            stale = "a different model configuration than"
-        elif metadata.get(WEIGHTS_KEY) != file_sha256(package.path / WEIGHTS_FILE):
-            stale = "other weights than"
-        else:
-            return
-        raise PackageError(
-            f"{self.path} was exported from {stale} {package.path}; export it again with `onepass export {package.path}`"
-        )
-
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        import numpy as np
+
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
             return dict(zip(self.output_names, self.session.run(None, {"image": images}), strict=True))

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from onepass.data.image import resize_to_input, rgb_image
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.model import resize_to_input
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.tasks.base import Task
-from onepass.runtime.backend import Backend, BackendUnavailable
+from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
@@ -37,25 +37,40 @@ class Predictor:
         self.unavailable: dict[str, str] = {}  # backend "auto" left out: name -> why (BackendUnavailable)
 
     def preprocess(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Phase 1 of `predict`: resize every image to the model's input and stack them: (N, H, W, 3)
+        uint8, and each image's own (H, W)."""
         return preprocess(images, self.config.input_size)
 
-    def predict(
-        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+    def run(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Phase 2: the model on a preprocessed batch -> the graph's post-processed outputs by name."""
+        return self.backend.run(batch)
+
+    def postprocess(
+        self, outputs: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]], tasks: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """One image or several; always returns a list with one result dict per image."""
-        if isinstance(images, Image.Image | np.ndarray):
-            images = [images]
-        images = list(images)
+        """Phase 3: each image's slice of the outputs -> its results (each task's `to_result`, at the
+        image's own size), for the tasks asked for (all by default)."""
         chosen = self.select_tasks(tasks)
-        if not images:
-            return []
-        batch, sizes = self.preprocess(images)
-        outputs = self.backend.run(batch)
         results = []
         for i, size in enumerate(sizes):
             image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice of every output
             results.append({name: self.tasks[name].to_result(image_outputs, size) for name in chosen})
         return results
+
+    def predict(
+        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """One image or several; always returns a list with one result dict per image.
+
+        The composition of `preprocess`, `run` and `postprocess` (the bench times each one)."""
+        if isinstance(images, Image.Image | np.ndarray):
+            images = [images]
+        images = list(images)
+        chosen = self.select_tasks(tasks)  # a wrong task name fails before any work
+        if not images:
+            return []
+        batch, sizes = self.preprocess(images)
+        return self.postprocess(self.run(batch), sizes, chosen)
 
     def select_tasks(self, tasks: Sequence[str] | None) -> list[str]:
         return select_tasks(self.config.tasks, tasks)
@@ -86,9 +101,10 @@ def select_tasks(available: Sequence[Task], tasks: Sequence[str] | None) -> list
 
 
 def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
-    """PIL image (any mode) or (H, W) / (H, W, 3) uint8 array -> RGB PIL image."""
+    """PIL image (any mode; EXIF orientation applied, as for a file) or (H, W) / (H, W, 3) uint8 array
+    -> RGB PIL image. The conversions are the image decoder's (data/image.py)."""
     if isinstance(image, Image.Image):
-        return pil_to_rgb(image, what)
+        return rgb_image(image, what)
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
             raise ConfigError(f"{what}: expected an (H, W, 3) or (H, W) uint8 array, got {image.shape} {image.dtype}")
@@ -96,28 +112,7 @@ def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
     raise ConfigError(f"{what}: expected a PIL image or a numpy array, got {type(image).__name__}")
 
 
-def pil_to_rgb(image: Image.Image, what: str) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB. Deep greyscale is scaled down (Pillow's own convert clips it).
-
-    Alpha is dropped and transparent pixels keep their colour values: a camera frame has no
-    meaningful transparency."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if image.mode.startswith("I;16") or (image.mode == "I" and values.max(initial=0) > 255):
-            values = values / 257.0  # 16-bit range onto 8 bits
-        elif image.mode == "F" and values.max(initial=0) <= 1.0:
-            values = values * 255.0  # float images in [0, 1]
-        grey = np.clip(np.round(values), 0, 255).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    if image.mode == "RGB":
-        return image
-    try:
-        return image.convert("RGB")
-    except (ValueError, OSError) as error:
-        raise ConfigError(f"{what}: images in Pillow mode {image.mode!r} are not supported ({error})") from None
-
-
-BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", *BACKEND_TYPES)  # what `backend=` takes: "auto", or a registered backend's name
 AUTO_TIMED_RUNS = 5  # batch-1 runs per candidate when "auto" measures which backend is fastest
 
 
@@ -132,14 +127,18 @@ def load(
 
     device "auto" is the first CUDA GPU when there is one, else the CPU. backend "auto" builds every
     backend that can run this package at `precision` on `device`, times a few batch-1 runs of each
-    and keeps the fastest; `predictor.backend_choice` says what it measured.
+    and keeps the fastest; `predictor.backend_choice` says what it measured. `compile=True` compiles
+    the torch backend (the only one with that option).
     """
     package = open_package(path)
-    if backend not in BACKENDS:
-        raise unknown_name_error("backend", backend, list(BACKENDS))
+    if backend != "auto" and backend not in BACKEND_TYPES:
+        raise unknown_name_error("backend", backend, ["auto", *BACKEND_TYPES])
     device = resolve_device(device)
     if backend != "auto":
-        predictor = Predictor(package, build_backend(backend, package, device, precision, compile))
+        chosen = BACKEND_TYPES[backend]
+        if compile and "compile" not in chosen.options:
+            raise ConfigError(f"compile=True: the {backend} backend has no compile option (the torch backend has)")
+        predictor = Predictor(package, open_backend(chosen, package, device, precision, compile))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
     return _fastest(package, device, precision, compile)
@@ -153,20 +152,12 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def build_backend(name: str, package: ModelPackage, device: str, precision: str, compile: bool = False) -> Backend:
-    if name == "torch":
-        from onepass.runtime.torch_backend import TorchBackend
-
-        return TorchBackend(package, device=device, precision=precision, compile=compile)
-    if name == "onnxruntime":
-        from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(package, device=device, precision=precision)
-    if name == "tensorrt":
-        from onepass.runtime.tensorrt_backend import TensorRTBackend
-
-        return TensorRTBackend(package, device=device, precision=precision)
-    raise unknown_name_error("backend", name, list(BACKENDS))
+def open_backend(
+    backend: type[RegisteredBackend], package: ModelPackage, device: str, precision: str, compile: bool = False
+) -> RegisteredBackend:
+    """The backend built for this package, or BackendUnavailable saying why it cannot run here."""
+    options = {"compile": compile} if "compile" in backend.options else {}
+    return backend.open(package, device, precision, **options)
 
 
 def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) -> Predictor:
@@ -179,9 +170,9 @@ def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) 
     timings: dict[str, float] = {}
     refused: dict[str, str] = {}
     best: Backend | None = None
-    for name in BACKENDS[1:]:
+    for name, backend in BACKEND_TYPES.items():
         try:
-            candidate = build_backend(name, package, device, precision, compile)
+            candidate = open_backend(backend, package, device, precision, compile)
         except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
             refused[name] = str(error)
             continue

@@ -1,21 +1,24 @@
-"""The PyTorch backend: runs the package's InferenceGraph eagerly (or compiled)."""
+"""The PyTorch backend: runs the package's InferenceGraph eagerly (or compiled).
+
+torch is imported when a backend is built: the registry's declarations are read by `onepass --help`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from onepass.runtime.backend import RegisteredBackend, device_kind, register_backend
 
-from onepass.errors import ConfigError
-from onepass.models.inference_graph import InferenceGraph
-from onepass.models.package import ModelPackage
-from onepass.runtime.backend import BackendUnavailable, require_cuda_device
+if TYPE_CHECKING:
+    import numpy as np
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+    from onepass.models.package import ModelPackage
 
 
-class TorchBackend:
+@register_backend
+class TorchBackend(RegisteredBackend):
     """uint8 (N, H, W, 3) batches in, post-processed named numpy outputs out.
 
     channels_last is always on: on this project's CPUs it halves convolution time (DESIGN.md,
@@ -23,18 +26,35 @@ class TorchBackend:
     """
 
     name = "torch"
+    precisions = ("fp32", "bf16", "fp16")
+    devices = ("cpu", "cuda")
+    runs_from = "weights"
+    options = ("compile",)  # torch.compile the graph
+
+    @classmethod
+    def file_name(cls, precision: str) -> str:
+        from onepass.models.package import WEIGHTS_FILE
+
+        return WEIGHTS_FILE
+
+    @classmethod
+    def refusal(cls, package: ModelPackage | None, device: str, precision: str, **options: Any) -> str | None:
+        reason = super().refusal(package, device, precision, **options)
+        if reason is not None:
+            return reason
+        if precision == "fp16" and device_kind(device) == "cpu":
+            return "torch backend: fp16 needs a CUDA device; on CPU use bf16 or fp32"
+        if options.get("compile") and device_kind(device) == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
+            return "torch backend: torch.compile on CPU needs a C++ compiler (none on PATH)"
+        return None
 
     def __init__(self, package: ModelPackage, device: str = "cpu", precision: str = "fp32", compile: bool = False):
-        if precision not in PRECISIONS:
-            raise BackendUnavailable(f"torch backend: unknown precision {precision!r} (valid: {', '.join(PRECISIONS)})")
-        try:
-            self.device = torch.device(device)
-        except RuntimeError:
-            raise ConfigError(f"device {device!r}: expected cpu, cuda or cuda:N") from None
-        if self.device.type == "cuda":
-            require_cuda_device("torch", device)
-        elif precision == "fp16":
-            raise BackendUnavailable("torch backend: fp16 needs a CUDA device; on CPU use bf16 or fp32")
+        import torch
+
+        from onepass.models.inference_graph import InferenceGraph
+
+        self.torch = torch
+        self.device = torch.device(device)
         self.precision = precision
         self.graph = InferenceGraph(package.load_model(self.device)).eval().to(memory_format=torch.channels_last)
         self._run = torch.compile(self.graph) if compile else self.graph
@@ -42,15 +62,15 @@ class TorchBackend:
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        dtype = self.torch.bfloat16 if self.precision == "bf16" else self.torch.float16
+        return self.torch.autocast(self.device.type, dtype=dtype)
 
-    @torch.inference_mode()
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        batch = torch.from_numpy(images).to(self.device, non_blocking=True)
-        with self._autocast():
-            outputs = self._run(batch)
-        return {
-            name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
-            for name, value in outputs.items()
-        }
+        with self.torch.inference_mode():
+            batch = self.torch.from_numpy(images).to(self.device, non_blocking=True)
+            with self._autocast():
+                outputs = self._run(batch)
+            return {
+                name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
+                for name, value in outputs.items()
+            }

@@ -6,7 +6,7 @@
 #
 # Results (JSON) and charts (PNG) go to docs/bench/; BENCHMARKS.md is regenerated from every JSON
 # there, so a GPU machine's run adds its section next to the CPU results already in the repo.
-# About 10 minutes on 2 CPU cores; run it on a quiet machine (each result records the load average).
+# About 15 minutes on 2 CPU cores; run it on a quiet machine (each result records the load average).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${ONEPASS_VENV:-.venv}"
@@ -34,13 +34,6 @@ bench() {  # bench NAME ARGS...: one `onepass bench` run -> docs/bench/NAME.json
   "$onepass" bench "$model" --workdir "$work" --json "$results/$name.json" --plot "$results" "$@"
 }
 
-stop_server() {  # BentoML shuts down gracefully on SIGTERM (about 30 s); wait for it, then insist
-  kill -TERM "$server" 2>/dev/null || return 0
-  for _ in $(seq 90); do kill -0 "$server" 2>/dev/null || return 0; sleep 1; done
-  pkill -KILL -P "$server" || true
-  kill -KILL "$server" 2>/dev/null || true
-}
-
 for part in $parts; do
   case "$part" in
     cpu)
@@ -54,6 +47,15 @@ for part in $parts; do
         --batch-sizes 1,8 --vs-single-task --metric-images 0
       # torch.compile on its own: compiling takes minutes on 2 cores (first_run_s in the JSON)
       bench cpu-compile --device cpu --backends torch-compile --precisions fp32 --batch-sizes 1,8 --metric-images 0
+      # predict end to end from a decoded frame at each camera size (pre, model and post each timed)
+      bench cpu-source-sizes --device cpu --backends onnxruntime --precisions fp32 --batch-sizes 1,8 \
+        --source-size 240x320,480x640,720x1280 --metric-images 0
+      # the people head's cost: the same model without it, when the model has one
+      if "$py" -c "import sys; from onepass.models.package import open_package
+sys.exit(0 if 'people' in [t.name for t in open_package('$model').config.tasks] else 1)"; then
+        bench cpu-people-head --device cpu --backends torch,onnxruntime --precisions fp32 --batch-sizes 1,8 \
+          --head-cost people --metric-images 0
+      fi
       ;;
     gpu)
       bench gpu --device cuda --batch-sizes 1,8,32
@@ -61,29 +63,12 @@ for part in $parts; do
         --batch-sizes 1,8,32 --vs-single-task --metric-images 0
       ;;
     serve)
-      port="${ONEPASS_BENCH_PORT:-3123}"
-      mkdir -p runs
-      # `onepass serve` becomes `bentoml serve` (exec), so $! is the server; it stops its workers itself
-      "$onepass" serve "$model" --host 127.0.0.1 --port "$port" >runs/bench-serve.log 2>&1 &
-      server=$!
-      trap 'stop_server' EXIT
-      "$py" - "$port" <<'EOF'
-import sys, time, httpx
-url = f"http://127.0.0.1:{sys.argv[1]}/readyz"
-for _ in range(300):
-    try:
-        if httpx.get(url, timeout=2).status_code == 200:
-            sys.exit(0)
-    except httpx.HTTPError:
-        pass
-    time.sleep(1)
-sys.exit("onepass serve did not become ready in 300 s (see runs/bench-serve.log)")
-EOF
-      echo "== onepass bench serve --url http://127.0.0.1:$port"
-      "$onepass" bench serve --url "http://127.0.0.1:$port" --concurrency 1,4,16,64 --duration 10 \
-        --in-process "$model" --json "$results/serve.json" --plot "$results"
-      stop_server
-      trap - EXIT
+      # onepass serve against the thirty-line baseline (Starlette + uvicorn + onnxruntime on the same
+      # model.onnx), as the performance issue measured them: a 240x320 JPEG, keep-alive clients, maps on
+      # and off. The bench starts each server on a free loopback port, one after the other, and stops it.
+      echo "== onepass bench serve --model $model --baseline"
+      "$onepass" bench serve --model "$model" --baseline --concurrency 1,4,16,64 --duration 10 \
+        --source-size 240x320 --upload jpeg --maps true,false --json "$results/serve.json" --plot "$results"
       ;;
     report) ;;
     *)

@@ -3,6 +3,8 @@
 # and one with all four tasks, same encoder, data, epochs and seed; then `onepass eval` with the
 # single-task metrics as baselines. Uses the data that scripts/train_default_model.sh rendered.
 #   bash scripts/delta_mtl_experiment.sh [EPOCHS] [WORK_DIR]
+# One seed, one configuration: the README's first experiment. `onepass study` (docs/study.md) runs the
+# whole grid (architectures, balancers, per-task learning rates) over several seeds, with mean ± std.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${ONEPASS_VENV:-.venv}"

@@ -1,8 +1,9 @@
 """The Open Inference Protocol (KServe v2) over the exported graph's raw tensor interface.
 
-Request and response bodies only (plain Python + numpy, no HTTP): the JSON tensor form, and the
-binary tensor data extension, where the JSON header is followed by raw little-endian tensor bytes and
-`Inference-Header-Content-Length` gives the JSON header's length.
+Request and response bodies only (plain Python + numpy, no HTTP; the endpoints are
+serve/kserve_routes.py): the JSON tensor form, and the binary tensor data extension, where the JSON
+header is followed by raw little-endian tensor bytes and `Inference-Header-Content-Length` gives the
+JSON header's length.
 https://github.com/kserve/open-inference-protocol/blob/main/specification/protocol/inference_rest.md
 """
 

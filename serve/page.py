@@ -1,10 +1,11 @@
 """GET /: one self-contained page (no CDN, no external assets: it works offline).
 
 Upload an image or pick a sample scene; the page posts it to /predict (with `previews=true`) and
-shows the input and each dense task's picture with its key (the task's legend, sent with the
-previews), the attributes beside them, and the latency. Above them, the model card (from /info):
-what the model was trained on, what its answers are not good for, and how to train your own. At
-1280x800 the maps, their keys and the attributes all fit without scrolling.
+shows the input, each task's picture with its key (`previews` and `legends`), every task's results
+in words beside them (`text`: a section per task, the lines of its `describe`), and the latency.
+Above them, the model card (from /info): what the model was trained on, what its answers are not
+good for, and how to train your own. At 1280x800 the maps, their keys and the words all fit
+without scrolling. The page knows no task: it shows what each section of the response holds.
 """
 
 INDEX_HTML = """<!doctype html>
@@ -46,20 +47,18 @@ INDEX_HTML = """<!doctype html>
   .key { display: flex; gap: 8px; align-items: center; color: #e6e6e6; }
   .key img { width: 44px; height: 44px; flex: none; }
   aside { width: 290px; flex: none; background: #0f1115; border-radius: 6px; padding: 8px 12px; }
-  aside h2 { font-size: 15px; margin: 0 0 4px; }
   aside.empty { display: none; }
   table { border-collapse: collapse; width: 100%; }
   td, th { padding: 4px 6px; text-align: left; border-bottom: 1px solid #2a2e37; vertical-align: top; }
+  th.task { font-size: 15px; padding-top: 8px; }
+  tr:first-child th.task { padding-top: 2px; }
   td.label { font-weight: 600; color: #ffd37a; }
-  .track { display: inline-block; width: 60px; height: 10px; background: #2a2e37; vertical-align: middle; margin-right: 6px; }
-  .bar { display: block; height: 10px; background: #6ea8fe; }
-  .probs span { display: block; white-space: nowrap; font-size: 13px; }
 </style>
 </head>
 <body>
 <header>
   <h1>onepass</h1>
-  <p id="model">One forward pass: segmentation, depth, surface normals and image attributes.</p>
+  <p id="model">One forward pass, every answer.</p>
 </header>
 <section id="card"></section>
 <main>
@@ -70,15 +69,15 @@ INDEX_HTML = """<!doctype html>
   <div><span id="status">Choose an image.</span><span id="latency"></span></div>
   <div class="result">
     <div class="maps" id="maps"></div>
-    <aside id="attributes-box" class="empty"><h2>attributes</h2><table id="attributes"></table></aside>
+    <aside id="text-box" class="empty"><table id="text"></table></aside>
   </div>
 </main>
 <script>
 "use strict";
 const statusBox = document.getElementById("status");
 const mapsBox = document.getElementById("maps");
-const attributesBox = document.getElementById("attributes-box");
-const attributesTable = document.getElementById("attributes");
+const textBox = document.getElementById("text-box");
+const textTable = document.getElementById("text");
 const latencyBox = document.getElementById("latency");
 
 function element(tag, className, text) {
@@ -146,27 +145,31 @@ function figure(title, src, task, legend) {
   return fig;
 }
 
-function showAttributes(attributes) {
-  attributesTable.replaceChildren();
-  attributesBox.className = attributes ? "" : "empty";
-  if (!attributes) return;
-  for (const [group, value] of Object.entries(attributes)) {
-    const row = attributesTable.insertRow();
-    row.dataset.group = group;
-    row.insertCell().textContent = group;
-    const label = row.insertCell();
-    label.textContent = value.label;
-    label.className = "label";
-    const probs = row.insertCell();
-    probs.className = "probs";
-    for (const [name, p] of Object.entries(value.probabilities)) {
-      const item = element("span");
-      const track = element("i", "track");
-      const bar = element("i", "bar");
-      bar.style.width = Math.round(100 * p) + "%";
-      track.append(bar);
-      item.append(track, name + " " + p.toFixed(2));
-      probs.append(item);
+// Every task's results in words (the `text` /predict sends with the previews: each task's
+// `describe`), a section per task. A line "name: value" shows as two cells, its name in data-group.
+function showText(text) {
+  textTable.replaceChildren();
+  const sections = Object.entries(text || {});
+  textBox.className = sections.length ? "" : "empty";
+  for (const [task, lines] of sections) {
+    const head = textTable.insertRow();
+    head.dataset.task = task;
+    const heading = element("th", "task", task);
+    heading.colSpan = 2;
+    head.append(heading);
+    for (const line of lines) {
+      const row = textTable.insertRow();
+      row.dataset.task = task;
+      const split = line.indexOf(": ");
+      if (split > 0) {
+        row.dataset.group = line.slice(0, split);
+        row.insertCell().textContent = line.slice(0, split);
+        row.append(element("td", "label", line.slice(split + 2)));
+      } else {
+        const cell = element("td", "label", line);
+        cell.colSpan = 2;
+        row.append(cell);
+      }
     }
   }
 }
@@ -215,7 +218,7 @@ async function predict(blob, name) {
   for (const [task, png] of Object.entries(body.previews || {})) {
     mapsBox.append(figure(task, "data:image/png;base64," + png, task, legends[task]));
   }
-  showAttributes(body.attributes);
+  showText(body.text);
   const t = body.timings_ms;
   latencyBox.textContent = "latency: " + roundTrip.toFixed(1) + " ms round trip; server " + t.total.toFixed(1) +
     " ms (decode " + t.decode.toFixed(1) + ", inference " + t.inference.toFixed(1) + ", encode " + t.encode.toFixed(1) + ")";

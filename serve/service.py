@@ -3,10 +3,11 @@
     bentoml serve onepass.serve.service:Onepass --arg model=DIR   (what `onepass serve DIR` runs)
 
 One service, one process per worker. Each worker loads the package with `onepass.load` once, warms
-it up before it reports ready, and mounts the Starlette app of serve/http_api.py (/predict,
-/visualize, the web page, KServe v2). Request threads decode, resize and encode; their forward
-passes go through serve/batching.py, which runs the images of concurrent requests as one batch in
-a model thread. BentoML provides the HTTP server, workers, /livez, /readyz and /metrics.
+it up before it reports ready, and puts it on the state of the Starlette app that the service mounts
+(serve/http_api.py: /predict, /visualize, the web page, KServe v2). Request threads decode, resize
+and encode; their forward passes go through serve/batching.py, which runs the images of concurrent
+requests as one batch in a model thread. BentoML provides the HTTP server, workers, /livez, /readyz
+and /metrics.
 
 A worker whose start-up fails (the model does not load, a warm-up pass fails) stops the whole
 server rather than being restarted by BentoML forever: see `stop_the_server` and serve/launch.py.
@@ -31,9 +32,10 @@ from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend
-from onepass.serve.http_api import Runtime, build_app
+from onepass.serve.http_api import build_app
 from onepass.serve.launch import STARTUP_FAILURE_ENV
 from onepass.serve.settings import ServeSettings, resolve_model
+from onepass.serve.state import Runtime, set_runtime
 
 logger = logging.getLogger("onepass.serve")
 
@@ -41,6 +43,7 @@ SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
 WARMUP_RUNS = 3
 STARTUP_FAILURE_EXIT = 3  # a worker's exit status when it cannot start (uvicorn's own for a failed start-up)
+APP = build_app(SETTINGS.max_upload_bytes)  # one per worker process, as the service instance; it gets its runtime there
 
 
 def batch_size_histogram(max_batch_size: int):
@@ -68,7 +71,7 @@ def throughput_backend(predictor: Predictor):
     return None
 
 
-@bentoml.asgi_app(build_app(lambda: bentoml.get_current_service().runtime, SETTINGS.max_upload_bytes), path="/")
+@bentoml.asgi_app(APP, path="/")
 @bentoml.service(name="onepass", workers=SETTINGS.workers, traffic={"timeout": 120})
 class Onepass:
     """The public HTTP API (serve/http_api.py) over one batched model per worker."""
@@ -106,7 +109,7 @@ class Onepass:
             "precision": SETTINGS.precision,
             "choice": predictor.backend_choice,  # with backend "auto": what it measured, and what it kept
         }
-        self.runtime = Runtime(Predictor(predictor.package, self.batching), SETTINGS, backend_info)
+        set_runtime(APP, Runtime(Predictor(predictor.package, self.batching), SETTINGS, backend_info))
         logger.info(
             "model %s %s loaded on backend %s (%s) and warmed up in %.1f s",
             predictor.package.name,

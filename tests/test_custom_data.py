@@ -99,16 +99,17 @@ def test_the_advertising_preset_is_camera_sized_with_every_task():
     config = TrainConfig.from_mapping(
         {**read_config_file(REPOSITORY / "configs" / "advertising.yaml"), "data": "d", "out": "o"}
     )
-    assert min(config.input_size) >= 256 and config.input_size[1] >= 320
-    assert set(config.tasks) == {"semseg", "depth", "normals", "attributes", "people"}
+    assert min(config.model.input_size) >= 256 and config.model.input_size[1] >= 320
+    assert set(config.model.tasks) == {"semseg", "depth", "normals", "attributes", "people"}
 
 
 @pytest.mark.slow
 def test_a_users_own_dataset_trains_exports_and_serves_with_its_names(tmp_path, capsys):
     from starlette.testclient import TestClient
 
-    from onepass.serve.http_api import Runtime, build_app
+    from onepass.serve.http_api import build_app
     from onepass.serve.settings import ServeSettings
+    from onepass.serve.state import Runtime
 
     frames, labels = lay_out(tmp_path)
     # the doc's commands, as a user types them
@@ -149,7 +150,7 @@ def test_a_users_own_dataset_trains_exports_and_serves_with_its_names(tmp_path, 
     assert all(check["passed"] for check in exports["files"]["model.onnx"]["parity"])  # export with parity
 
     predictor = onepass.load(package.path, backend="onnxruntime", device="cpu")
-    client = TestClient(build_app(lambda: Runtime(predictor, ServeSettings(), {}), 1 << 20))
+    client = TestClient(build_app(1 << 20, Runtime(predictor, ServeSettings(), {})))
     buffer = io.BytesIO()
     Image.fromarray(scene(np.random.default_rng(9))[0]).save(buffer, format="JPEG")
     response = client.post("/predict", files={"image": ("frame.jpg", buffer.getvalue(), "image/jpeg")})

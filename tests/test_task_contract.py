@@ -72,17 +72,18 @@ def test_a_task_of_each_kind_goes_through_every_stage_by_its_hooks(tmp_path, toy
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity
     from onepass.predict.job import PredictJob, run_job
-    from onepass.serve.http_api import Runtime, build_app
+    from onepass.serve.http_api import build_app
     from onepass.serve.kserve import parse_response
     from onepass.serve.settings import ServeSettings
+    from onepass.serve.state import Runtime
     from onepass.train.config import TrainConfig
     from onepass.train.loop import train
 
     data = write_toy_dataset(tmp_path / "data")
-    config = TrainConfig(
+    config = TrainConfig.from_mapping(dict(
         data=str(data), val_data=str(data), out=str(tmp_path / "model"), tasks=tuple(toy_tasks), encoder=TINY_ENCODER,
         decoder_channels=16, input_size=(64, 96), steps=2, batch_size=4, num_workers=0, device="cpu",
-    )  # fmt: skip
+    ))  # fmt: skip
     package = train(config, progress=False)
     assert set(package.metrics["metrics"]) == set(toy_tasks)  # evaluated on the held-out folder
     assert set(package.metrics["metrics"]["toy_blobs"]) >= {"ap50", "count_acc"}
@@ -105,7 +106,7 @@ def test_a_task_of_each_kind_goes_through_every_stage_by_its_hooks(tmp_path, toy
     assert sorted(r["image"] for r in records) == sorted(r["image"] for r in rows)
 
     predictor = onepass.load(package.path, backend="onnxruntime", device="cpu")
-    client = TestClient(build_app(lambda: Runtime(predictor, ServeSettings(), {}), 1 << 20))
+    client = TestClient(build_app(1 << 20, Runtime(predictor, ServeSettings(), {})))
     buffer = io.BytesIO()
     Image.fromarray(toy_scene(np.random.default_rng(7))[0]).save(buffer, format="PNG")
     body = client.post("/predict", files={"image": ("toy.png", buffer.getvalue(), "image/png")}).json()

@@ -1,111 +1,409 @@
-"""The training configuration: one frozen dataclass, from a YAML/TOML file and/or CLI overrides."""
+"""The training configuration: small frozen dataclasses, one per concern, composed by `TrainConfig`.
+
+    TrainConfig
+      model      ModelOptions      the network to build (the package's ModelConfig comes from it)
+      data       DataOptions       the training and held-out folders, loading, and its Augmentation
+      optimizer  OptimizerOptions  optimiser, learning rates, schedule, batch size
+      balancer   BalancerOptions   the multi-task loss balancer and its options
+      run        RunOptions        where to write, how long, seed, device, checkpoints, logging
+
+Every field has one flat key, unique over all sections: its name, or the `key` in its metadata where
+the name alone would not say it (`data.path` is `data`, `optimizer.name` is `optimizer`). Config
+files (YAML or TOML) and `--set` use these keys, `onepass train` has a flag for each (`--batch-size`),
+and the package records the config flat under `training.config`: the config files, scripts, saved
+packages and checkpoints written before the sections existed read as they did. Each field's
+metadata (`option`) holds its help text, its choices and whether it may change when a run resumes.
+
+This module imports nothing heavy (no torch), so that `onepass train --help` builds its flags from
+it at once; the registries' names for the flags' choices are therefore listed here too, and a test
+checks them against the registries. Constructing a config checks names against the live registries,
+which imports them.
+"""
 
 from __future__ import annotations
 
-import ast
 import dataclasses
+import functools
 import json
 import os
-import tomllib
+import types
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.architectures import architecture_class
-from onepass.models.tasks import TASK_TYPES
-from onepass.train.balancers import BALANCERS
 
+# The built-in names of the registries (onepass.models.tasks.TASK_TYPES, onepass.models.ARCHITECTURES,
+# onepass.train.balancers.BALANCERS), for the flags' choices and help without importing torch, which
+# the registries need. tests/train/test_config.py fails when these and the registries differ.
+TASK_TYPE_NAMES = ("semseg", "depth", "normals", "attributes", "people", "saliency")
+ARCHITECTURE_NAMES = ("shared-fpn", "hps", "padnet")
+BALANCER_NAMES = ("fixed", "uncertainty", "gradnorm", "dwa", "famo", "aligned-mtl", "cagrad", "nash-mtl")
+# These two are defined here (train/loop.py builds them).
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "constant")
 
 
+def option(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    key: str | None = None,
+    choices: Sequence[str] | None = None,
+    metavar: str | None = None,
+    may_change_on_resume: bool = False,
+    default_factory: Any = MISSING,
+) -> Any:
+    """A config field with what the CLI and the resume check need to know about it: its help, its flat
+    key where that is not its name, its choices, the flag's metavar, and whether a resumed run may
+    change it (most options may not: the run would not be the one its checkpoint continues)."""
+    metadata = {
+        "help": help, "key": key, "choices": choices, "metavar": metavar, "may_change_on_resume": may_change_on_resume
+    }  # fmt: skip
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+# ---- the sections ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class TrainConfig:
-    data: str  # a dataset folder (DESIGN.md folder format)
-    out: str  # the model package directory to write
-    val_data: str | None = None  # held-out folder: evaluated after each epoch and written to metrics.json
-    name: str | None = None  # package name (default: the out folder's name)
-    # model
-    tasks: tuple[str, ...] = ("semseg", "depth", "normals", "attributes")  # class names come from dataset.json
-    encoder: str = "mobilenetv4_conv_small"
-    architecture: str = "shared-fpn"
-    decoder_channels: int = 64
-    input_size: tuple[int, int] = (128, 160)
-    pretrained: bool = False
-    # A local file of ImageNet (or other) weights for the encoder: timm, torchvision or safetensors
-    # (models/encoder.py says which layouts); its path and SHA-256 go in the package's provenance.
-    pretrained_file: str | None = None
-    # schedule
-    epochs: int = 10
-    steps: int | None = None  # total optimiser steps; overrides epochs when set
-    batch_size: int = 16
-    optimizer: str = "adamw"
-    lr: float = 2e-3
-    lr_shared: float | None = None  # encoder + shared decoder; default lr
-    lr_tasks: dict[str, float] = field(default_factory=dict)  # per-task head (and own decoder) lr
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_steps: int = 100  # linear warm-up; BatchNorm statistics settle before large steps
-    # multi-task loss balancing
-    balancer: str = "uncertainty"
-    balancer_options: dict[str, Any] = field(default_factory=dict)
-    # data
-    augment: bool = True
-    min_zoom: float = 0.75  # zoom-out only: zooming in could crop a person and change the count
-    num_workers: int = 1
-    # run
-    seed: int = 0
-    device: str = "auto"  # auto: cuda when available
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
-    checkpoint_every: int = 200  # steps
-    log_every: int = 20  # steps
+class ModelOptions:
+    """The network to train; with the dataset's class names it becomes the package's ModelConfig."""
+
+    tasks: tuple[str, ...] = option(
+        ("semseg", "depth", "normals", "attributes"), "task types, comma-separated (class names come from dataset.json)",
+        choices=TASK_TYPE_NAMES,
+    )  # fmt: skip
+    encoder: str = option("mobilenetv4_conv_small", "timm model name (any with features_only=True)", metavar="NAME")
+    architecture: str = option("shared-fpn", "how the task heads share the network", choices=ARCHITECTURE_NAMES)
+    decoder_channels: int = option(64, "channels of the FPN decoder(s)")
+    input_size: tuple[int, int] = option((128, 160), "HxW the model takes, multiples of 32")
+    pretrained: bool = option(False, "start the encoder from timm's pretrained weights (a download; provenance only)")
+    # Its path and SHA-256 go in the package's provenance, and the package then holds the weights. A
+    # resumed run names the same path, and the Trainer checks that the file's SHA-256 is the same too.
+    pretrained_file: str | None = option(
+        None, "start the encoder from a local weights file: timm, torchvision or safetensors", metavar="PATH"
+    )
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise unknown_name_error("optimizer", self.optimizer, list(OPTIMIZERS))
-        if self.schedule not in SCHEDULES:
-            raise unknown_name_error("schedule", self.schedule, list(SCHEDULES))
-        if self.balancer not in BALANCERS:
-            raise unknown_name_error("balancer", self.balancer, list(BALANCERS))
+        from onepass.models.architectures import architecture_class
+        from onepass.models.tasks import TASK_TYPES
+
+        if not self.tasks:
+            raise ConfigError("tasks: a model needs at least one task")
         for task in self.tasks:
             if task not in TASK_TYPES:
                 raise unknown_name_error("task", task, list(TASK_TYPES))
-        architecture_class(self.architecture)
-        unknown = set(self.lr_tasks) - set(self.tasks)
-        if unknown:
-            raise ConfigError(f"lr_tasks names {sorted(unknown)}, which are not among the tasks {list(self.tasks)}")
-        if self.batch_size < 1 or self.epochs < 1 or (self.steps is not None and self.steps < 1):
-            raise ConfigError("batch_size, epochs and steps must be positive")
+        architecture_class(self.architecture)  # the architectures' names, with a close match
         if self.pretrained and self.pretrained_file:
             raise ConfigError("pretrained (timm's hub) and pretrained_file (a local file) both set: choose one")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random flip, zoom-out and colour jitter of the training images, consistent in every label.
+
+    Zoom is out only (the image shrinks into a padded canvas): zooming in could crop a person out of
+    view and silently make the `people` label wrong; padding is unlabelled in every task.
+    """
+
+    min_zoom: float = option(0.75, "smallest zoom-out factor, in [0.1, 1] (1: no zoom)")
+    flip: bool = option(True, "flip half of the images left to right")
+    colour: float = option(0.2, "brightness/contrast/saturation jitter amplitude (0: none)")
+
+    def __post_init__(self) -> None:
         if not 0.1 <= self.min_zoom <= 1.0:
             raise ConfigError(f"min_zoom must be in [0.1, 1], got {self.min_zoom}")
+        if not 0.0 <= self.colour < 1.0:
+            raise ConfigError(f"colour must be in [0, 1), got {self.colour}")
 
-    def to_json(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The folder datasets (DESIGN.md's format) and how they are loaded."""
+
+    path: str = option(help="training dataset folder", key="data", metavar="DIR")
+    val_path: str | None = option(
+        None, "held-out dataset folder: evaluated after each epoch and written to metrics.json", key="val_data",
+        metavar="DIR", may_change_on_resume=True,  # it only scores the model, never trains it
+    )  # fmt: skip
+    augment: bool = option(True, "augment the training images (the augmentation options below)")
+    augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
+    # samples depend only on (seed, epoch, index), never on which worker loads them
+    num_workers: int = option(1, "data loading processes (0: in the training process)", may_change_on_resume=True)
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """The optimiser, its learning rates and their schedule."""
+
+    name: str = option("adamw", "optimiser", key="optimizer", choices=OPTIMIZERS)
+    lr: float = option(2e-3, "learning rate (of every parameter group that has none of its own)")
+    lr_shared: float | None = option(None, "learning rate of the encoder and the shared decoder (default: lr)")
+    lr_tasks: dict[str, float] = option(
+        help="per-task learning rate of its head (and own decoder), e.g. \"{'depth': 4e-3}\"", default_factory=dict
+    )
+    weight_decay: float = option(1e-4, "weight decay")
+    schedule: str = option("cosine", "learning-rate schedule after the warm-up", choices=SCHEDULES)
+    # BatchNorm statistics settle before the large steps
+    warmup_steps: int = option(100, "steps of linear warm-up (at most a fifth of the run)")
+    batch_size: int = option(16, "images per optimiser step and process")
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise unknown_name_error("optimizer", self.name, OPTIMIZERS)
+        if self.schedule not in SCHEDULES:
+            raise unknown_name_error("schedule", self.schedule, SCHEDULES)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be positive, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class BalancerOptions:
+    """How the tasks' losses are balanced (onepass.train.balancers; docs/balancers.md)."""
+
+    name: str = option("uncertainty", "multi-task loss balancer", key="balancer", choices=BALANCER_NAMES)
+    options: dict[str, Any] = option(
+        help="the balancer's options, e.g. \"{'alpha': 1.5}\" for gradnorm", key="balancer_options",
+        default_factory=dict,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        # Checked here, when the config is made, so that a misspelt option fails before any data is
+        # read; the values are checked when the balancer is built, also before the data.
+        from onepass.train.balancers import BALANCERS, balancer_options
+
+        if self.name not in BALANCERS:
+            raise unknown_name_error("balancer", self.name, list(BALANCERS))
+        valid = balancer_options(BALANCERS[self.name])
+        unknown = sorted(set(self.options) - set(valid))
+        if unknown:
+            raise ConfigError(
+                f"balancer_options: balancer {self.name!r} has no option(s) {unknown} "
+                f"(its options: {', '.join(sorted(valid)) or 'none'})"
+            )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Where the run writes, how long it runs, and where."""
+
+    out: str = option(help="model package directory to write", metavar="DIR", may_change_on_resume=True)
+    name: str | None = option(
+        None, "package name (default: the out folder's name)", metavar="NAME", may_change_on_resume=True
+    )
+    epochs: int = option(10, "passes over the training data", may_change_on_resume=True)
+    steps: int | None = option(None, "total optimiser steps; overrides epochs when set", may_change_on_resume=True)
+    seed: int = option(0, "initialisation, sample order and augmentation")
+    device: str = option("auto", "auto (cuda when available) | cpu | cuda | cuda:N", metavar="DEVICE")
+    amp: bool = option(True, "mixed precision on CUDA (ignored on the CPU)")
+    checkpoint_every: int = option(200, "steps between checkpoints", may_change_on_resume=True)
+    log_every: int = option(20, "steps between progress-bar loss updates", may_change_on_resume=True)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or (self.steps is not None and self.steps < 1):
+            raise ConfigError(f"epochs and steps must be positive, got epochs={self.epochs}, steps={self.steps}")
+
+
+# ---- the whole ------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    model: ModelOptions = dataclasses.field(default_factory=ModelOptions)
+    data: DataOptions  # the training folder is required
+    optimizer: OptimizerOptions = dataclasses.field(default_factory=OptimizerOptions)
+    balancer: BalancerOptions = dataclasses.field(default_factory=BalancerOptions)
+    run: RunOptions  # and so is the output directory
+
+    def __post_init__(self) -> None:
+        unknown = set(self.optimizer.lr_tasks) - set(self.model.tasks)
+        if unknown:
+            raise ConfigError(
+                f"lr_tasks names {sorted(unknown)}, which are not among the tasks {list(self.model.tasks)}"
+            )
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - fields
+        """From flat keys (a config file, flags, `--set`); each value is checked against its field's type."""
+        by_key = {o.key: o for o in options()}
+        unknown = set(values) - set(by_key)
         if unknown:
-            name = sorted(unknown)[0]
-            raise unknown_name_error("training option", name, sorted(fields))
-        converted = {
-            k: tuple(v) if isinstance(v, list) and k in ("tasks", "input_size") else v for k, v in values.items()
-        }
-        try:
-            return cls(**converted)
-        except TypeError as error:
-            raise ConfigError(f"training config: {error}") from None
+            raise unknown_name_error("training option", sorted(unknown)[0], list(by_key))
+        missing = [o.key for o in options() if o.required and o.key not in values]
+        if missing:
+            raise ConfigError(f"training option {missing[0]!r} is required ({by_key[missing[0]].help})")
+        checked = {key: _checked(by_key[key], value) for key, value in values.items()}
+        return _build(cls, checked)
+
+    def to_json(self) -> dict[str, Any]:
+        """Flat: {key: value}, JSON types (the checkpoint's and the package's record)."""
+        return {o.key: _jsonable(o.value_in(self)) for o in options()}
+
+    def resume_conflicts(self, saved: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        """{key: (this config's value, the saved one)} for each option that may not change on resume
+        and differs from the checkpoint's `saved` config (flat JSON). A key the saved config lacks was
+        not an option when it was written: the run had its default."""
+        current = self.to_json()
+        conflicts = {}
+        for o in options():
+            if o.may_change_on_resume:
+                continue
+            before = saved.get(o.key, None if o.required else _jsonable(o.default))
+            if before != current[o.key]:
+                conflicts[o.key] = (current[o.key], before)
+        return conflicts
 
 
+# ---- the flat keys --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Option:
+    """One leaf field of TrainConfig, under its flat key."""
+
+    key: str
+    path: tuple[str, ...]  # attribute path from TrainConfig, e.g. ("data", "augmentation", "min_zoom")
+    section: type  # the dataclass that declares it
+    hint: Any  # its resolved type
+    field: dataclasses.Field
+
+    @property
+    def help(self) -> str:
+        return self.field.metadata.get("help", "")
+
+    @property
+    def choices(self) -> tuple[str, ...] | None:
+        choices = self.field.metadata.get("choices")
+        return tuple(choices) if choices is not None else None
+
+    @property
+    def metavar(self) -> str | None:
+        return self.field.metadata.get("metavar")
+
+    @property
+    def may_change_on_resume(self) -> bool:
+        return bool(self.field.metadata.get("may_change_on_resume"))
+
+    @property
+    def required(self) -> bool:
+        return self.field.default is MISSING and self.field.default_factory is MISSING
+
+    @property
+    def default(self) -> Any:
+        if self.field.default_factory is not MISSING:
+            return self.field.default_factory()
+        return None if self.field.default is MISSING else self.field.default
+
+    def value_in(self, config: TrainConfig) -> Any:
+        return functools.reduce(getattr, self.path, config)
+
+
+@functools.cache
+def options() -> tuple[Option, ...]:
+    """Every leaf field of TrainConfig, section by section; fails on a key used twice."""
+    found = tuple(_leaf_options(TrainConfig, ()))
+    keys = [o.key for o in found]
+    if len(set(keys)) != len(keys):
+        raise TypeError(f"TrainConfig: flat keys must be unique, got {sorted(k for k in keys if keys.count(k) > 1)}")
+    return found
+
+
+def _leaf_options(cls: type, path: tuple[str, ...]):
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            yield from _leaf_options(hint, (*path, f.name))
+        else:
+            yield Option(f.metadata.get("key") or f.name, (*path, f.name), cls, hint, f)
+
+
+def _build(cls: type, values: Mapping[str, Any]) -> Any:
+    """`cls` with the fields `values` gives (flat keys), its sections built the same way."""
+    hints = typing.get_type_hints(cls)
+    arguments = {}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            arguments[f.name] = _build(hints[f.name], values)
+        elif (key := f.metadata.get("key") or f.name) in values:
+            arguments[f.name] = values[key]
+    return cls(**arguments)
+
+
+def _checked(option: Option, value: Any) -> Any:
+    """`value` as the field's type wants it (a list becomes a tuple, an int a float), or a ConfigError
+    that names the option."""
+    try:
+        return _as_type(option.hint, value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"training option {option.key}: expected {_describe(option.hint)}, got {value!r}") from None
+
+
+def _as_type(hint: Any, value: Any) -> Any:
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        if value is None and type(None) in arguments:
+            return None
+        (inner,) = [a for a in arguments if a is not type(None)]
+        return _as_type(inner, value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # --set augment=false
+            return value.lower() == "true"
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 2e-3 (no dot) as a string
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, str) and arguments[-1] is Ellipsis:  # "semseg,depth"
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            items = arguments[:1] * len(value) if arguments[-1] is Ellipsis else arguments
+            if len(items) == len(value):
+                return tuple(_as_type(h, v) for h, v in zip(items, value, strict=True))
+    elif origin is dict:
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            return {k: _as_type(arguments[1], v) for k, v in value.items()}
+    elif hint is Any:
+        return value
+    raise TypeError(value)
+
+
+_NOUNS = {bool: ("true or false", "booleans"), int: ("an integer", "integers"), float: ("a number", "numbers"),
+          str: ("a string", "strings")}  # fmt: skip
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join("None" if a is type(None) else _describe(a) for a in arguments)
+    if origin is tuple:
+        if arguments[-1] is Ellipsis:
+            return f"a list of {_describe(arguments[0], plural=True)}"
+        return f"a list of {len(arguments)} {_describe(arguments[0], plural=True)}"
+    if origin is dict:
+        return f"a mapping of name: {_describe(arguments[1])}"
+    return _NOUNS.get(hint, ("a value", "values"))[plural]
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+# ---- files and overrides --------------------------------------------------------------------------
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A YAML (.yaml/.yml) or TOML (.toml) file of TrainConfig fields."""
+    """A YAML (.yaml/.yml) or TOML (.toml) file of flat TrainConfig keys."""
+    import tomllib  # here, not at the top: `onepass --help` imports this module
+
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
@@ -127,6 +425,8 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
     """["lr=0.01", "lr_tasks={'depth': 1e-3}"] -> {"lr": 0.01, ...}; values read by ast.literal_eval
     (never eval), and a bare word stays a string."""
+    import ast
+
     values: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")

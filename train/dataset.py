@@ -3,29 +3,17 @@ label-consistent augmentation (each task says how its target resizes, flips and 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from onepass.data.folder import DatasetError, FolderDataset
-from onepass.models.model import resize_to_input
+from onepass.data.image import resize_to_input
 from onepass.models.tasks.base import Task
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random flip, zoom-out and colour jitter.
-
-    Zoom is out only (the image shrinks into a padded canvas): zooming in could crop a person out of
-    view and silently make the `people` label wrong; padding is unlabelled in every task.
-    """
-
-    min_zoom: float = 0.75
-    flip: bool = True
-    colour: float = 0.2  # brightness/contrast/saturation jitter amplitude
+from onepass.train.config import Augmentation  # a config section (no torch there): defined with the options
 
 
 class TaskDataset(torch.utils.data.Dataset):
@@ -49,6 +37,19 @@ class TaskDataset(torch.utils.data.Dataset):
         self.augmentation = augmentation
         self.seed = seed
         self.epoch = 0
+
+    @classmethod
+    def from_folder(
+        cls,
+        path: str | os.PathLike,
+        tasks: Sequence[Task],
+        input_size: tuple[int, int],
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+    ) -> TaskDataset:
+        """The folder dataset at `path`, its labels read with each task's codec."""
+        folder = FolderDataset(path, {t.name: t.codec for t in tasks if t.codec is not None})
+        return cls(folder, tasks, input_size, augmentation, seed)
 
     def __len__(self) -> int:
         return len(self.folder)

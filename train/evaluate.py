@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -15,7 +18,7 @@ from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
 from onepass.models.panel import Row, Tile, compose, picture_tiles
 from onepass.models.tasks.base import Task
-from onepass.train.dataset import to_device
+from onepass.train.dataset import TaskDataset, to_device
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
 
@@ -42,6 +45,32 @@ def evaluate(
             accumulators[task.name].update(outputs, to_device(batch[task.name], device))
     model.train(was_training)
     return {name: accumulator.compute() for name, accumulator in accumulators.items()}
+
+
+def evaluate_dataset(
+    model: MultiTaskModel,
+    dataset: TaskDataset,
+    batch_size: int = 16,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Metrics:
+    """`evaluate` a model on a whole dataset, with its own tasks and normalisation: the held-out
+    evaluation of training and `onepass eval` alike."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers)
+    config = model.config
+    return evaluate(model, loader, config.tasks, config.mean, config.std, device, progress)
+
+
+def data_description(path: str | os.PathLike, images: int) -> dict[str, Any]:
+    """The "data" of a metrics document: the folder, how many images were scored, and what made them."""
+    return {"path": str(path), "images": images, **dataset_provenance(path)}
+
+
+def dataset_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    """What made the data, when the folder says so (`onepass data synth` writes synth.json)."""
+    origin = Path(path) / "synth.json"
+    return {"synth": json.loads(origin.read_text())} if origin.is_file() else {}
 
 
 def delta_mtl(results: Metrics, baselines: Metrics, tasks: Sequence[Task]) -> float:
@@ -135,29 +164,3 @@ def prediction_panel(model: MultiTaskModel, dataset: Sequence[Mapping[str, Tenso
                 ]
         rows.append(Row(tiles, text))
     return compose(rows)
-
-
-def format_metrics_table(results: Metrics, tasks: Sequence[Task], columns: Mapping[str, Metrics] | None = None) -> str:
-    """A rich table: one row per (task, metric), the model's value and optional comparison columns."""
-    from rich.console import Console
-    from rich.table import Table
-
-    columns = dict(columns or {})
-    table = Table(title="evaluation")
-    for header in ("task", "metric", "better", "model", *columns):
-        table.add_column(header, justify="right" if header not in ("task", "metric") else "left")
-    for task in tasks:
-        for metric, higher in task.metric_directions().items():
-            row = [task.name, metric, "↑" if higher else "↓", _format(results.get(task.name, {}).get(metric))]
-            row += [_format(other.get(task.name, {}).get(metric)) for other in columns.values()]
-            table.add_row(*row)
-    console = Console(width=120, record=True)
-    with console.capture() as capture:
-        console.print(table)
-    return capture.get()
-
-
-def _format(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4g}" if abs(value) < 10 else f"{value:.2f}"

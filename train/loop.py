@@ -7,6 +7,7 @@ Resumable bit-for-bit on CPU: the sample order comes from (seed, epoch), augment
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -24,7 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 import onepass
-from onepass.data.folder import DatasetDescription, DatasetError, FolderDataset
+from onepass.data.folder import DatasetDescription, DatasetError
 from onepass.data.progress import progress_bar
 from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.architectures import initial_prediction_key
@@ -32,10 +33,17 @@ from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, Task
 from onepass.train.balancers import LossBalancer, build_balancer
-from onepass.train.config import TrainConfig
-from onepass.train.dataset import Augmentation, TaskDataset, to_device
+from onepass.train.config import ModelOptions, OptimizerOptions, TrainConfig
+from onepass.train.dataset import TaskDataset, to_device
 from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
-from onepass.train.evaluate import Metrics, evaluate, fit_constant_predictor
+from onepass.train.evaluate import (
+    Metrics,
+    data_description,
+    dataset_provenance,
+    evaluate,
+    evaluate_dataset,
+    fit_constant_predictor,
+)
 
 CHECKPOINT_FORMAT = "onepass-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -51,15 +59,17 @@ def tasks_for_dataset(names: tuple[str, ...], description: DatasetDescription) -
     return tuple(tasks)
 
 
-def model_config(config: TrainConfig, tasks: tuple[Task, ...]) -> ModelConfig:
-    return ModelConfig(
-        tasks=tasks,
-        encoder=config.encoder,
-        architecture=config.architecture,
-        decoder_channels=config.decoder_channels,
-        input_size=tuple(config.input_size),
-        pretrained=config.pretrained,
-    )
+# Model options the Trainer applies itself rather than the ModelConfig: the package's config never
+# names a weights file (loading the package must not need it; training.pretrained_file records it).
+TRAINER_MODEL_OPTIONS = ("pretrained_file",)
+
+
+def model_config(options: ModelOptions, tasks: tuple[Task, ...]) -> ModelConfig:
+    """The package's ModelConfig: every model option but TRAINER_MODEL_OPTIONS (task names become the
+    dataset's tasks)."""
+    skipped = ("tasks", *TRAINER_MODEL_OPTIONS)
+    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in skipped}
+    return ModelConfig(tasks=tasks, **values)
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):
@@ -79,7 +89,7 @@ class EpochSampler(torch.utils.data.Sampler[int]):
         return len(self.indices)
 
 
-def learning_rate_factor(config: TrainConfig, step: int, total_steps: int) -> float:
+def learning_rate_factor(config: OptimizerOptions, step: int, total_steps: int) -> float:
     warmup = min(config.warmup_steps, max(total_steps // 5, 1))
     if step < warmup:
         return (step + 1) / warmup
@@ -89,7 +99,7 @@ def learning_rate_factor(config: TrainConfig, step: int, total_steps: int) -> fl
     return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def parameter_groups(config: TrainConfig, model: MultiTaskModel, balancer: LossBalancer) -> list[dict[str, Any]]:
+def parameter_groups(config: OptimizerOptions, model: MultiTaskModel, balancer: LossBalancer) -> list[dict[str, Any]]:
     """Shared encoder/decoder, each task's own parameters and the balancer's, each with its lr."""
     shared_lr = config.lr_shared if config.lr_shared is not None else config.lr
     groups = [{"name": "shared", "params": model.shared_parameters(), "lr": shared_lr}]
@@ -108,8 +118,8 @@ def parameter_groups(config: TrainConfig, model: MultiTaskModel, balancer: LossB
     return groups
 
 
-def build_optimizer(config: TrainConfig, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    if config.optimizer == "adamw":
+def build_optimizer(config: OptimizerOptions, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    if config.name == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.SGD(groups, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay, nesterov=True)
 
@@ -138,40 +148,36 @@ class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True):
         self.config = config
         self.progress = progress
-        self.out = Path(config.out)
+        self.out = Path(config.run.out)
         self.run_dir = self.out / RUN_DIR
-        device = choose_device(config.device)
+        device = choose_device(config.run.device)
         self.group = init_process_group(device)
         if device.type == "cuda":
             device = torch.device("cuda", self.group.local_rank)
             torch.cuda.set_device(device)
         self.device = device
-        torch.manual_seed(config.seed)
-
-        if not Path(config.data).is_dir():
-            raise DatasetError(f"{config.data}: dataset folder does not exist")
-        self.tasks = tasks_for_dataset(config.tasks, DatasetDescription.load(Path(config.data)))
-        codecs = {t.name: t.codec for t in self.tasks if t.codec is not None}
-        self.train_folder = FolderDataset(config.data, codecs)
-        augmentation = Augmentation(min_zoom=config.min_zoom) if config.augment else None
-        self.train_set = TaskDataset(self.train_folder, self.tasks, config.input_size, augmentation, config.seed)
-        self.val_set = (
-            TaskDataset(FolderDataset(config.val_data, codecs), self.tasks, config.input_size)
-            if config.val_data
-            else None
-        )
-
-        self.model = MultiTaskModel(model_config(config, self.tasks))
-        # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
-        self.pretrained_source = (
-            self.model.encoder.load_pretrained_file(config.pretrained_file) if config.pretrained_file else None
-        )
-        self.model = self.model.to(device).to(memory_format=torch.channels_last)
-        self.balancer = build_balancer(config.balancer, [t.name for t in self.tasks], **config.balancer_options).to(
-            device
-        )
+        torch.manual_seed(config.run.seed)
+        # The balancer first: its options' values are checked before any data is read.
+        self.balancer = build_balancer(config.balancer.name, config.model.tasks, **config.balancer.options).to(device)
         self.balancer.check_world_size(self.group.world_size)
-        self.optimizer = build_optimizer(config, parameter_groups(config, self.model, self.balancer))
+
+        data = config.data
+        if not Path(data.path).is_dir():
+            raise DatasetError(f"{data.path}: dataset folder does not exist")
+        self.tasks = tasks_for_dataset(config.model.tasks, DatasetDescription.load(Path(data.path)))
+        input_size = config.model.input_size
+        augmentation = data.augmentation if data.augment else None
+        self.train_set = TaskDataset.from_folder(data.path, self.tasks, input_size, augmentation, config.run.seed)
+        self.train_folder = self.train_set.folder
+        self.val_set = TaskDataset.from_folder(data.val_path, self.tasks, input_size) if data.val_path else None
+
+        self.model = MultiTaskModel(model_config(config.model, self.tasks))
+        # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
+        weights = config.model.pretrained_file
+        self.pretrained_source = self.model.encoder.load_pretrained_file(weights) if weights else None
+        self.model = self.model.to(device).to(memory_format=torch.channels_last)
+        groups = parameter_groups(config.optimizer, self.model, self.balancer)
+        self.optimizer = build_optimizer(config.optimizer, groups)
         self.network: nn.Module = self.model
         if self.group.enabled:
             self.network = DistributedDataParallel(
@@ -179,17 +185,18 @@ class Trainer:
             )
 
         self.amp_dtype = None
-        if device.type == "cuda" and config.amp:
+        if device.type == "cuda" and config.run.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
 
-        self.steps_per_epoch = len(self.train_folder) // (config.batch_size * self.group.world_size)
+        batch_size = config.optimizer.batch_size
+        self.steps_per_epoch = len(self.train_folder) // (batch_size * self.group.world_size)
         if self.steps_per_epoch == 0:
             raise ConfigError(
-                f"{config.data}: {len(self.train_folder)} images cannot fill one batch of {config.batch_size} "
+                f"{data.path}: {len(self.train_folder)} images cannot fill one batch of {batch_size} "
                 f"per process ({self.group.world_size} processes); lower batch_size"
             )
-        self.total_steps = config.steps or config.epochs * self.steps_per_epoch
+        self.total_steps = config.run.steps or config.run.epochs * self.steps_per_epoch
         self.state = TrainingState()
 
     # ---- checkpoints ----------------------------------------------------------------------
@@ -228,13 +235,12 @@ class Trainer:
         checkpoint = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
         if checkpoint.get("format") != CHECKPOINT_FORMAT or checkpoint.get("version") != CHECKPOINT_VERSION:
             raise ConfigError(f"{path}: not an onepass checkpoint of version {CHECKPOINT_VERSION}")
-        saved = json.loads(checkpoint["config"])
-        current = self.config.to_json()
-        changed = sorted(
-            k for k in current if k not in ("epochs", "steps", "out", "num_workers") and saved.get(k) != current[k]
-        )
-        if changed:
-            differences = ", ".join(f"{k} {current[k]!r} (the checkpoint's: {saved.get(k)!r})" for k in changed)
+        conflicts = self.config.resume_conflicts(json.loads(checkpoint["config"]))
+        if conflicts:
+            differences = ", ".join(
+                f"{key} {current!r} (the checkpoint's: {saved!r})"
+                for key, (current, saved) in sorted(conflicts.items())
+            )
             raise ConfigError(
                 f"{path}: cannot resume with a different {differences}; "
                 "resume with the checkpoint's values, or train into another --out"
@@ -261,14 +267,13 @@ class Trainer:
     # ---- the loop -------------------------------------------------------------------------
     def loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:
         self.train_set.epoch = epoch
-        sampler = EpochSampler(
-            len(self.train_set), self.config.batch_size, self.config.seed, epoch, self.group, skip_batches
-        )
+        batch_size = self.config.optimizer.batch_size
+        sampler = EpochSampler(len(self.train_set), batch_size, self.config.run.seed, epoch, self.group, skip_batches)
         return torch.utils.data.DataLoader(
             self.train_set,
-            batch_size=self.config.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
-            num_workers=self.config.num_workers,
+            num_workers=self.config.data.num_workers,
             drop_last=True,
             pin_memory=self.device.type == "cuda",
         )
@@ -319,7 +324,7 @@ class Trainer:
         return losses
 
     def set_learning_rate(self) -> None:
-        factor = learning_rate_factor(self.config, self.state.step, self.total_steps)
+        factor = learning_rate_factor(self.config.optimizer, self.state.step, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
 
@@ -359,12 +364,13 @@ class Trainer:
                     sums[name] = sums.get(name, 0.0) + value
                     counts[name] = counts.get(name, 0) + 1
                 images_per_second = (
-                    self.config.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
+                    self.config.optimizer.batch_size * self.group.world_size / max(time.perf_counter() - tick, 1e-9)
                 )
                 progress.update(1)
-                if losses and (self.state.step % self.config.log_every == 0 or self.state.step == self.total_steps):
+                run = self.config.run
+                if losses and (self.state.step % run.log_every == 0 or self.state.step == self.total_steps):
                     progress.set_postfix(loss=f"{losses['total']:.3f}", img_s=f"{images_per_second:.0f}", epoch=epoch)
-                if self.state.step % self.config.checkpoint_every == 0:
+                if self.state.step % run.checkpoint_every == 0:
                     self.save_checkpoint()
                 if self.state.step >= self.total_steps or (stop_after is not None and steps_this_run >= stop_after):
                     break
@@ -403,38 +409,34 @@ class Trainer:
     def evaluate_val(self) -> Metrics | None:
         if self.val_set is None or not self.group.is_main:
             return None
-        loader = torch.utils.data.DataLoader(
-            self.val_set, batch_size=self.config.batch_size, num_workers=self.config.num_workers
-        )
-        return evaluate(
-            self.model, loader, self.tasks, self.model.config.mean, self.model.config.std, self.device, self.progress
+        return evaluate_dataset(
+            self.model,
+            self.val_set,
+            self.config.optimizer.batch_size,
+            self.config.data.num_workers,
+            self.device,
+            self.progress,
         )
 
     def finish(self) -> ModelPackage | None:
         barrier(self.group)
         if not self.group.is_main:
             return None
-        package = save_package(self.out, self.model, self.config.name or self.out.name, training=self.provenance())
+        package = save_package(self.out, self.model, self.config.run.name or self.out.name, training=self.provenance())
         if self.val_set is not None:
             metrics = self.evaluate_val()
             trivial = self.trivial_baselines()
-            save_metrics(self.out, metrics, self.val_description(), baselines={"trivial": trivial})
+            description = data_description(self.config.data.val_path, len(self.val_set))
+            save_metrics(self.out, metrics, description, baselines={"trivial": trivial})
         return package
 
     def trivial_baselines(self) -> Metrics:
         """Majority class / mean depth / most common normal / majority attribute, fit on the training
         set and scored on the validation set like the model."""
-        plain = TaskDataset(self.train_folder, self.tasks, self.config.input_size)
+        plain = TaskDataset(self.train_folder, self.tasks, self.config.model.input_size)
         constant = fit_constant_predictor(torch.utils.data.DataLoader(plain, batch_size=32), self.tasks)
-        loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.config.batch_size)
+        loader = torch.utils.data.DataLoader(self.val_set, batch_size=self.config.optimizer.batch_size)
         return evaluate(constant, loader, self.tasks, self.model.config.mean, self.model.config.std, "cpu", False)
-
-    def val_description(self) -> dict[str, Any]:
-        return {
-            "path": str(self.config.val_data),
-            "images": len(self.val_set),
-            **_dataset_provenance(self.config.val_data),
-        }
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -442,7 +444,7 @@ class Trainer:
             "steps": self.state.step,
             "epochs": self.state.epoch,
             "train_images": len(self.train_folder),
-            "train_data": _dataset_provenance(self.config.data),
+            "train_data": dataset_provenance(self.config.data.path),
             "seconds": round(self.state.wall_time, 1),
             "processes": self.group.world_size,
             "device": str(self.device),
@@ -458,12 +460,6 @@ class Trainer:
             # the encoder's starting weights: the package holds them now, so loading it never needs the file
             "pretrained_file": self.pretrained_source.to_json() if self.pretrained_source else None,
         }
-
-
-def _dataset_provenance(path: str) -> dict[str, Any]:
-    """What made the data, when the folder says so (`onepass data synth` writes synth.json)."""
-    origin = Path(path) / "synth.json"
-    return {"synth": json.loads(origin.read_text())} if origin.is_file() else {}
 
 
 def train(

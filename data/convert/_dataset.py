@@ -7,13 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from onepass.data.convert import ConvertError
-from onepass.data.folder import IMAGE_EXTENSIONS, DatasetDescription
-
-EXIF_ORIENTATION = 0x0112
-TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height (the reader applies them)
+from onepass.data.folder import DatasetDescription
+from onepass.data.image import IMAGE_EXTENSIONS, BadImage, decode_image
 
 
 @dataclass(frozen=True)
@@ -44,14 +40,12 @@ def target_dataset(root: Path) -> TargetDataset:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image as the folder reader decodes it (EXIF orientation applied), from its header."""
+    """(H, W) of an image as the folder reader decodes it (the one decoder: EXIF orientation applied)."""
     try:
-        with Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except Exception as error:  # PIL raises many types for bad files
-        raise ConvertError(f"{path}: not a readable image ({error})") from None
-    return (width, height) if orientation in TRANSPOSED else (height, width)
+        width, height = decode_image(path).size
+    except BadImage as error:
+        raise ConvertError(str(error)) from None
+    return height, width
 
 
 def label_files(src: Path, suffixes: Sequence[str], dataset: TargetDataset) -> dict[str, Path]:

@@ -20,6 +20,10 @@ from onepass.cli import main
         (["--input-sizes", "100x100"], "multiples of 32"),
         (["--url", "http://x"], "--url: not an option of onepass bench MODEL"),
         (["--iters", "0"], "--iters 0: must be at least 1"),
+        (["--source-size", "480x"], "--source-size '480x' must look like HxW"),
+        (["--head-cost", "nomrals"], "unknown --head-cost task 'nomrals'; did you mean 'normals'?"),
+        (["--model", "default"], "--model: not an option of onepass bench MODEL"),
+        (["--baseline"], "--baseline: not an option of onepass bench MODEL"),
     ],
 )
 def test_model_mode_errors(tiny_package, argv, message, capsys):
@@ -31,15 +35,22 @@ def test_model_mode_errors(tiny_package, argv, message, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        ([], "needs --url"),
+        ([], "needs --url URL (a running server"),
         (["--url", "http://x", "--duration", "1", "--requests", "3"], "not both"),
         (["--url", "http://x", "--batch-sizes", "1"], "--batch-sizes: not an option of onepass bench serve"),
+        (["--url", "http://x", "--head-cost", "people"], "--head-cost: not an option of onepass bench serve"),
         (["--url", "http://x", "--field", "novalue"], "must be KEY=VALUE"),
+        (["--url", "http://x", "--field", "maps=false"], "set by --maps"),
+        (["--url", "http://x", "--maps", "yes"], "--maps 'yes': give true, false, or true,false"),
+        (["--url", "http://x", "--source-size", "48x64,96x128"], "uploads one frame size"),
+        (["--url", "http://x", "--baseline"], "--baseline needs --model MODEL"),
+        (["--url", "http://x", "--workers", "0"], "--workers 0: must be at least 1"),
     ],
 )
 def test_serve_mode_errors(argv, message, capsys):
     assert main(["bench", "serve", *argv]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
 
 
 def test_missing_model_is_a_package_error(capsys):

@@ -1,20 +1,37 @@
 """`onepass bench serve` against a small real HTTP server on loopback (the stdlib's threading server):
-request counting, error counting, latency stats, and batch sizes read from its /metrics histogram.
+request counting, error counting, latency stats, the maps field, and batch sizes read from its
+/metrics histogram; and the baseline server, started by the bench on a free port, loaded the same way.
 
 The real `onepass serve` (BentoML) takes tens of seconds to start on 2 cores, so it is not started
-here; scripts/benchmarks.sh runs the load generator against it."""
+here (the baseline server goes through the same start-and-stop code); scripts/benchmarks.sh runs
+`onepass bench serve --model default --baseline`."""
 
 from __future__ import annotations
 
-import json
+import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
-from onepass.bench.serve_load import ServeSettings, batch_size_delta, parse_batch_histogram, run_serve_bench
-from onepass.bench.tables import serve_table
+from onepass.bench.document import read_document
+from onepass.bench.plan import BenchError
+from onepass.bench.records import ServeLoadSettings
+from onepass.bench.serve_load import (
+    BASELINE,
+    ONEPASS,
+    baseline_command,
+    batch_size_delta,
+    free_port,
+    parse_batch_histogram,
+    request_payload,
+    run_serve_bench,
+    started_server,
+)
+from onepass.bench.serve_tables import serve_tables
 from onepass.cli import main
+from onepass.models.package import open_package
 from tests.bench.conftest import HAVE_MATPLOTLIB, plot_args
 
 FAIL_EVERY = 5  # the server answers every 5th /predict with a 500
@@ -24,7 +41,7 @@ BATCH = 2  # and records each one as a batch of 2 in its histogram
 class FakeServer(BaseHTTPRequestHandler):
     count = 0
     lock = threading.Lock()
-    uploads: list[bytes] = []
+    maps_fields: list[str] = []
 
     def log_message(self, *args) -> None:  # keep the test output clean
         pass
@@ -63,12 +80,15 @@ class FakeServer(BaseHTTPRequestHandler):
         with FakeServer.lock:
             FakeServer.count += 1
             failing = FakeServer.count % FAIL_EVERY == 0
+            field = body.split(b'name="maps"', 1)[1].split(b"\r\n\r\n", 1)[1].split(b"\r\n", 1)[0]
+            FakeServer.maps_fields.append(field.decode())
         self._reply(500 if failing else 200, b'{"error": "boom"}' if failing else b'{"ok": true}')
 
 
 @pytest.fixture
 def server():
     FakeServer.count = 0
+    FakeServer.maps_fields = []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), FakeServer)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -79,33 +99,100 @@ def server():
 
 def test_levels_count_requests_errors_and_batch_sizes(server, tmp_path, capsys):
     argv = ["bench", "serve", "--url", server, "--concurrency", "1,4", "--requests", "20", "--warmup", "0"]
-    argv += ["--json", str(tmp_path / "s.json"), *plot_args(tmp_path / "plots")]
+    argv += ["--maps", "true,false", "--json", str(tmp_path / "s.json"), *plot_args(tmp_path / "plots")]
     assert main(argv) == 0
-    document = json.loads((tmp_path / "s.json").read_text())
-    assert (document["kind"], document["url"]) == ("serve", server)
-    assert [level["concurrency"] for level in document["levels"]] == [1, 4]
-    for level in document["levels"]:
-        assert level["requests"] == 20 and level["ok"] == 16 and level["errors"] == {"500": 4}
-        assert level["latency_ms"]["n"] == 16 and level["latency_ms"]["p50"] > 0
-        assert level["requests_per_s"] == pytest.approx(16 / level["elapsed_s"])
-        assert level["batch_sizes"]["batches"] == 20 and level["batch_sizes"]["mean"] == pytest.approx(BATCH)
-        assert level["batch_sizes"]["max_at_most"] == "2"
+    document = read_document(tmp_path / "s.json")
+    (run,) = document.servers
+    assert (document.kind, run.name, run.url, run.started) == ("serve", ONEPASS, server, False)
+    assert [(level.concurrency, level.maps) for level in run.levels] == [(1, True), (1, False), (4, True), (4, False)]
+    assert FakeServer.maps_fields == (["true"] * 20 + ["false"] * 20) * 2
+    for level in run.levels:
+        assert level.requests == 20 and level.ok == 16 and level.errors == {"500": 4}
+        assert level.latency_ms.n == 16 and level.latency_ms.p50 > 0
+        assert level.requests_per_s == pytest.approx(16 / level.elapsed_s)
+        assert level.batch_sizes.batches == 20 and level.batch_sizes.mean == pytest.approx(BATCH)
+        assert level.batch_sizes.max_at_most == "2"
+    assert document.in_process is None and document.vs_baseline == ()
     out = capsys.readouterr().out
     assert "500: 4" in out and "mean 2.00" in out
     assert (tmp_path / "plots" / "s-load.png").is_file() or not HAVE_MATPLOTLIB
 
 
 def test_in_process_reference_and_duration_mode(server, tiny_package):
-    settings = ServeSettings(
+    settings = ServeLoadSettings(
         url=server, concurrency=(2,), duration=0.5, warmup=2, source_size=(48, 64), model=str(tiny_package),
-        backend="torch", in_process_seconds=0.1,
+        backend="torch", in_process_batches=(1, 2), in_process_seconds=0.1,
     )  # fmt: skip
-    document = run_serve_bench(settings, lambda message: None)
-    (level,) = document["levels"]
-    assert level["requests"] > 0 and level["elapsed_s"] >= 0.5
-    assert [b["batch"] for b in document["in_process"]["batches"]] == [1, 8]
-    assert "torch" in document["in_process"]["backend_choice"]
-    assert "In-process" in serve_table(document).note
+    document = run_serve_bench(settings, log=lambda message: None)
+    ((level,),) = [run.levels for run in document.servers]
+    assert level.requests > 0 and level.elapsed_s >= 0.5
+    reference = document.in_process
+    assert [b.batch for b in reference.batches] == [1, 2] and "torch" in reference.backend_choice
+    for b in reference.batches:
+        assert set(b.phases) == {"decode", "preprocess", "model", "postprocess"}
+        assert b.images_per_s == pytest.approx(b.batch / (b.latency_ms.mean / 1e3))
+        assert sum(p.mean for p in b.phases.values()) <= b.latency_ms.mean  # the phases are parts of the call
+    (load, in_process) = serve_tables(document)
+    batch_one = reference.batches[0].latency_ms.p50
+    assert load.rows[0].added_p50_ms == pytest.approx(level.latency_ms.p50 - batch_one)
+    assert load.rows[0].of_in_process_best == pytest.approx(level.requests_per_s / reference.best().images_per_s)
+    assert in_process.title.startswith("in process")
+
+
+@pytest.fixture(scope="module")
+def exported_package(tiny_package, tmp_path_factory):
+    """A copy of the tiny package with its fp32 ONNX export (what the baseline serves)."""
+    from onepass.export.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("baseline") / "tiny"
+    shutil.copytree(tiny_package, path)
+    export_onnx(open_package(path))
+    return path
+
+
+def test_baseline_server_answers_the_small_outputs(exported_package):
+    package = open_package(exported_package)
+    small = {s.name for t in package.config.tasks for s in t.output_specs() if "H" not in s.shape}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with started_server(baseline_command(ServeLoadSettings(model=str(exported_package)), port), url, BASELINE, print):
+        frame = request_payload(ServeLoadSettings(source_size=(48, 64), upload="jpeg"))
+        assert frame.content[:2] == b"\xff\xd8"  # a JPEG
+        response = httpx.post(f"{url}/predict", files={"image": (frame.name, frame.content, frame.content_type)})
+        assert response.status_code == 200
+        body = response.json()
+        assert set(body) == small and small  # the image-level outputs (attribute groups); no per-pixel map
+        assert all(sum(v) == pytest.approx(1.0, abs=1e-4) for v in body.values())  # probabilities
+        bad = httpx.post(f"{url}/predict", files={"image": ("x.png", b"\x89PNG not really")})
+        assert bad.status_code == 400 and "not an image" in bad.json()["error"]
+        assert httpx.post(f"{url}/predict", data={"x": "1"}).status_code == 400
+    with pytest.raises(httpx.HTTPError):  # stopped when the block ends
+        httpx.get(f"{url}/readyz", timeout=2)
+
+
+def test_baseline_is_loaded_the_same_way_and_compared(server, exported_package, tmp_path):
+    argv = ["bench", "serve", "--url", server, "--model", str(exported_package), "--baseline", "--backend", "torch"]
+    argv += ["--concurrency", "1,2", "--requests", "6", "--warmup", "1", "--source-size", "48x64", "--upload", "jpeg"]
+    argv += ["--json", str(tmp_path / "s.json")]
+    assert main(argv) == 0
+    document = read_document(tmp_path / "s.json")
+    ours, baseline = document.servers
+    assert (ours.name, baseline.name) == (ONEPASS, BASELINE) and baseline.started and not ours.started
+    assert "onepass.bench.baseline_server" in baseline.command and baseline.url != server
+    assert [(lv.concurrency, lv.maps) for lv in baseline.levels] == [(lv.concurrency, lv.maps) for lv in ours.levels]
+    assert all(lv.ok == lv.requests == 6 and lv.batch_sizes is None for lv in baseline.levels)  # no /metrics
+    for ratio, mine, theirs in zip(document.vs_baseline, ours.levels, baseline.levels, strict=True):
+        assert ratio.throughput_ratio == pytest.approx(mine.requests_per_s / theirs.requests_per_s)
+        assert ratio.latency_ratio == pytest.approx(mine.latency_ms.p50 / theirs.latency_ms.p50)
+    titles = [t.title for t in serve_tables(document)]
+    assert titles[2] == "onepass serve against the baseline server" and len(titles) == 4
+
+
+def test_baseline_needs_an_onnx_export(tiny_package, tmp_path):
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_package, bare, ignore=shutil.ignore_patterns("*.onnx"))
+    with pytest.raises(BenchError, match="model.onnx is missing.*onepass export"):
+        run_serve_bench(ServeLoadSettings(url="http://127.0.0.1:9", model=str(bare), baseline=True))
 
 
 def test_unreachable_server_is_a_one_line_error(capsys):

@@ -130,7 +130,7 @@ def test_an_existing_dataset_is_not_overwritten(tmp_path):
 def test_the_nyuv2_preset_follows_the_protocol(tmp_path):
     values = read_config_file(REPOSITORY / "configs" / "nyuv2.yaml")
     config = TrainConfig.from_mapping(values)
-    assert config.input_size == (288, 384) and config.encoder == "resnet50" and config.pretrained_file
-    assert set(config.tasks) == {"semseg", "depth", "normals"}
-    assert (config.epochs, config.batch_size, config.lr) == (200, 8, 1e-4)
-    assert config.balancer == "fixed" and not config.augment
+    assert config.model.input_size == (288, 384) and config.model.encoder == "resnet50" and config.model.pretrained_file
+    assert set(config.model.tasks) == {"semseg", "depth", "normals"}
+    assert (config.run.epochs, config.optimizer.batch_size, config.optimizer.lr) == (200, 8, 1e-4)
+    assert config.balancer.name == "fixed" and not config.data.augment

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from onepass.cli import main
-from onepass.export.onnx import ExportError
-from onepass.export.tensorrt import ENGINE_FORMAT, ENGINE_VERSION, engine_file, find_engine, gpu_slug
+from onepass.export.formats import ExportError
 from onepass.models import open_package
 from onepass.models.package import PackageError, file_sha256
+from onepass.models.package_exports import ENGINE_FORMAT, ENGINE_VERSION, engine_file, find_engine, gpu_slug
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 HAS_GPU = torch.cuda.is_available()

@@ -196,10 +196,10 @@ def test_a_package_trained_from_pretrained_weights_loads_offline(tmp_path, monke
 
     monkeypatch.setattr(timm, "create_model", from_local_file)
     data = write_random_dataset(tmp_path / "data", n=4, size=(64, 96))
-    config = TrainConfig(
+    config = TrainConfig.from_mapping(dict(
         data=str(data), out=str(tmp_path / "pkg"), encoder=TINY_ENCODER, decoder_channels=16, input_size=(64, 96),
         pretrained=True, steps=1, batch_size=4, num_workers=0, lr=1e-7, device="cpu",
-    )  # fmt: skip
+    ))  # fmt: skip
     Trainer(config, progress=False).fit()
     monkeypatch.undo()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onepass.predict.stages import BadImage, read_image
+from onepass.data.image import BadImage
+from onepass.predict.stages import read_image
 from tests.predict.conftest import reference_pixels
 
 # A 2x3 RGB image, one distinct colour per pixel.

@@ -206,9 +206,10 @@ def test_cuda_backends_match_cpu(exported_tiny_package, backend, precision):
 
 
 def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current(tmp_path):
-    from onepass.export.onnx import WEIGHTS_KEY, export_onnx
+    from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity
     from onepass.models.package import file_sha256
+    from onepass.models.package_exports import WEIGHTS_KEY
 
     shipped = open_package("default")
     for name in ("model.onnx", "model.int8.onnx"):  # shipped exports were made from the shipped weights

@@ -66,6 +66,25 @@ def test_single_image_and_task_selection(predictor):
     assert predictor.predict([]) == []
 
 
+def test_predict_is_its_three_public_phases(predictor):
+    """preprocess -> run -> postprocess, as the bench times them, gives what predict gives."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (70, 30, 3), dtype=np.uint8)]
+    batch, sizes = predictor.preprocess(images)
+    assert batch.shape == (2, *predictor.config.input_size, 3) and batch.dtype == np.uint8
+    assert sizes == [(40, 50), (70, 30)]
+    outputs = predictor.run(batch)
+    phased = predictor.postprocess(outputs, sizes, ["semseg", "attributes"])
+    whole = predictor.predict(images, tasks=["semseg", "attributes"])
+    for mine, theirs in zip(phased, whole, strict=True):
+        assert list(mine) == ["semseg", "attributes"]
+        np.testing.assert_array_equal(mine["semseg"], theirs["semseg"])
+        assert mine["attributes"] == theirs["attributes"]
+    assert [list(r) for r in predictor.postprocess(outputs, sizes)] == [list(predictor.tasks)] * 2
+    with pytest.raises(ConfigError, match="dpeth"):
+        predictor.postprocess(outputs, sizes, ["dpeth"])
+
+
 def test_bad_inputs_are_clear(predictor):
     with pytest.raises(ConfigError, match="did you mean 'depth'"):
         predictor.predict(np.zeros((10, 10, 3), np.uint8), tasks=["dpeth"])

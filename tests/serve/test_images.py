@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onepass.serve.images import BadImage, ImageTooLarge, decode_image
+from onepass.data.image import BadImage, ImageTooLarge
+from onepass.serve.images import decode_upload as decode_image
 from tests.serve.samples import bomb_png, encode, exif_rotated_jpeg, mode_variants, scene
 
 LIMIT = 40_000_000

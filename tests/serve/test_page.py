@@ -84,10 +84,10 @@ def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp
     assert displayed_maps(browser) == {task: (240, 180) for task in ("input", "semseg", "depth", "normals")}
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))  # the README's docs/serve-page.png
-    groups = [
-        row.get_attribute("data-group") for row in browser.find_elements("css selector", "#attributes tr[data-group]")
-    ]
+    groups = [row.get_attribute("data-group") for row in browser.find_elements("css selector", "#text tr[data-group]")]
     assert groups == ["people", "facing", "age_group"]
+    # the words come as each task's section of `text` (its `describe`): only the attributes say anything here
+    assert [e.text for e in browser.find_elements("css selector", "#text th.task")] == ["attributes"]
     assert "ms round trip" in browser.find_element("id", "latency").text
     # a key under each map: the classes it shows, the depth scale in metres, the normals' sphere
     legends = {e.get_attribute("data-task"): e for e in browser.find_elements("css selector", ".legend")}
@@ -106,7 +106,7 @@ def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp
     boxes = {
         name: rect(browser, selector)
         for name, selector in {
-            "attributes": "#attributes-box",
+            "attributes": "#text-box",
             "maps": "#maps",
             "semseg key": ".legend[data-task=semseg]",
             "card": "#card",

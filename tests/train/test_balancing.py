@@ -1028,7 +1028,7 @@ def tiny_training(tmp_path, **overrides) -> TrainConfig:
         epochs=2, batch_size=4, num_workers=0, warmup_steps=2, log_every=1, device="cpu",
     )  # fmt: skip
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_mapping(values)
 
 
 @pytest.mark.parametrize("name", ["famo", "nash-mtl"])

@@ -39,7 +39,7 @@ def test_config_files_and_overrides(tmp_path):
     yaml_config = TrainConfig.from_mapping(read_config_file(tmp_path / "c.yaml"))
     toml_config = TrainConfig.from_mapping(read_config_file(tmp_path / "c.toml"))
     assert yaml_config == toml_config
-    assert yaml_config.tasks == ("semseg", "depth") and yaml_config.input_size == (64, 96)
+    assert yaml_config.model.tasks == ("semseg", "depth") and yaml_config.model.input_size == (64, 96)
     assert parse_overrides(["lr=1e-3", "lr_tasks={'depth': 0.1}", "balancer=dwa"]) == {
         "lr": 1e-3, "lr_tasks": {"depth": 0.1}, "balancer": "dwa"
     }  # fmt: skip
@@ -49,9 +49,9 @@ def test_config_errors_are_clear(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
         TrainConfig.from_mapping({"data": "d", "out": "o", "batchsize": 3})
     with pytest.raises(ConfigError, match="did you mean 'adamw'"):
-        TrainConfig(data="d", out="o", optimizer="adamv")
+        TrainConfig.from_mapping({"data": "d", "out": "o", "optimizer": "adamv"})
     with pytest.raises(ConfigError, match="lr_tasks names \\['edges'\\]"):
-        TrainConfig(data="d", out="o", lr_tasks={"edges": 0.1})
+        TrainConfig.from_mapping({"data": "d", "out": "o", "lr_tasks": {"edges": 0.1}})
     with pytest.raises(ConfigError, match="must look like key=value"):
         parse_overrides(["lr"])
     with pytest.raises(ConfigError, match="config files are .yaml, .yml or .toml"):

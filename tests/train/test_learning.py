@@ -65,11 +65,11 @@ def held_out_losses(trainer: Trainer) -> dict[str, float]:
 def test_a_few_dozen_steps_learn_every_task_and_beat_the_trivial_baselines(tmp_path):
     write_readable_dataset(tmp_path / "train", 64, seed=0)
     write_readable_dataset(tmp_path / "held_out", 48, seed=1)
-    config = TrainConfig(
+    config = TrainConfig.from_mapping(dict(
         data=str(tmp_path / "train"), val_data=str(tmp_path / "held_out"), out=str(tmp_path / "pkg"),
         encoder=TINY_ENCODER, decoder_channels=16, input_size=SIZE, epochs=6, batch_size=8, lr=5e-3, warmup_steps=4,
         augment=False, num_workers=0, device="cpu",
-    )  # fmt: skip
+    ))  # fmt: skip
     trainer = Trainer(config, progress=False)
     before = held_out_losses(trainer)
     trainer.fit()
@@ -82,7 +82,7 @@ def test_a_few_dozen_steps_learn_every_task_and_beat_the_trivial_baselines(tmp_p
     # normal's; tint and bright >= 35 points above the majority class.
     for task, loss in before.items():
         assert after[task] <= 0.6 * loss, f"{task}: held-out loss {loss:.4f} -> {after[task]:.4f}"
-    metrics = open_package(config.out).metrics
+    metrics = open_package(config.run.out).metrics
     assert metrics["data"]["images"] == 48
     model, trivial = metrics["metrics"], metrics["baselines"]["trivial"]
     assert model["semseg"]["miou"] >= 2 * trivial["semseg"]["miou"], (model["semseg"], trivial["semseg"])

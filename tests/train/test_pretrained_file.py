@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import timm
 import torch
@@ -26,11 +24,11 @@ def timm_file(path, seed: int) -> str:
 
 
 def tiny_config(data, out, weights, **changes) -> TrainConfig:
-    config = TrainConfig(
+    values = dict(
         data=str(data), out=str(out), encoder=TINY_ENCODER, decoder_channels=16, input_size=(64, 96),
         steps=2, batch_size=4, num_workers=0, device="cpu", pretrained_file=weights, warmup_steps=1,
     )  # fmt: skip
-    return dataclasses.replace(config, **changes)
+    return TrainConfig.from_mapping({**values, **changes})
 
 
 def test_the_package_starts_from_the_file_and_records_it(random_dataset, tmp_path):
@@ -64,7 +62,7 @@ def test_resuming_from_another_file_is_refused(random_dataset, tmp_path):
 
 def test_pretrained_from_the_hub_and_from_a_file_exclude_each_other(tmp_path):
     with pytest.raises(ConfigError, match="choose one"):
-        TrainConfig(data="d", out="o", pretrained=True, pretrained_file="w.safetensors")
+        TrainConfig.from_mapping({"data": "d", "out": "o", "pretrained": True, "pretrained_file": "w.safetensors"})
 
 
 def test_the_train_command_takes_the_flag():

@@ -29,7 +29,7 @@ def tiny_train_config(tmp_path, **overrides) -> TrainConfig:
         device="cpu",  # tiny models run faster on the CPU, and only there is training deterministic
     )  # fmt: skip
     values.update(overrides)
-    return TrainConfig(**values)
+    return TrainConfig.from_mapping(values)
 
 
 @pytest.mark.parametrize("architecture", ["shared-fpn", "hps"])
@@ -38,7 +38,7 @@ def test_train_writes_a_complete_package(tmp_path, architecture, balancer):
     config = tiny_train_config(tmp_path, architecture=architecture, balancer=balancer)
     package = train(config, progress=False)
     assert package is not None
-    reopened = open_package(config.out)
+    reopened = open_package(config.run.out)
     assert reopened.config.architecture == architecture
     assert reopened.training["steps"] == 6 and reopened.training["epochs"] == 2
     metrics = reopened.metrics
@@ -116,13 +116,13 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     config = tiny_train_config(tmp_path, epochs=1, balancer="uncertainty")
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "onepass", "train",
-        "--data", config.data, "--out", config.out, "--encoder", TINY_ENCODER, "--input-size", "64x96", "--epochs", "1",
+        "--data", config.data.path, "--out", config.run.out, "--encoder", TINY_ENCODER, "--input-size", "64x96", "--epochs", "1",
         "--batch-size", "2", "--num-workers", "0", "--device", "cpu", "--set", "decoder_channels=16",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    package = open_package(config.out)
+    package = open_package(config.run.out)
     assert package.training["processes"] == 2
     assert package.training["steps"] == 3  # 12 images / (2 per process x 2 processes)
 

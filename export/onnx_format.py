@@ -1,0 +1,92 @@
+"""`onepass export MODEL --format onnx`: model.onnx, checked per head against PyTorch, and on request
+model.fp16.onnx and model.int8.onnx with what each costs in task metrics.
+
+Imports nothing heavy at module level (the `onepass` parser reads the options); `export` imports the
+exporters (export/onnx.py, fp16.py, int8.py) when it runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from onepass.export.formats import ExportError, option, register_format
+
+if TYPE_CHECKING:
+    from onepass.models.package import ModelPackage
+
+
+@dataclass(frozen=True)
+class OnnxOptions:
+    half: bool = option(False, "also model.fp16.onnx")
+    int8: bool = option(False, "also model.int8.onnx (static QDQ, for CPUs)")
+    calib: str | None = option(
+        None, "--int8 calibration images: a folder (searched recursively), or 'synth'", metavar="DIR|synth"
+    )
+    eval_data: str | None = option(
+        None,
+        "labelled folder dataset to measure reduced precisions on (default: held-out synthetic scenes)",
+        metavar="DIR",
+    )
+    out: str | None = option(None, "fp32 only: output file (default MODEL/model.onnx)", metavar="FILE")
+    dynamic_size: bool = option(False, "dynamic H and W too")
+
+    def __post_init__(self) -> None:
+        if self.int8 and self.calib is None:
+            raise ExportError("--int8 needs --calib DIR: images like the ones the model will see ('synth' for the "
+                              "fixed synthetic scenes, right only for models trained on them)")  # fmt: skip
+        if self.calib is not None and not self.int8:
+            raise ExportError("--calib is for --int8")
+        if self.out and (self.half or self.int8):
+            raise ExportError(
+                "--out names one file; --half and --int8 write model.fp16.onnx and model.int8.onnx into the package"
+            )
+
+
+def export_precision(package: ModelPackage, precision: str, calib: str | None = None) -> Path:
+    """The package's ONNX file for `precision` (fp32, fp16, int8), written into the package; int8 is
+    calibrated on `calib` (None: the fixed synthetic scenes)."""
+    if precision == "fp32":
+        from onepass.export.onnx import export_onnx
+
+        return export_onnx(package)
+    if precision == "fp16":
+        from onepass.export.fp16 import export_fp16
+
+        return export_fp16(package)
+    if precision == "int8":
+        from onepass.export.int8 import export_int8
+
+        return export_int8(package, calib)
+    raise ExportError(f"ONNX exports: precision {precision!r} is not offered (valid: fp32, fp16, int8)")
+
+
+@register_format("onnx", writes="`model.onnx` (+ `model.fp16.onnx`, `model.int8.onnx`)", options=OnnxOptions)
+def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
+    from onepass.export.onnx import export_onnx
+    from onepass.export.parity import onnx_parity, onnx_runner
+    from onepass.export.report import measuring_examples, parity_json, print_parity, record_metrics
+
+    examples = measuring_examples(package, options.eval_data, report) if options.half or options.int8 else None
+    path = export_onnx(package, options.out, dynamic_size=options.dynamic_size)
+    checks = onnx_parity(package, path)
+    print_parity(path.name, checks)
+    if not all(check.passed for check in checks):
+        path.unlink()
+        raise ExportError(f"{path}: parity check failed; the export was removed")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    if options.out:
+        return
+    report["files"][path.name] = {"parity": parity_json(checks)}
+    reduced: dict[str, Path] = {}
+    if options.half:
+        reduced["fp16"] = export_precision(package, "fp16")
+    if options.int8:
+        reduced["int8"] = export_precision(package, "int8", None if options.calib == "synth" else options.calib)
+        report["files"].setdefault(reduced["int8"].name, {})["calibration"] = options.calib
+    if reduced:
+        files = {path.name: path, **{p.name: p for p in reduced.values()}}
+        record_metrics(package, {name: onnx_runner(p) for name, p in files.items()}, report, examples)
+        for reduced_path in reduced.values():
+            print(f"wrote {reduced_path} ({reduced_path.stat().st_size / 1e6:.1f} MB)")

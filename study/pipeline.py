@@ -1,0 +1,178 @@
+"""`onepass study` from start to end: validate, render the data, train the runs that are not finished
+(here or on Ray), then measure each configuration's cost and write OUT/report.{md,json} and OUT/plots/."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from onepass.bench import document as bench_document
+from onepass.bench.machine import describe_machine, source_revision, versions
+from onepass.models.model import MultiTaskModel
+from onepass.models.package import open_package, save_package, write_json_atomic
+from onepass.models.tasks.base import Task
+from onepass.study.config import Configuration, RunSpec, StudyConfig, run_folder
+from onepass.study.data import prepare_data
+from onepass.study.errors import StudyError
+from onepass.study.latency import measure_costs
+from onepass.study.plots import PLOTS_DIR, plot_study, require_matplotlib
+from onepass.study.ray_engine import run_ray
+from onepass.study.report import build_document, render_report
+from onepass.study.results import RunResult, read_result
+from onepass.study.runs import Log, RunFunction, RunOutcome, is_finished, log_line, run_local, run_one
+from onepass.train.loop import model_config
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+INVOCATIONS_FILE = "invocations.jsonl"  # one line per invocation that wrote a report: a study may take several
+LATENCY_DIR = "latency"  # a base model built for timing only, when no configuration is the base one
+BASE_MODEL_SEED = 0  # its random weights do not change its timing
+
+
+@dataclass(frozen=True)
+class Engine:
+    name: str = "local"  # local | ray
+    ray_address: str | None = None
+    ray_cpus_per_run: float = 1.0
+
+    def describe(self) -> str:
+        if self.name == "local":
+            return "local (one run after another in one process)"
+        return f"ray (one task per run, {self.ray_cpus_per_run:g} CPU each; cluster {self.ray_address or 'local'})"
+
+
+def run_study(
+    study: StudyConfig,
+    engine: Engine = Engine(),
+    train_runs: bool = True,
+    log: Log = log_line,
+    run: RunFunction = run_one,
+    command: str | None = None,
+    started: float | None = None,
+    progress: bool = True,
+) -> Path:
+    """Every run trained (or found finished), then the report; returns OUT/report.md."""
+    started = time.perf_counter() if started is None else started
+    require_matplotlib()
+    specs = study.runs()
+    finished = [is_finished(spec) for spec in specs]  # also refuses finished runs of another config, up front
+    pending = [spec for spec, done in zip(specs, finished, strict=True) if not done]
+    log(
+        f"{len(study.all_configurations())} configurations ({len(study.baselines())} single-task baselines) "
+        f"x {len(study.seeds)} seeds = {len(specs)} runs: {len(specs) - len(pending)} finished, {len(pending)} to train"
+    )
+    outcomes: list[RunOutcome] = []
+    if train_runs:
+        prepare_data(study, log, progress)
+        if pending:
+            if engine.name == "ray":
+                outcomes = run_ray(pending, engine.ray_address, engine.ray_cpus_per_run, run, log)
+            else:
+                outcomes = run_local(pending, run, log)
+    elif pending:
+        raise StudyError(
+            f"--report-only: {len(pending)} of {len(specs)} runs are not finished (the first: {pending[0].out}); "
+            "run the study without --report-only to train them"
+        )
+    trained = sum(o.status != "skipped" for o in outcomes)
+    meta = {
+        "command": command,
+        "config": study.source,
+        "engine": engine.describe(),
+        "runs_trained": trained,
+        "runs_skipped": len(specs) - trained,
+    }
+    return write_report(study, specs, meta, started, log)
+
+
+def write_report(
+    study: StudyConfig, specs: Sequence[RunSpec], meta: dict[str, Any], started: float, log: Log = log_line
+) -> Path:
+    results: list[RunResult] = []
+    tasks: dict[str, Task] = {}
+    for spec in specs:
+        result, run_tasks = read_result(spec)
+        results.append(result)
+        tasks.update({t.name: t for t in run_tasks})
+    configurations = [(c, study.train_config(c, study.seeds[0])) for c in study.all_configurations()]
+    packages, timed_as, base_label = _timed_packages(study, configurations, tasks)
+    costs_by_label = measure_costs(packages, study.latency, log)
+    costs = {c.name: costs_by_label[timed_as[c.name]] for c, _ in configurations}
+    base = {"model": base_label, "latency_ms": costs_by_label[base_label]["latency"].get("p50")}
+    document = build_document(
+        configurations,
+        results,
+        tasks,
+        costs,
+        base,
+        study.latency_budget,
+        {
+            **meta,
+            "seeds": list(study.seeds),
+            "train_seconds": sum(r.seconds for r in results),
+            "versions": bench_document.to_json(versions()),
+            "machine": bench_document.to_json(describe_machine("cpu")),
+            "source": bench_document.to_json(source_revision()),
+            "latency_options": {**vars(study.latency), "timed_as": timed_as},
+        },
+    )
+    plots = plot_study(document, study.out / PLOTS_DIR)
+    document["plots"] = {caption: str(path.relative_to(study.out)) for caption, path in plots.items()}
+    document["wall_seconds"] = time.perf_counter() - started
+    invocation = {
+        "command": meta.get("command"),
+        "finished": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(document["wall_seconds"], 1),
+        "runs_trained": meta.get("runs_trained", 0),
+    }
+    document["invocations"] = [*_read_invocations(study.out / INVOCATIONS_FILE), invocation]
+    write_json_atomic(study.out / REPORT_JSON, document)
+    with (study.out / INVOCATIONS_FILE).open("a") as handle:
+        handle.write(json.dumps(invocation) + "\n")
+    report = study.out / REPORT_MD
+    report.write_text(render_report(document, tasks, document["plots"]))
+    log(f"wrote {report}, {study.out / REPORT_JSON} and {len(plots)} plots in {study.out / PLOTS_DIR}")
+    return report
+
+
+def _timed_packages(
+    study: StudyConfig, configurations: list[tuple[Configuration, Any]], tasks: dict[str, Task]
+) -> tuple[dict[str, Path], dict[str, str], str]:
+    """The packages to time (one per distinct network: a balancer or learning rate changes the weights,
+    not the graph, so configurations with the same model config share one timing), which label each
+    configuration is timed as, and the label of the base model (base architecture, every base task)."""
+    packages: dict[str, Path] = {}
+    by_model: dict[str, str] = {}
+    timed_as: dict[str, str] = {}
+    for configuration, _ in configurations:
+        path = run_folder(study.out, configuration.name, study.seeds[0])
+        key = json.dumps(open_package(path).config.to_json(), sort_keys=True)
+        if key not in by_model:
+            by_model[key] = configuration.name
+            packages[configuration.name] = path
+        timed_as[configuration.name] = by_model[key]
+    base_config = model_config(
+        study.train_config(Configuration("base", {}), study.seeds[0]).model, tuple(tasks[t] for t in study.tasks)
+    )
+    base_key = json.dumps(base_config.to_json(), sort_keys=True)
+    if base_key in by_model:
+        return packages, timed_as, by_model[base_key]
+    label = f"{study.base_architecture} with every task (random weights, for timing)"
+    path = study.out / LATENCY_DIR / "base-model"
+    torch.manual_seed(BASE_MODEL_SEED)
+    save_package(path, MultiTaskModel(base_config).eval(), "base-model", training={"note": "built for timing only"})
+    packages[label] = path
+    return packages, timed_as, label
+
+
+def _read_invocations(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
