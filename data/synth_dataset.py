@@ -13,13 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from onepass.data.codecs import DepthPngCodec, IndexedPngCodec, NormalsPngCodec
+from onepass.data.codecs import DensityPngCodec, DepthPngCodec, IndexedPngCodec, NormalsPngCodec
 from onepass.data.folder import DatasetDescription, DatasetWriter, Sample
 from onepass.data.people_json import PEOPLE_FILE, people_document, person_annotation, write_people_json
 from onepass.data.progress import progress_bar
 from onepass.data.synth import ATTRIBUTE_GROUPS, CLASS_NAMES, PERSON_ATTRIBUTES, Scene, render_scene
 
-SYNTH_CODECS = {"semseg": IndexedPngCodec(), "depth": DepthPngCodec(), "normals": NormalsPngCodec()}
+# How each of a scene's per-pixel labels (`Scene.maps`, by task name) is written: its folder's codec.
+SYNTH_CODECS = {
+    "semseg": IndexedPngCodec(),
+    "depth": DepthPngCodec(),
+    "normals": NormalsPngCodec(),
+    "saliency": DensityPngCodec(),  # an all-zero map (no gaze in view) is written as is: "not labelled"
+}
 
 
 def people_annotations(scene: Scene, image_id: int, first_id: int) -> list[dict]:
@@ -43,8 +49,7 @@ SYNTHETIC_DESCRIPTION = DatasetDescription(CLASS_NAMES, ATTRIBUTE_GROUPS, PERSON
 def scene_sample(scene: Scene, sample_id: str = "scene") -> Sample:
     """A rendered scene as the folder reader would read it back (every label present), so code that
     scores a model on fresh scenes asks each task for its label the way training does (`Task.label`)."""
-    maps = {"semseg": scene.semseg, "depth": scene.depth, "normals": scene.normals}
-    return Sample(sample_id, scene.image, maps, dict(scene.attributes), people_annotations(scene, 0, 1))
+    return Sample(sample_id, scene.image, scene.maps, dict(scene.attributes), people_annotations(scene, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,7 @@ def write_synthetic_dataset(
         try:
             for index, scene, seconds in results:
                 render_seconds += seconds
-                dense = {"semseg": scene.semseg, "depth": scene.depth, "normals": scene.normals}
-                writer.write(f"{index:0{digits}d}", scene.image, dense, scene.attributes)
+                writer.write(f"{index:0{digits}d}", scene.image, scene.maps, scene.attributes)
                 images.append({"id": index, "file_name": f"{index:0{digits}d}.png", "width": width, "height": height})
                 annotations.extend(people_annotations(scene, index, len(annotations) + 1))
                 bar.update(1)

@@ -27,4 +27,24 @@ def export_fp16(package: ModelPackage, out: str | os.PathLike | None = None) -> 
         half = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True)
     except Exception as error:  # the converter raises bare exceptions for graphs it cannot handle
         raise ExportError(f"{source}: fp16 conversion failed ({error})") from error
+    _sort_topologically(half.graph)
     return save_checked(half, target)
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    """Put every node after the nodes whose outputs it reads. The converter appends the casts it
+    inserts around the ops that stay fp32 (TopK, the people head's peak picking) to the end of the
+    node list, after their readers, which ONNX forbids."""
+    available = {value.name for value in graph.input} | {init.name for init in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [node for node in pending if all(name in available for name in node.input)]
+        if not ready:
+            names = ", ".join(node.name for node in pending[:3])
+            raise ExportError(f"fp16 graph: nodes read values that no node produces ({names}, ...)")
+        for node in ready:
+            available.update(node.output)
+        ordered += ready
+        pending = [node for node in pending if node not in ready]
+    del graph.node[:]
+    graph.node.extend(ordered)

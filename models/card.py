@@ -25,7 +25,7 @@ TRAIN_YOUR_OWN = (
 CAVEATS = {
     "synthetic": (
         "This model was trained only on synthetic scenes and has seen no photographs: its answers on real "
-        "camera frames (people count, facing, age group, and the maps) are not meaningful."
+        "camera frames (the people it finds, their attributes, and the maps) are not meaningful."
     ),
     "dataset": (
         "This model's answers are as good as its training images are like your frames: score it on labelled "

@@ -12,4 +12,5 @@ rm -rf "$work" && mkdir -p "$work"
 target=src/onepass/default_model
 rm -rf "$target" && mkdir -p "$target"
 cp "$work/package/onepass.json" "$work/package/weights.safetensors" "$work/package/metrics.json" "$target/"
+"$venv/bin/onepass" export "$target" --int8 --calib synth   # model.onnx, model.int8.onnx, exports.json
 "$venv/bin/onepass" info "$target"

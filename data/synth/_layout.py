@@ -4,6 +4,7 @@ objects and lighting, before anything depends on the image size."""
 from __future__ import annotations
 
 import colorsys
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from onepass.data.synth._people import (
     PEOPLE_COUNT_PROBABILITIES,
     Person,
     _person_primitives,
+    _sample_gaze_pitches,
     _sample_look,
     _sample_people,
 )
@@ -57,12 +59,22 @@ class Layout:
     occluders: tuple[OccluderGroup, ...]
     people: tuple[Person, ...]
     person_primitives: tuple[range, ...]  # per person: its indices into `primitives`
+    gaze_pitches: tuple[float, ...]  # per person: degrees the gaze looks up (> 0) or down (< 0)
     light_position: Vector
     light_colour: Colour  # includes the power
     ambient_colour: Colour
     vignetting: float  # brightness lost in the corners
     noise_sigma: float  # sensor noise, in 8-bit steps
     exposure: float
+
+    @functools.cached_property
+    def primitive_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Corners lo and hi (n, 3) of each primitive's world bounding box (the primary rays' screen
+        rectangles and the gaze rays' bounding spheres both start from them)."""
+        if not self.primitives:
+            return np.zeros((0, 3)), np.zeros((0, 3))
+        lo, hi = zip(*(primitive.bounds() for primitive in self.primitives), strict=True)
+        return np.array(lo), np.array(hi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,24 +114,33 @@ def _sample_layout(rng: np.random.Generator) -> Layout:
     light_power = _uniform(rng, 0.9, 1.6)
     light_tint = colorsys.hsv_to_rgb(_uniform(rng, 0.05, 0.6), _uniform(rng, 0.0, 0.25), 1.0)
     ambient = _uniform(rng, 0.2, 0.45)
+    face_materials = _sample_room_materials(rng)
+    light_position = (
+        _uniform(rng, -0.4, 0.4) * room.width,
+        room.height - _uniform(rng, 0.05, 0.3),
+        -_uniform(rng, 0.5, 0.8) * room.depth,
+    )
+    vignetting = _uniform(rng, 0.1, 0.4)
+    noise_sigma = _uniform(rng, 1.0, 5.0)
+    exposure = _uniform(rng, 0.85, 1.2)
+    # Drawn after everything else, so that adding them (with the saliency label) left every
+    # earlier scene's geometry and labels as they were; only the sensor noise, drawn later, changed.
+    gaze_pitches = _sample_gaze_pitches(rng, len(people))
     return Layout(
         room=room,
-        face_materials=_sample_room_materials(rng),
+        face_materials=face_materials,
         rig=rig,
         primitives=tuple(primitives),
         occluders=tuple(occluders),
         people=tuple(people),
         person_primitives=tuple(person_primitives),
-        light_position=(
-            _uniform(rng, -0.4, 0.4) * room.width,
-            room.height - _uniform(rng, 0.05, 0.3),
-            -_uniform(rng, 0.5, 0.8) * room.depth,
-        ),
+        gaze_pitches=gaze_pitches,
+        light_position=light_position,
         light_colour=tuple(light_power * channel for channel in light_tint),
         ambient_colour=tuple(ambient * channel for channel in light_tint),
-        vignetting=_uniform(rng, 0.1, 0.4),
-        noise_sigma=_uniform(rng, 1.0, 5.0),
-        exposure=_uniform(rng, 0.85, 1.2),
+        vignetting=vignetting,
+        noise_sigma=noise_sigma,
+        exposure=exposure,
     )
 
 

@@ -23,6 +23,9 @@ What a viewer, and the model at 128x160, can read from the pixels:
   and the crown: the face slides across the head with the yaw, a profile (|yaw| near 90) shows one
   eye and the nose, and the back of the head (|yaw| >= 90) only hair. `looking` is |yaw| < 20. The
   body turns with the head, give or take 20 degrees.
+- Gaze: the eyes look along the head's yaw, pitched by an angle drawn from GAZE_PITCH_DEGREES (most
+  people look a little down); the pitch does not show in the pixels (the head stays upright), only
+  in where the gaze lands (the saliency label, _saliency.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ AT_THE_EDGE_PROBABILITY = 0.2
 # People may overlap in the image, but at most this share of each one's width (in the view) lies
 # behind or in front of the others' bounding boxes, so everyone stays clearly visible.
 MAX_COVERED_FRACTION = 0.5
+# Where the eyes look up or down from the horizontal, degrees (< 0 looks down): uniform in this range.
+GAZE_PITCH_DEGREES = (-20.0, 5.0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,10 @@ class Person:
     @property
     def head_centre(self) -> Vector:
         return self.x, _Body(self.height, self.is_child, self.gender).head_centre_height, self.z
+
+    @property
+    def head_radius(self) -> float:
+        return _Body(self.height, self.is_child, self.gender).head_radius
 
 
 @dataclass(frozen=True)
@@ -217,6 +226,11 @@ def _sample_people(
         footprints.append(radius)
         covered.append(float(own_covered[chosen]))
     return people, cones
+
+
+def _sample_gaze_pitches(rng: np.random.Generator, count: int) -> tuple[float, ...]:
+    """Each person's gaze pitch, degrees (< 0 looks down)."""
+    return tuple(rng.uniform(*GAZE_PITCH_DEGREES, count).tolist())
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Rendering a sampled layout: primary rays, surfaces (normals, albedo, classes), shading with
-shadows, exposure to an 8-bit image, and the labels of the visible people with the image-level
-attributes derived from them."""
+shadows, exposure to an 8-bit image, the labels of the visible people with the image-level
+attributes derived from them, and where those people look (_saliency.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from onepass.data.synth._camera import CameraPose
-from onepass.data.synth._geometry import _CORNER_SELECTORS, Primitive, Room
+from onepass.data.synth._geometry import _CORNER_SELECTORS, Room
 from onepass.data.synth._layout import Layout, _sample_layout
 from onepass.data.synth._materials import _column
+from onepass.data.synth._saliency import _saliency_map
 from onepass.data.synth._scene import ATTRIBUTE_GROUPS, PersonLabel, Scene
 
 SHADOW_OFFSET = 1e-3  # metres; shadow rays start this far off the surface to miss it
@@ -35,7 +36,7 @@ def render_scene_with_pose(rng: np.random.Generator, height: int, width: int) ->
         radiance = _shade(layout, surface)  # (3, H*W)
     image = _expose(rng, layout, pose, radiance)
     normals_camera = (pose.rotation.T.astype(np.float32) @ surface.normal).T  # (H*W, 3)
-    people, instances = _people_labels(layout, pose, hits)
+    people, instances, visible = _people_labels(layout, pose, hits)
     scene = Scene(
         image=image,
         semseg=surface.class_id.reshape(height, width),
@@ -44,6 +45,7 @@ def render_scene_with_pose(rng: np.random.Generator, height: int, width: int) ->
         attributes=_attributes(people),
         people=people,
         instances=instances,
+        saliency=_saliency_map(layout, pose, visible),
     )
     return scene, pose
 
@@ -62,11 +64,12 @@ class _Hits:
     on_border: tuple[bool, ...]  # per primitive: whether it covers a border pixel, hidden or not
 
 
-def _screen_rects(primitives: Sequence[Primitive], pose: CameraPose) -> list[tuple[slice, slice] | None]:
+def _screen_rects(layout: Layout, pose: CameraPose) -> list[tuple[slice, slice] | None]:
     """Pixels each primitive can cover: the bounding rectangle of its projected world box."""
+    primitives = layout.primitives
     if not primitives:
         return []
-    lo, hi = (np.array(side) for side in zip(*(primitive.bounds() for primitive in primitives), strict=True))  # (n, 3)
+    lo, hi = layout.primitive_bounds  # (n, 3) each
     corners = np.where(_CORNER_SELECTORS, hi[:, None, :], lo[:, None, :])  # (n, 8, 3)
     camera = pose.to_camera(corners)  # (n, 8, 3)
     depth = -camera[..., 2]  # (n, 8)
@@ -95,7 +98,7 @@ def _cast_primary_rays(layout: Layout, pose: CameraPose) -> _Hits:
     ox, oy, oz = (float(c) for c in pose.position)
     t, room_face = layout.room.exit(ox, oy, oz, dx, dy, dz)  # (H, W) each
     winner = np.full(t.shape, -1, dtype=np.int16)
-    rects = _screen_rects(layout.primitives, pose)
+    rects = _screen_rects(layout, pose)
     on_border = [False] * len(rects)
     for index, (primitive, rect) in enumerate(zip(layout.primitives, rects, strict=True)):
         if rect is None:
@@ -256,8 +259,11 @@ def _expose(rng: np.random.Generator, layout: Layout, pose: CameraPose, radiance
     return np.ascontiguousarray(rgb.astype(np.uint8).transpose(1, 2, 0))  # (H, W, 3)
 
 
-def _people_labels(layout: Layout, pose: CameraPose, hits: _Hits) -> tuple[tuple[PersonLabel, ...], np.ndarray]:
-    """The visible people, nearest first, and the (H, W) int16 map of which one each pixel shows."""
+def _people_labels(
+    layout: Layout, pose: CameraPose, hits: _Hits
+) -> tuple[tuple[PersonLabel, ...], np.ndarray, list[int]]:
+    """The visible people, nearest first, the (H, W) int16 map of which one each pixel shows, and
+    their numbers in `layout.people`."""
     person_of_primitive = np.full(len(layout.primitives) + 1, -1, dtype=np.int16)  # the last entry: the room
     for number, members in enumerate(layout.person_primitives):
         person_of_primitive[members.start : members.stop] = number
@@ -292,7 +298,7 @@ def _people_labels(layout: Layout, pose: CameraPose, hits: _Hits) -> tuple[tuple
     # Renumber: sampled person number -> index into the labels, -1 (the last entry) for none.
     index_of_person = np.full(len(layout.people) + 1, -1, dtype=np.int16)
     index_of_person[visible] = np.arange(len(visible), dtype=np.int16)
-    return tuple(labels), index_of_person[sampled]
+    return tuple(labels), index_of_person[sampled], visible
 
 
 def _attributes(people: Sequence[PersonLabel]) -> dict[str, str]:

@@ -63,3 +63,9 @@ class Scene:
     attributes: dict[str, str]  # group -> class name, one entry per ATTRIBUTE_GROUPS key
     people: tuple[PersonLabel, ...]  # the visible people, nearest (smallest depth) first
     instances: np.ndarray  # (H, W) int16: index into `people` of the person each pixel shows, -1 for none
+    saliency: np.ndarray  # (H, W) float32 density of where the people look (_saliency.py): sums to 1, or all 0
+
+    @property
+    def maps(self) -> dict[str, np.ndarray]:
+        """The per-pixel labels by task name: what a dataset folder holds per image (one folder each)."""
+        return {"semseg": self.semseg, "depth": self.depth, "normals": self.normals, "saliency": self.saliency}

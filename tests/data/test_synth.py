@@ -45,7 +45,7 @@ def _border(mask: np.ndarray) -> np.ndarray:
 def test_same_generator_state_gives_identical_scenes():
     first = render_scene(np.random.default_rng([3, 5]), 40, 56)
     second = render_scene(np.random.default_rng([3, 5]), 40, 56)
-    for name in ("image", "semseg", "depth", "normals", "instances"):
+    for name in ("image", "semseg", "depth", "normals", "instances", "saliency"):
         np.testing.assert_array_equal(getattr(first, name), getattr(second, name), err_msg=name)
     assert first.attributes == second.attributes
     assert first.people == second.people

@@ -11,7 +11,8 @@ from onepass.cli import main
 from onepass.data.folder import DatasetDescription, FolderDataset
 from onepass.data.people_json import load_people_json, parse_person_attributes, people_by_file_name
 from onepass.data.synth import PERSON_ATTRIBUTES, render_scene
-from onepass.data.synth_dataset import SYNTH_CODECS, write_synthetic_dataset
+from onepass.data.synth_dataset import SYNTH_CODECS, SYNTHETIC_DESCRIPTION, scene_sample, write_synthetic_dataset
+from onepass.models.tasks import TASK_TYPES
 
 
 def scene(index: int, size: tuple[int, int], seed: int = 0):
@@ -38,6 +39,25 @@ def test_dataset_writer_is_deterministic_and_readable(tmp_path):
     np.testing.assert_array_equal(sample.maps["semseg"], expected.semseg)
     np.testing.assert_allclose(sample.maps["depth"], expected.depth, atol=5e-4)
     assert sample.attributes == expected.attributes
+    saliency = [dataset[k].maps["saliency"] for k in range(6)]
+    assert any(density.any() for density in saliency)
+    for k, density in enumerate(saliency):
+        truth = scene(k, (48, 64), seed=5).saliency
+        assert density.any() == truth.any()  # an all-zero map ("not labelled") reads back as one
+        np.testing.assert_allclose(density, truth, atol=float(truth.max()) / 65535 * 2)  # 16-bit steps of the peak
+
+
+def test_every_per_pixel_label_of_a_scene_is_written_and_read_as_its_task_does():
+    """The one list of a scene's per-pixel labels is Scene.maps: the dataset writes each with its task's
+    codec, and fresh scenes are scored through the same labels (scene_sample, Task.label)."""
+    rendered = scene(4, (48, 64), seed=2)
+    assert set(SYNTH_CODECS) == set(rendered.maps)
+    sample = scene_sample(rendered)
+    for name, codec in SYNTH_CODECS.items():
+        task = TASK_TYPES[name].from_dataset(SYNTHETIC_DESCRIPTION)
+        assert type(task.codec) is type(codec)
+        assert task.reads_labels_of(SYNTHETIC_DESCRIPTION)
+        np.testing.assert_array_equal(task.label(sample), getattr(rendered, name))
 
 
 def test_people_json_holds_every_rendered_person(tmp_path):

@@ -37,16 +37,32 @@ class Limits(NamedTuple):
     semseg_agreement: float  # fraction of pixels with the same class
     depth_rtol: float  # per pixel, with atol 1e-4 m
     normals_mean_angle: float  # degrees
-    attr_atol: float  # per probability
+    attr_atol: float  # per probability (image-level attributes, where the model has them)
+    people_box_iou: float = 0.99  # each clear person of the reference (score >= CLEAR_PERSON) has one this close
+    people_attribute_atol: float = 1e-3  # per probability, on those persons
 
 
-FP32 = Limits(0.999, 1e-3, 0.1, 1e-4)  # the export's own fp32 parity limits
-# Measured on the shipped model (onnxruntime 1.32, CPU provider, an AVX2 CPU without VNNI) on the
-# images of `_shipped_model_images` against the torch backend: fp16 worst agreement 0.99935, depth
-# rtol 1.4e-3, mean angle 0.013°, probabilities 5.9e-4; int8 0.952 (0.996 on the scenes), 0.151,
-# 2.92°, 0.060. Limits: about twice the measured error for fp16; for int8, where CPUs with VNNI
-# run other integer kernels, 1.5 times the measured error and 2 points of agreement.
-SHIPPED = {"fp32": FP32, "fp16": Limits(0.998, 3e-3, 0.03, 1.5e-3), "int8": Limits(0.93, 0.25, 4.5, 0.1)}
+CLEAR_PERSON = 0.5  # above the 0.3 count threshold, so a score a little off cannot drop the person
+
+
+def _box_iou(a, b) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _assert_people_close(got, want, limits: Limits):
+    for person in (p for p in want if p["score"] >= CLEAR_PERSON):
+        ious = [_box_iou(person["box"], other["box"]) for other in got]
+        assert ious and max(ious) >= limits.people_box_iou, (person, got)
+        match = got[int(np.argmax(ious))]
+        for attribute, value in person.items():
+            if isinstance(value, dict):
+                np.testing.assert_allclose(
+                    list(match[attribute]["probabilities"].values()),
+                    list(value["probabilities"].values()),
+                    atol=limits.people_attribute_atol,
+                )
 
 
 def _assert_close(results, reference, limits: Limits):
@@ -55,12 +71,29 @@ def _assert_close(results, reference, limits: Limits):
         np.testing.assert_allclose(got["depth"], want["depth"], rtol=limits.depth_rtol, atol=1e-4)
         angles = np.degrees(np.arccos(np.clip((got["normals"] * want["normals"]).sum(-1), -1, 1)))
         assert angles.mean() <= limits.normals_mean_angle
-        for group, value in want["attributes"].items():
+        for group, value in want.get("attributes", {}).items():
             np.testing.assert_allclose(
                 list(got["attributes"][group]["probabilities"].values()),
                 list(value["probabilities"].values()),
                 atol=limits.attr_atol,
             )
+        if "people" in want:
+            _assert_people_close(got["people"], want["people"], limits)
+
+
+FP32 = Limits(0.999, 1e-3, 0.1, 1e-4)  # the export's own fp32 parity limits
+# Measured on the shipped model (semseg, depth, normals, people; onnxruntime 1.32, CPU provider, an
+# AVX2 CPU without VNNI) on the images of `_shipped_model_images` against the torch backend, worst
+# image: fp16 agreement 0.99971, depth rtol 1.25e-3, mean angle 0.024°, lowest box IoU 0.969 over the
+# 6 clear persons, probabilities 3e-4; int8 0.930, 0.487, 11.1°, 0.737, 0.105. Limits: about twice the
+# measured error for fp16; for int8, where CPUs with VNNI run other integer kernels, 1.5 times the
+# measured error and 3 points of agreement. (int8 costs this model more than the previous one: see
+# exports.json's metric costs.)
+SHIPPED = {
+    "fp32": FP32,
+    "fp16": Limits(0.998, 3e-3, 0.05, 1.5e-3, people_box_iou=0.94, people_attribute_atol=1e-3),
+    "int8": Limits(0.90, 0.75, 16.6, 0.1, people_box_iou=0.60, people_attribute_atol=0.16),
+}
 
 
 def _shipped_model_images():
