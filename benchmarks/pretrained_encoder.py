@@ -10,12 +10,12 @@ differing only in where the encoder starts: `scratch` (random init, as the defau
 
 - each task's metrics at the end of both runs;
 - the steps `pretrained` took to reach the scratch run's final value of each task's headline
-  metric (its first one: mIoU, abs err, mean angle, the first attribute group's accuracy), and of
+  metric (its first one: mIoU, abs err, mean angle, people's AP), and of
   all of them at once; "-" when it never did. Epoch granularity: evaluation runs once an epoch.
 
 The data is rendered here (seeds 0 and 1, as scripts/train_default_model.sh does) unless --data
-and --val-data name folders. The full run is the default model's budget twice (README: 893 s of
-training steps on the 2-core machine, quiet, per run) plus an evaluation per epoch.
+and --val-data name folders. The full run is the default model's training twice (README: "The
+default model" gives its time), evaluations included.
 """
 
 from __future__ import annotations
