@@ -1,6 +1,7 @@
 """`onepass data COMMAND`: the dataset commands.
 
     onepass data synth --out DIR --n N --size HxW --seed S
+    onepass data convert FORMAT SRC DST [options]       (data/convert/cli.py)
 
 `synth` is defined here; every other data command registers itself: its module is listed in
 DATA_COMMANDS and has `add_parser(data_commands)`, which adds its subparser to the `data` group (as
@@ -14,7 +15,7 @@ import argparse
 import importlib
 
 # The modules of the other `onepass data` commands, each with `add_parser(data_commands)`.
-DATA_COMMANDS: tuple[str, ...] = ("onepass.data.sequences_cli",)
+DATA_COMMANDS: tuple[str, ...] = ("onepass.data.convert.cli", "onepass.data.sequences_cli")
 
 
 def parse_size(text: str) -> tuple[int, int]:

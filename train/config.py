@@ -81,6 +81,11 @@ class ModelOptions:
     decoder_channels: int = option(64, "channels of the FPN decoder(s)")
     input_size: tuple[int, int] = option((128, 160), "HxW the model takes, multiples of 32")
     pretrained: bool = option(False, "start the encoder from timm's pretrained weights (a download; provenance only)")
+    # Its path and SHA-256 go in the package's provenance, and the package then holds the weights. A
+    # resumed run names the same path, and the Trainer checks that the file's SHA-256 is the same too.
+    pretrained_file: str | None = option(
+        None, "start the encoder from a local weights file: timm, torchvision or safetensors", metavar="PATH"
+    )
 
     def __post_init__(self) -> None:
         from onepass.models.architectures import architecture_class
@@ -92,6 +97,8 @@ class ModelOptions:
             if task not in TASK_TYPES:
                 raise unknown_name_error("task", task, list(TASK_TYPES))
         architecture_class(self.architecture)  # the architectures' names, with a close match
+        if self.pretrained and self.pretrained_file:
+            raise ConfigError("pretrained (timm's hub) and pretrained_file (a local file) both set: choose one")
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,16 @@ def tasks_for_dataset(names: tuple[str, ...], description: DatasetDescription) -
     return tuple(tasks)
 
 
+# Model options the Trainer applies itself rather than the ModelConfig: the package's config never
+# names a weights file (loading the package must not need it; training.pretrained_file records it).
+TRAINER_MODEL_OPTIONS = ("pretrained_file",)
+
+
 def model_config(options: ModelOptions, tasks: tuple[Task, ...]) -> ModelConfig:
-    """The package's ModelConfig: every model option (task names become the dataset's tasks)."""
-    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name != "tasks"}
+    """The package's ModelConfig: every model option but TRAINER_MODEL_OPTIONS (task names become the
+    dataset's tasks)."""
+    skipped = ("tasks", *TRAINER_MODEL_OPTIONS)
+    values = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name not in skipped}
     return ModelConfig(tasks=tasks, **values)
 
 
@@ -164,8 +171,11 @@ class Trainer:
         self.train_folder = self.train_set.folder
         self.val_set = TaskDataset.from_folder(data.val_path, self.tasks, input_size) if data.val_path else None
 
-        self.model = MultiTaskModel(model_config(config.model, self.tasks)).to(device)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = MultiTaskModel(model_config(config.model, self.tasks))
+        # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
+        weights = config.model.pretrained_file
+        self.pretrained_source = self.model.encoder.load_pretrained_file(weights) if weights else None
+        self.model = self.model.to(device).to(memory_format=torch.channels_last)
         groups = parameter_groups(config.optimizer, self.model, self.balancer)
         self.optimizer = build_optimizer(config.optimizer, groups)
         self.network: nn.Module = self.model
@@ -212,6 +222,7 @@ class Trainer:
             "balancer": self.balancer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "pretrained_file": json.dumps(self.pretrained_source.to_json() if self.pretrained_source else None),
         }
         temporary = self.checkpoint_path.with_suffix(".tmp")
         torch.save(checkpoint, temporary)
@@ -233,6 +244,12 @@ class Trainer:
             raise ConfigError(
                 f"{path}: cannot resume with a different {differences}; "
                 "resume with the checkpoint's values, or train into another --out"
+            )
+        started_from = json.loads(checkpoint.get("pretrained_file", "null"))
+        if self.pretrained_source is not None and (started_from or {}).get("sha256") != self.pretrained_source.sha256:
+            raise ConfigError(
+                f"{path}: the run started from another pretrained file (SHA-256 {(started_from or {}).get('sha256')}) "
+                f"than {self.pretrained_source.path} is now ({self.pretrained_source.sha256}); resume with that file"
             )
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -440,6 +457,8 @@ class Trainer:
                 "python": platform.python_version(),
             },
             "balancer_weights": self.balancer.weights(),
+            # the encoder's starting weights: the package holds them now, so loading it never needs the file
+            "pretrained_file": self.pretrained_source.to_json() if self.pretrained_source else None,
         }
 
 

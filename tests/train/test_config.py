@@ -22,7 +22,7 @@ from onepass.train.config import (
     options,
     read_config_file,
 )
-from onepass.train.loop import Trainer, model_config
+from onepass.train.loop import TRAINER_MODEL_OPTIONS, Trainer, model_config
 from tests.tiny import TINY_ENCODER, all_tasks
 
 REQUIRED = {"data": "d", "out": "o"}
@@ -96,7 +96,7 @@ def test_values_are_checked_against_the_fields_types():
 
 
 def test_the_model_options_become_the_model_config():
-    shared = {f.name for f in dataclasses.fields(ModelOptions)} - {"tasks"}
+    shared = {f.name for f in dataclasses.fields(ModelOptions)} - {"tasks", *TRAINER_MODEL_OPTIONS}
     assert shared <= {f.name for f in dataclasses.fields(ModelConfig)}
     for name in shared:  # one default for a new model, in training as in Python
         assert ModelConfig.__dataclass_fields__[name].default == ModelOptions.__dataclass_fields__[name].default
