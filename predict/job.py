@@ -149,6 +149,9 @@ def run_job(job: PredictJob) -> Summary:
                 from onepass.predict.audience_files import write_audience
 
                 audience = write_audience(layout, images, chosen, settings["model"])
+            from onepass.predict.run_files import write_run_files
+
+            write_run_files(layout, images, chosen, job.inputs)
             seconds = time.perf_counter() - start
             folder.write_parquet()
         except WriteError as error:

@@ -225,6 +225,12 @@ class Task(ABC):
         """One image's line of `onepass predict`'s `<task>.jsonl` (JSON-serialisable), or None for none."""
         return None
 
+    def run_files(self, records: Mapping[str, Any], image_ids: Mapping[str, int]) -> dict[str, Any]:
+        """Files `onepass predict` writes at the end of a run from every finished image's `record`
+        ({image key: record}): {file name: JSON-serialisable content}. `image_ids` numbers the images
+        (a labelled folder's own ids where the run read one). None by default."""
+        return {}
+
     def arrays(self, result: Any) -> dict[str, np.ndarray]:
         """One image's result as named arrays (`onepass predict --format npz`)."""
         return {}

@@ -387,6 +387,27 @@ class PeopleTask(InstancesTask):
     def record(self, result: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return result
 
+    def run_files(self, records: Mapping[str, Any], image_ids: Mapping[str, int]) -> dict[str, Any]:
+        """`<task>.coco.json`: every person found, in COCO's results format (what pycocotools'
+        `COCO.loadRes` reads and `COCOeval` scores against a labelled folder's people.json): image_id,
+        category_id 1, bbox [x, y, w, h] in pixels, score; plus the image's key and the attributes."""
+        results = []
+        for key, people in records.items():
+            for person in people:
+                x0, y0, x1, y1 = person["box"]
+                result = {
+                    "image_id": image_ids[key],
+                    "category_id": 1,
+                    "bbox": [x0, y0, round(x1 - x0, 1), round(y1 - y0, 1)],
+                    "score": person["score"],
+                    "file_name": key,
+                    "attributes": {a: person[a]["label"] for a in self.attributes},
+                }
+                if self.yaw:
+                    result["attributes"]["yaw"] = person["yaw"]
+                results.append(result)
+        return {f"{self.name}.coco.json": results}
+
     def arrays(self, result: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
         arrays = {
             f"{self.name}_boxes": np.array([p["box"] for p in result], np.float32).reshape(-1, 4),
