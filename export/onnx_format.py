@@ -66,7 +66,9 @@ def export_precision(package: ModelPackage, precision: str, calib: str | None = 
     raise ExportError(f"ONNX exports: precision {precision!r} is not offered (valid: fp32, fp16, int8)")
 
 
-@register_format("onnx", writes="`model.onnx` (+ `model.fp16.onnx`, `model.int8.onnx`)", options=OnnxOptions)
+@register_format(
+    "onnx", writes="`model.onnx` (+ `model.fp16.onnx`, `model.int8.onnx`, `model.frame.onnx`)", options=OnnxOptions
+)
 def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity, onnx_runner

@@ -158,6 +158,25 @@ def preprocess(images: Sequence[ImageInput], input_size: tuple[int, int]) -> tup
     return batch, sizes
 
 
+class FixedSizeOnly:
+    """A backend seen without its frame-size graph: `run` only."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.name = backend.name
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.backend.run(images)
+
+
+def python_resizing(predictor: Predictor) -> Predictor:
+    """The same package and backend, resizing frames and maps in Python (Pillow, each task's `to_result`)
+    as `onepass predict`'s workers do: the path before the frame-size graph, to compare with it."""
+    resizing = Predictor(predictor.package, FixedSizeOnly(predictor.backend))
+    resizing.backend_choice = f"{predictor.backend_choice}, resizing in Python"
+    return resizing
+
+
 def check_maps_at(maps_at: str) -> None:
     if maps_at not in MAPS_AT:
         raise unknown_name_error("maps_at", maps_at, list(MAPS_AT))

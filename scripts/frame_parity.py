@@ -15,17 +15,7 @@ import numpy as np
 
 import onepass
 from onepass.data.synth import render_scene
-from onepass.runtime.predictor import Predictor
-
-
-class PythonResizing:
-    """The backend without its frame-size graph: the Predictor takes today's path."""
-
-    def __init__(self, backend):
-        self.backend, self.name = backend, backend.name
-
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return self.backend.run(images)
+from onepass.runtime.predictor import python_resizing
 
 
 def compare(today: dict, frame: dict) -> dict[str, tuple[str, float]]:
@@ -65,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if not predictor.runs_frames:
         print(f"{args.model}: the {args.backend} backend has no frame-size graph here", file=sys.stderr)
         return 2
-    today = Predictor(predictor.package, PythonResizing(predictor.backend))
+    today = python_resizing(predictor)
     print("| frame | output | measure | worst over the scenes |\n|---|---|---|---|")
     for item in args.sizes.split(","):
         height, width = (int(v) for v in item.split("x"))

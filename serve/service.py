@@ -28,8 +28,8 @@ import numpy as np
 import onepass
 from onepass.errors import ConfigError
 from onepass.models.package import PackageError
-from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.backend import runs_frames
+from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend

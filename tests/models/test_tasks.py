@@ -99,7 +99,9 @@ def test_frame_size_post_processing_by_task():
     raw = random_raw(people, 1, 8, 12)
     fractions = people.postprocess(raw)["people_boxes"]
     pixels = people.postprocess_at(raw, (80, 120))["people_boxes"]
-    np.testing.assert_allclose(pixels.numpy(), (fractions * torch.tensor([120.0, 80.0, 120.0, 80.0])).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        pixels.numpy(), (fractions * torch.tensor([120.0, 80.0, 120.0, 80.0])).numpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)

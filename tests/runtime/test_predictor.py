@@ -13,7 +13,7 @@ from PIL import Image
 import onepass
 from onepass.errors import ConfigError
 from onepass.models import InferenceGraph, MultiTaskModel, save_package
-from onepass.runtime.predictor import Predictor
+from onepass.runtime.predictor import python_resizing
 from tests.devices import DEVICES, strict_fp32
 from tests.tiny import tiny_config
 
@@ -67,20 +67,10 @@ def test_single_image_and_task_selection(predictor):
     assert predictor.predict([]) == []
 
 
-class PythonResizing:
-    """A backend with `run` only (as the server's batching was): the Predictor resizes in Python."""
-
-    def __init__(self, backend):
-        self.backend, self.name = backend, backend.name
-
-    def run(self, images):
-        return self.backend.run(images)
-
-
 def test_predict_is_its_three_public_phases(predictor):
     """preprocess -> run -> postprocess, as the bench times them, gives what predict gives on a backend
     without the frame-size graph."""
-    predictor = Predictor(predictor.package, PythonResizing(predictor.backend))
+    predictor = python_resizing(predictor)
     assert not predictor.runs_frames
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (70, 30, 3), dtype=np.uint8)]
