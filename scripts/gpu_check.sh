@@ -145,9 +145,9 @@ PY
       run 180 "$bin/onepass" bench default --device cuda --backends torch-compile \
         --precisions fp16 --batch-sizes 1,8,32 --input-sizes 128x160,480x640 --metric-images 0 \
         --iters 10 --seconds 0.5 --warmup 3 --json "$out/gpu-compile.json" || failed="$failed bench(compile)"
-      echo "== bench: predict end to end from 480x640 and 1080x1920 frames, batch 1 (goal: within 1.5x of model time)"
+      echo "== bench: predict end to end from 480x640 and 1080x1920 frames, batch 1 (goal: within 1.5x of the model time at 128x160)"
       run 90 "$bin/onepass" bench default --device cuda --backends torch --precisions fp32 --batch-sizes 1 \
-        --source-size 480x640,1080x1920 --metric-images 0 --iters 10 --seconds 0.5 \
+        --source-size 128x160,480x640,1080x1920 --metric-images 0 --iters 10 --seconds 0.5 \
         --json "$out/gpu-source-sizes.json" || failed="$failed bench(source-sizes)"
       ;;
     report)

@@ -51,7 +51,7 @@ def test_a_dry_run_shows_each_part_and_where_results_go(tmp_path):
     assert any("pytest -x -q -m cuda" in c for c in commands)
     assert any("--backends torch --precisions fp32,bf16,fp16 --batch-sizes 1,8,32" in c for c in commands)
     assert any("--input-sizes 128x160,480x640" in c and "torch-compile" in c for c in commands)
-    assert any("--source-size 480x640,1080x1920" in c for c in commands)
+    assert any("--source-size 128x160,480x640,1080x1920" in c for c in commands)
     assert any("pip install --no-deps --no-build-isolation -e ." in c for c in commands)
     for name in ("gpu-torch.json", "gpu-compile.json", "gpu-source-sizes.json"):
         assert f"--json {tmp_path / 'bench' / name}" in result.stdout
