@@ -18,10 +18,9 @@ import torch
 from onepass.export.formats import ExportError
 from onepass.models.inference_graph import FrameGraph, InferenceGraph
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
-from onepass.models.package_exports import FRAME_ONNX_FILE, METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
+from onepass.models.package_exports import FRAME_ONNX_FILE, FRAME_SIDES, METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
 
 OPSET = 18  # the first with Resize's `antialias`, which the frame-size graph needs
-MAX_FRAME_SIDE = 16384  # the frame-size graph's largest height or width (data/image.py's pixel limit is lower)
 
 
 def output_names(package: ModelPackage) -> list[str]:
@@ -56,8 +55,8 @@ def export_frame_onnx(package: ModelPackage, out: str | os.PathLike | None = Non
     # an example frame of another size than the model's, so that no resize is traced away
     example = torch.zeros(2, height * 3 // 2 + 2, width * 3 // 2 + 6, 3, dtype=torch.uint8)
     dims = {
-        1: torch.export.Dim("frame_height", min=8, max=MAX_FRAME_SIDE),
-        2: torch.export.Dim("frame_width", min=8, max=MAX_FRAME_SIDE),
+        1: torch.export.Dim("frame_height", min=FRAME_SIDES[0], max=FRAME_SIDES[1]),
+        2: torch.export.Dim("frame_width", min=FRAME_SIDES[0], max=FRAME_SIDES[1]),
     }
     return _export(package, FrameGraph(package.load_model()).eval(), example, dims, target)
 

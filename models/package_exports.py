@@ -29,6 +29,7 @@ from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, fil
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
 FRAME_ONNX_FILE = "model.frame.onnx"  # models/inference_graph.py's FrameGraph, exported (fp32)
+FRAME_SIDES = (8, 16384)  # the frame heights and widths it takes; the Predictor resizes smaller ones itself
 METADATA_KEY = "onepass.json"  # the package's onepass.json, in every exported graph's metadata_props
 WEIGHTS_KEY = "onepass.weights_sha256"  # which weights the graph holds: a retrained package makes it stale
 

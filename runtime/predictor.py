@@ -14,6 +14,7 @@ from PIL import Image
 from onepass.data.image import resize_to_input, rgb_image
 from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.package import ModelPackage, open_package
+from onepass.models.package_exports import FRAME_SIDES
 from onepass.models.tasks.base import Task
 from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend, runs_frames
 
@@ -125,6 +126,9 @@ class Predictor:
             return []
         if maps_at == "frame" and self.runs_frames:
             return self._predict_frames(images, chosen)
+        return self._predict_resizing(images, chosen, maps_at)
+
+    def _predict_resizing(self, images: list[ImageInput], chosen: list[str], maps_at: str) -> list[dict[str, Any]]:
         batch, sizes = self.preprocess(images)
         return self.postprocess(self.run(batch), sizes, chosen, maps_at)
 
@@ -135,9 +139,15 @@ class Predictor:
         for i, image in enumerate(rgb):
             groups.setdefault((image.height, image.width), []).append(i)
         results: list[dict[str, Any] | None] = [None] * len(images)
-        for indices in groups.values():
-            frames, sizes = self.stack_frames([rgb[i] for i in indices])
-            for i, result in zip(indices, self.frame_results(self.run_frames(frames), sizes, chosen), strict=True):
+        smallest, largest = FRAME_SIDES
+        for (height, width), indices in groups.items():
+            pictures = [rgb[i] for i in indices]
+            if smallest <= min(height, width) and max(height, width) <= largest:
+                frames, sizes = self.stack_frames(pictures)
+                group = self.frame_results(self.run_frames(frames), sizes, chosen)
+            else:  # outside the sides the exported frame graph takes: resized here, as before
+                group = self._predict_resizing(pictures, chosen, "frame")
+            for i, result in zip(indices, group, strict=True):
                 results[i] = result
         return results
 

@@ -106,6 +106,8 @@ def test_the_frame_path_is_its_three_public_phases(predictor):
     np.testing.assert_array_equal(mixed[2]["depth"], phased[1]["depth"])
     with pytest.raises(ConfigError, match="must have one size"):
         predictor.stack_frames([images[0], np.zeros((70, 30, 3), np.uint8)])
+    # smaller than the exported frame graph takes (FRAME_SIDES): resized in Python, same answer's shape
+    assert predictor.predict(np.zeros((4, 6, 3), np.uint8), tasks=["semseg"])[0]["semseg"].shape == (4, 6)
 
 
 def test_maps_at_the_models_resolution(predictor):
