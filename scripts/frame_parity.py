@@ -31,7 +31,7 @@ def compare(today: dict, frame: dict) -> dict[str, tuple[str, float]]:
             rows[name] = ("mean / max angle °", (float(angles.mean()), float(angles.max())))
         elif isinstance(old, np.ndarray):
             relative = np.abs(new - old) / np.maximum(np.abs(old).max(), 1e-12)
-            rows[name] = ("mean / max |difference| / map maximum", (float(relative.mean()), float(relative.max())))
+            rows[name] = ("mean / max abs difference / map maximum", (float(relative.mean()), float(relative.max())))
         elif isinstance(old, list):  # people
             same = len(old) == len(new)
             boxes = [abs(np.array(a["box"]) - np.array(b["box"])).max() for a, b in zip(old, new, strict=False)]
