@@ -181,7 +181,8 @@ def results_table(document: ModelBenchDocument) -> Table:
         rows += [result_row(document, entry, m) for m in entry.measured.measurements]
     sources = ", ".join(size_text(s) for s in document.settings.source_sizes)
     note = (
-        "Latency is model time (`Predictor.run`) per batch; pre = resize + stack, post = each task's result at the "
+        "Latency is model time (`Predictor.run`; with the frame-size graph `run_frames`, its resizes included) per "
+        "batch; pre = resize + stack (frame-size graph: stack), post = each task's result at the "
         f"source frame's size ({sources}); end-to-end = pre + model + post per image, from a decoded frame. "
         "img/s = batch / mean model time. parity: agreement with PyTorch fp32 on 8 fixed scenes, by the export's "
         "fp32 limits. metric cost: largest relative loss of any task metric against PyTorch fp32 on held-out scenes. "

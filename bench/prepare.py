@@ -82,9 +82,9 @@ def _forget_exports_of_other_weights(package: ModelPackage, target: Path) -> Non
 def _reuse_exports(package: ModelPackage, mirrored: ModelPackage) -> None:
     """Link the package's own ONNX files when they were exported from this exact config."""
     from onepass.export.onnx import read_metadata
-    from onepass.models.package_exports import ONNX_FILES
+    from onepass.models.package_exports import FRAME_ONNX_FILE, ONNX_FILES
 
-    for name in ONNX_FILES.values():
+    for name in (*ONNX_FILES.values(), FRAME_ONNX_FILE):
         source = package.path / name
         if not source.is_file() or (mirrored.path / name).exists():
             continue
@@ -194,7 +194,7 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
         path = package.path / WEIGHTS_FILE
         return PreparedFile(path, path.stat().st_size, None)
     if spec.file == "onnx":
-        from onepass.models.package_exports import ONNX_FILES
+        from onepass.models.package_exports import FRAME_ONNX_FILE, ONNX_FILES
 
         path = package.path / ONNX_FILES[variant.precision]
         export_s = None
@@ -204,6 +204,11 @@ def prepare_file(package: ModelPackage, variant: Variant, device: str, max_batch
             start = time.perf_counter()
             path = export_precision(package, variant.precision)
             export_s = time.perf_counter() - start
+        if variant.precision == "fp32" and not (package.path / FRAME_ONNX_FILE).is_file():
+            # the frame-size graph too, which Predictor.predict runs from frames (and the bench times)
+            from onepass.export.onnx import export_frame_onnx
+
+            export_frame_onnx(package)
         return PreparedFile(path, path.stat().st_size, export_s)
     return _prepare_tensorrt(package, variant, device, max_batch)
 

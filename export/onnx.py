@@ -16,11 +16,11 @@ import onnx
 import torch
 
 from onepass.export.formats import ExportError
-from onepass.models.inference_graph import InferenceGraph
+from onepass.models.inference_graph import FrameGraph, InferenceGraph
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
-from onepass.models.package_exports import METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
+from onepass.models.package_exports import FRAME_ONNX_FILE, FRAME_SIDES, METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
 
-OPSET = 18
+OPSET = 18  # the first with Resize's `antialias`, which the frame-size graph needs
 
 
 def output_names(package: ModelPackage) -> list[str]:
@@ -40,13 +40,30 @@ def export_target(package: ModelPackage, out: str | os.PathLike | None, precisio
 def export_onnx(package: ModelPackage, out: str | os.PathLike | None = None, dynamic_size: bool = False) -> Path:
     """Write `model.onnx` (or `out`) atomically: a failed export leaves no file behind."""
     target = export_target(package, out, "fp32")
-    graph = InferenceGraph(package.load_model()).eval()
     height, width = package.config.input_size
     example = torch.zeros(2, height, width, 3, dtype=torch.uint8)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    dims = {0: batch}
-    if dynamic_size:
-        dims |= {1: torch.export.Dim("height", min=32, max=4096), 2: torch.export.Dim("width", min=32, max=4096)}
+    dims = {1: torch.export.Dim("height", min=32, max=4096), 2: torch.export.Dim("width", min=32, max=4096)}
+    return _export(package, InferenceGraph(package.load_model()).eval(), example, dims if dynamic_size else {}, target)
+
+
+def export_frame_onnx(package: ModelPackage, out: str | os.PathLike | None = None) -> Path:
+    """Write `model.frame.onnx` (or `out`): the frame-size graph (FrameGraph), H and W dynamic."""
+    target = Path(out) if out is not None else package.path / FRAME_ONNX_FILE
+    if not target.parent.is_dir() or not os.access(target.parent, os.W_OK):
+        raise ExportError(f"{target.parent}: not a writable directory for {target.name}")
+    height, width = package.config.input_size
+    # an example frame of another size than the model's, so that no resize is traced away
+    example = torch.zeros(2, height * 3 // 2 + 2, width * 3 // 2 + 6, 3, dtype=torch.uint8)
+    dims = {
+        1: torch.export.Dim("frame_height", min=FRAME_SIDES[0], max=FRAME_SIDES[1]),
+        2: torch.export.Dim("frame_width", min=FRAME_SIDES[0], max=FRAME_SIDES[1]),
+    }
+    return _export(package, FrameGraph(package.load_model()).eval(), example, dims, target)
+
+
+def _export(package: ModelPackage, graph: torch.nn.Module, example: torch.Tensor, dims: dict, target: Path) -> Path:
+    """torch.onnx.export (dynamo) with a dynamic batch and `dims`, the package's metadata added, checked."""
+    dims = {0: torch.export.Dim("batch", min=1, max=4096), **dims}
     names = output_names(package)
     with torch.no_grad():
         program = torch.onnx.export(

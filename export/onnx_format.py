@@ -31,6 +31,9 @@ class OnnxOptions:
     )
     out: str | None = option(None, "fp32 only: output file (default MODEL/model.onnx)", metavar="FILE")
     dynamic_size: bool = option(False, "dynamic H and W too")
+    frame: bool = option(
+        False, "also model.frame.onnx: camera frames of any size in, resized in the graph, maps at their size out"
+    )
 
     def __post_init__(self) -> None:
         if self.int8 and self.calib is None:
@@ -38,9 +41,10 @@ class OnnxOptions:
                               "fixed synthetic scenes, right only for models trained on them)")  # fmt: skip
         if self.calib is not None and not self.int8:
             raise ExportError("--calib is for --int8")
-        if self.out and (self.half or self.int8):
+        if self.out and (self.half or self.int8 or self.frame):
             raise ExportError(
-                "--out names one file; --half and --int8 write model.fp16.onnx and model.int8.onnx into the package"
+                "--out names one file; --half, --int8 and --frame write model.fp16.onnx, model.int8.onnx and "
+                "model.frame.onnx into the package"
             )
 
 
@@ -62,7 +66,9 @@ def export_precision(package: ModelPackage, precision: str, calib: str | None = 
     raise ExportError(f"ONNX exports: precision {precision!r} is not offered (valid: fp32, fp16, int8)")
 
 
-@register_format("onnx", writes="`model.onnx` (+ `model.fp16.onnx`, `model.int8.onnx`)", options=OnnxOptions)
+@register_format(
+    "onnx", writes="`model.onnx` (+ `model.fp16.onnx`, `model.int8.onnx`, `model.frame.onnx`)", options=OnnxOptions
+)
 def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity, onnx_runner
@@ -79,6 +85,8 @@ def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
     if options.out:
         return
     report["files"][path.name] = {"parity": parity_json(checks)}
+    if options.frame:
+        export_frame(package, report)
     reduced: dict[str, Path] = {}
     if options.half:
         reduced["fp16"] = export_precision(package, "fp16")
@@ -90,3 +98,21 @@ def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
         record_metrics(package, {name: onnx_runner(p) for name, p in files.items()}, report, examples)
         for reduced_path in reduced.values():
             print(f"wrote {reduced_path} ({reduced_path.stat().st_size / 1e6:.1f} MB)")
+
+
+def export_frame(package: ModelPackage, report: dict) -> Path:
+    """model.frame.onnx, checked per head against PyTorch's FrameGraph on frames of another size than the
+    model's (removed if it fails), its parity recorded in `report`."""
+    from onepass.export.onnx import export_frame_onnx
+    from onepass.export.parity import frame_parity, onnx_runner
+    from onepass.export.report import parity_json, print_parity
+
+    path = export_frame_onnx(package)
+    checks = frame_parity(package, onnx_runner(path))
+    print_parity(path.name, checks)
+    if not all(check.passed for check in checks):
+        path.unlink()
+        raise ExportError(f"{path}: parity check failed; the export was removed")
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    report["files"][path.name] = {"parity": parity_json(checks)}
+    return path

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from onepass.data.synth import render_scene
-from onepass.models.inference_graph import InferenceGraph
+from onepass.models.inference_graph import FrameGraph, InferenceGraph
 from onepass.models.package import ModelPackage
 from onepass.models.tasks.base import OutputAgreement
 
@@ -18,14 +18,22 @@ PARITY_SEED = 20261123  # fixed scenes, so every export is checked on the same i
 GraphRunner = Callable[[np.ndarray], Mapping[str, np.ndarray]]  # (N, H, W, 3) uint8 -> named outputs
 
 
-def parity_images(package: ModelPackage, count: int = 8) -> np.ndarray:
-    height, width = package.config.input_size
+def parity_images(package: ModelPackage, count: int = 8, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Fixed synthetic scenes at `size` (default: the model's input size)."""
+    height, width = size or package.config.input_size
     return np.stack([render_scene(np.random.default_rng([PARITY_SEED, i]), height, width).image for i in range(count)])
 
 
-def torch_runner(package: ModelPackage) -> GraphRunner:
-    """The reference: the package's InferenceGraph in PyTorch fp32."""
-    graph = InferenceGraph(package.load_model()).eval()
+def frame_parity_size(package: ModelPackage) -> tuple[int, int]:
+    """The frames a frame-size graph is checked on: larger than the model's input, and of odd sides, so
+    that both resizes do something and no size divides another."""
+    height, width = package.config.input_size
+    return height * 2 + 3, width * 2 + 7
+
+
+def torch_runner(package: ModelPackage, graph_type: type[torch.nn.Module] = InferenceGraph) -> GraphRunner:
+    """The reference: the package's InferenceGraph (or `graph_type`, e.g. FrameGraph) in PyTorch fp32."""
+    graph = graph_type(package.load_model()).eval()
 
     @torch.no_grad()
     def run(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -43,11 +51,29 @@ def onnx_runner(path: str | os.PathLike) -> GraphRunner:
     return lambda images: dict(zip(names, session.run(None, {"image": images}), strict=True))
 
 
-def parity(package: ModelPackage, run: GraphRunner, images: np.ndarray | None = None) -> list[OutputAgreement]:
-    """Each task's own agreement measures (`Task.agreement`), a runner against PyTorch."""
+def parity(
+    package: ModelPackage,
+    run: GraphRunner,
+    images: np.ndarray | None = None,
+    graph_type: type[torch.nn.Module] = InferenceGraph,
+) -> list[OutputAgreement]:
+    """Each task's own agreement measures (`Task.agreement`), a runner against PyTorch's `graph_type`."""
     images = parity_images(package) if images is None else images
-    expected, actual = torch_runner(package)(images), run(images)
+    expected, actual = torch_runner(package, graph_type)(images), run(images)
+    return agreement(package, expected, actual)
+
+
+def agreement(
+    package: ModelPackage, expected: Mapping[str, np.ndarray], actual: Mapping[str, np.ndarray]
+) -> list[OutputAgreement]:
+    """Every task's agreement measures of two runs' outputs (reference first)."""
     return [check for task in package.config.tasks for check in task.agreement(expected, actual)]
+
+
+def frame_parity(package: ModelPackage, run: GraphRunner) -> list[OutputAgreement]:
+    """A frame-size graph's runner against PyTorch's FrameGraph, on frames of `frame_parity_size`."""
+    images = parity_images(package, size=frame_parity_size(package))
+    return parity(package, run, images, FrameGraph)
 
 
 def onnx_parity(

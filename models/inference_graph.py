@@ -1,7 +1,13 @@
-"""The inference graph: uint8 NHWC image in, post-processed named outputs out.
+"""The inference graphs: uint8 NHWC image in, post-processed named outputs out.
 
-This is the module `torch.onnx.export` traces and the torch backend runs, so every backend shares
-one definition of normalisation and post-processing (each task's own `postprocess`).
+These are the modules `torch.onnx.export` traces and the torch backend runs, so every backend shares
+one definition of normalisation, resizing and post-processing (each task's own hooks):
+
+- `InferenceGraph` takes images already resized to the model's input and returns the outputs at
+  that resolution (`postprocess`): the fixed-size graph, `model.onnx`;
+- `FrameGraph` takes the camera frame at any size, resizes it to the model's input inside the graph
+  as training does (data/image.py's `resize_to_input`), and returns the outputs at the frame's size
+  (`postprocess_at`): `model.frame.onnx`. On a GPU both resizes run there; the caller only slices.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from onepass.models.model import MultiTaskModel, normalise
+from onepass.models.tasks.base import resize_map
 
 
 class InferenceGraph(nn.Module):
@@ -23,4 +30,32 @@ class InferenceGraph(nn.Module):
         outputs: dict[str, Tensor] = {}
         for task in self.model.config.tasks:
             outputs.update(task.postprocess(raw[task.name]))
+        return outputs
+
+
+def frame_to_input(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(N, H, W, 3) uint8 frames -> (N, 3, h, w) uint8-valued floats at the model's input `size`.
+
+    Pillow's bilinear resize (antialiased when shrinking), then rounded to whole grey levels as
+    Pillow's uint8 result is: measured against `resize_to_input`, at most 1 grey level apart (its
+    fixed-point arithmetic), on 5 to 25 % of the values (docs/performance.md)."""
+    x = image.permute(0, 3, 1, 2)  # (N, 3, H, W)
+    return resize_map(x, size).round().clamp(0.0, 255.0)
+
+
+class FrameGraph(nn.Module):
+    """The frame-size graph: (N, H, W, 3) uint8 at any H, W -> every output at (H, W)."""
+
+    def __init__(self, model: MultiTaskModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> dict[str, Tensor]:
+        config = self.model.config
+        size = (image.shape[1], image.shape[2])  # the frame's (H, W); symbolic in the exported graph
+        x = normalise(frame_to_input(image, config.input_size), config.mean, config.std)
+        raw = self.model(x)
+        outputs: dict[str, Tensor] = {}
+        for task in config.tasks:
+            outputs.update(task.postprocess_at(raw[task.name], size))
         return outputs

@@ -6,6 +6,8 @@ export stage that writes them and the runtime that reads them cannot drift apart
 my-model/
   model.onnx, model.fp16.onnx, model.int8.onnx    ONNX_FILES; the package JSON and the weights' SHA-256
                                                   in each graph's metadata (METADATA_KEY, WEIGHTS_KEY)
+  model.frame.onnx                                FRAME_ONNX_FILE: the frame-size graph (fp32; frames
+                                                  of any size in, maps at their size out)
   model.<gpu>.trt<version>.<precision>.plan       a TensorRT engine, exactly as TensorRT wrote it
   model.<gpu>.trt<version>.<precision>.plan.json  its sidecar (EngineInfo): GPU, version, source ONNX
   trt-timing.cache                                TensorRT's timing cache, reused by later builds
@@ -26,6 +28,8 @@ from typing import Any
 from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, file_sha256, write_json_atomic
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
+FRAME_ONNX_FILE = "model.frame.onnx"  # models/inference_graph.py's FrameGraph, exported (fp32)
+FRAME_SIDES = (8, 16384)  # the frame heights and widths it takes; the Predictor resizes smaller ones itself
 METADATA_KEY = "onepass.json"  # the package's onepass.json, in every exported graph's metadata_props
 WEIGHTS_KEY = "onepass.weights_sha256"  # which weights the graph holds: a retrained package makes it stale
 

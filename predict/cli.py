@@ -37,6 +37,10 @@ def add_parser(commands) -> None:
         "--format", default="png", choices=FORMATS, help="png: each task's file encoding; npz: raw arrays"
     )
     parser.add_argument("--visualize", action="store_true", help="also write a panel PNG per image (DIR/visualize/)")
+    parser.add_argument(
+        "--maps-at", dest="maps_at", default="frame", choices=("frame", "model"),
+        help="the maps at each image's size (frame, the default) or at the model's input size (model: the cheapest)",
+    )  # fmt: skip
     parser.add_argument("--backend", default="auto", help="inference backend (default auto: the fastest available)")
     parser.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
     parser.add_argument("--precision", default="fp32", help="as the backend accepts (fp32, bf16, fp16, int8)")
@@ -112,6 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         tasks=args.tasks,
         format=args.format,
         visualize=args.visualize,
+        maps_at=args.maps_at,
         backend=args.backend,
         device=args.device,
         precision=args.precision,

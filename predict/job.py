@@ -29,6 +29,7 @@ class PredictJob:
     tasks: tuple[str, ...] | None = None  # None: every task of the model
     format: str = "png"
     visualize: bool = False
+    maps_at: str = "frame"  # the maps at each image's size, or "model": at the model's input size
     backend: str = "auto"
     device: str = "auto"  # onepass.load's: the first CUDA GPU when there is one, else the CPU
     precision: str = "fp32"
@@ -75,7 +76,7 @@ def default_batch_size(backend: str, device: str) -> int:
 def run_job(job: PredictJob) -> Summary:
     from onepass.errors import ConfigError
     from onepass.models.package import open_package
-    from onepass.runtime.predictor import BACKENDS, resolve_device, select_tasks
+    from onepass.runtime.predictor import BACKENDS, MAPS_AT, resolve_device, select_tasks
 
     if job.engine not in ENGINES:
         raise ConfigError(f"unknown engine {job.engine!r} (valid: {', '.join(ENGINES)})")
@@ -88,6 +89,10 @@ def run_job(job: PredictJob) -> Summary:
     for name, value in (("--batch-size", job.batch_size), ("--workers", job.workers), ("--ray-actors", job.ray_actors)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
+    if job.maps_at not in MAPS_AT:
+        raise ConfigError(f"unknown maps_at {job.maps_at!r} (valid: {', '.join(MAPS_AT)})")
+    if job.visualize and job.maps_at != "frame":
+        raise ConfigError("--visualize draws the maps over each image: it needs the maps at its size (--maps-at frame)")
     package = open_package(job.model)
     tasks = tuple(select_tasks(package.config.tasks, job.tasks))
     by_name = {t.name: t for t in package.config.tasks}
@@ -115,9 +120,10 @@ def run_job(job: PredictJob) -> Summary:
         "model": {"name": package.name, "version": package.version},
         "tasks": list(tasks),
         "output_format": job.format,
+        "maps_at": job.maps_at,
     }
     reader = ImageReader(package, job.max_pixels)
-    writer = ResultWriter(package, tasks, layout, job.max_pixels)
+    writer = ResultWriter(package, tasks, layout, job.max_pixels, job.maps_at)
     device = resolve_device(job.device) if job.engine == "local" else job.device  # Ray: the actors' own
     batch_size = job.batch_size or default_batch_size(job.backend, device)
 

@@ -1,6 +1,6 @@
 """Everything `onepass predict` writes under DIR, and how a run resumes.
 
-    DIR/predict.json            the run's settings (model, tasks, output format); a re-run must match them
+    DIR/predict.json            the run's settings (model, tasks, output format, maps_at); a re-run must match them
     DIR/<task>/<stem>.png       one file per dense task per image, in the task's file encoding
     DIR/npz/<stem>.npz          --format npz: every chosen output of one image as raw arrays
     DIR/visualize/<stem>.png    --visualize: the panel (input, then each dense task)
@@ -44,6 +44,7 @@ from onepass.predict.inputs import InputImage, output_stem
 SETTINGS_FILE = "predict.json"
 SETTINGS_FORMAT = "onepass-predict"
 SETTINGS_VERSION = 1
+SETTINGS_DEFAULTS = {"maps_at": "frame"}  # the value of a setting that folders written before it existed hold
 TABLE_FILE = "predictions.csv"
 PARQUET_FILE = "predictions.parquet"
 ERRORS_FILE = "errors.jsonl"
@@ -237,8 +238,8 @@ class OutputFolder:
                 written = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as error:
                 raise OutputError(f"{path}: unreadable ({error}); remove it or use another --out") from None
-            for field in ("model", "tasks", "output_format"):
-                if written.get(field) != self.settings.get(field):
+            for field in ("model", "tasks", "output_format", "maps_at"):
+                if written.get(field, SETTINGS_DEFAULTS.get(field)) != self.settings.get(field):
                     raise OutputError(
                         f"{self.root} holds predictions made with {field} {written.get(field)!r}, this run asks "
                         f"for {self.settings.get(field)!r}; use the same options to resume, or another --out"

@@ -76,6 +76,7 @@ class ResultWriter:
     tasks: tuple[str, ...]
     layout: OutputLayout
     max_pixels: int = MAX_IMAGE_PIXELS
+    maps_at: str = "frame"  # each task's `to_result` at the image's size, or "model": its `model_result`
 
     def output_names(self) -> list[str]:
         """The backend outputs the chosen tasks read (others need not travel to the workers)."""
@@ -90,7 +91,10 @@ class ResultWriter:
         rows, errors = [], []
         for i, (image, size) in enumerate(zip(images, sizes, strict=True)):
             image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice, as Predictor.predict
-            results = {name: by_name[name].to_result(image_outputs, size) for name in self.tasks}
+            if self.maps_at == "frame":
+                results = {name: by_name[name].to_result(image_outputs, size) for name in self.tasks}
+            else:
+                results = {name: by_name[name].model_result(image_outputs, size) for name in self.tasks}
             try:
                 self.write(image, results)
             except BadImage as error:  # the file changed or vanished between reading and the panel

@@ -33,13 +33,22 @@ class BackendUnavailable(ConfigError):
 
 
 class Backend(Protocol):
-    """What a Predictor runs: a registered backend, or anything with the same two members (the
-    server's batching wraps one)."""
+    """What a Predictor runs: a registered backend, or anything with the same members (the server's
+    batching wraps one). `runs_frames` and `run_frames` are optional: without them (or with
+    `runs_frames` False) the Predictor resizes frames and maps itself, as before the frame-size graph."""
 
     name: str
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """(N, H, W, 3) uint8 at the model's input size -> post-processed outputs by name."""
+
+
+FRAMES_MEMBER = "runs_frames"  # a backend's flag: True when `run_frames` runs the frame-size graph
+
+
+def runs_frames(backend: Backend) -> bool:
+    """Whether `backend` takes camera frames at any size and returns the maps at their size."""
+    return bool(getattr(backend, FRAMES_MEMBER, False))
 
 
 class RegisteredBackend(ABC):
@@ -86,9 +95,16 @@ class RegisteredBackend(ABC):
             raise BackendUnavailable(reason)
         return cls(package, device=device, precision=precision, **options)
 
+    runs_frames: bool = False  # an instance sets it when it has the frame-size graph for its package
+
     @abstractmethod
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """(N, H, W, 3) uint8 at the model's input size -> post-processed outputs by name."""
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) uint8 frames of any one size -> outputs at (H, W), resized in the frame-size graph
+        (models/inference_graph.py's FrameGraph). Only where `runs_frames` is True."""
+        raise NotImplementedError(f"{self.name} backend: no frame-size graph for this package")
 
 
 BACKEND_TYPES: dict[str, type[RegisteredBackend]] = {}  # in registration order: the order `auto` tries them

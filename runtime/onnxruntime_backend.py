@@ -8,6 +8,7 @@ copies are explicit and happen once.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -110,8 +111,7 @@ class OnnxRuntimeBackend(RegisteredBackend):
         except ImportError as error:
             raise BackendUnavailable(f"onnxruntime backend: onnxruntime does not import here ({error})") from None
 
-        from onepass.models.package import PackageError
-        from onepass.models.package_exports import check_exported_from
+        from onepass.models.package_exports import FRAME_ONNX_FILE
 
         self.path = package.path / self.file_name(precision)
         self.device = device
@@ -124,11 +124,9 @@ class OnnxRuntimeBackend(RegisteredBackend):
         # Spinning threads pick up each operator's work sooner (best latency) but burn the CPU cores
         # that other threads of the process (a server's request threads) need; see serve/service.py.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        providers = providers_for(device, package.path, precision)
-        try:
-            self.session = onnxruntime.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as error:  # onnxruntime raises its own exception types for a corrupt file
-            raise PackageError(f"{self.path}: onnxruntime cannot load it ({error})") from error
+        self._options, self._providers = options, providers_for(device, package.path, precision)
+        self.package = package
+        self.session = self._session(self.path)
         self.providers = self.session.get_providers()
         if device != "cpu" and self.providers == ["CPUExecutionProvider"]:
             # onnxruntime falls back to the CPU when its CUDA libraries (cuDNN, cuBLAS) fail to load;
@@ -137,20 +135,50 @@ class OnnxRuntimeBackend(RegisteredBackend):
                 f"onnxruntime backend: its GPU providers did not start on {device!r} (onnxruntime's log says why; "
                 "usually CUDA or cuDNN libraries that onnxruntime-gpu cannot find)"
             )
-        # an export of another model, or of this one before it was retrained, is refused
-        check_exported_from(package, self.path, self.session.get_modelmeta().custom_metadata_map)
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # The frame-size graph is fp32 only (model.frame.onnx, `onepass export --frame`); a package
+        # without it runs as before: the Predictor resizes frames and maps in Python.
+        self.frame_path = package.path / FRAME_ONNX_FILE
+        self.runs_frames = precision == "fp32" and self.frame_path.is_file()
+
+    def _session(self, path: Path):
+        """An onnxruntime session of one of the package's graphs, checked to be exported from it."""
+        import onnxruntime
+
+        from onepass.models.package import PackageError
+        from onepass.models.package_exports import check_exported_from
+
+        try:
+            session = onnxruntime.InferenceSession(str(path), self._options, providers=self._providers)
+        except Exception as error:  # onnxruntime raises its own exception types for a corrupt file
+            raise PackageError(f"{path}: onnxruntime cannot load it ({error})") from error
+        # an export of another model, or of this one before it was retrained, is refused
+        check_exported_from(self.package, path, session.get_modelmeta().custom_metadata_map)
+        return session
+
+    @functools.cached_property
+    def frame_session(self):
+        """model.frame.onnx's session, loaded at its first use (a second copy of the weights in memory)."""
+        return self._session(self.frame_path)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self._run_session(self.session, images)
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.runs_frames:
+            return super().run_frames(frames)
+        return self._run_session(self.frame_session, frames)
+
+    def _run_session(self, session, images: np.ndarray) -> dict[str, np.ndarray]:
         import numpy as np
 
         images = np.ascontiguousarray(images)
         if self.device == "cpu":
-            return dict(zip(self.output_names, self.session.run(None, {"image": images}), strict=True))
+            return dict(zip(self.output_names, session.run(self.output_names, {"image": images}), strict=True))
         index = cuda_index(self.device)
-        binding = self.session.io_binding()
+        binding = session.io_binding()
         binding.bind_ortvalue_input("image", self._ort_value.ortvalue_from_numpy(images, "cuda", index))
         for name in self.output_names:
             binding.bind_output(name, "cuda", index)
-        self.session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         return dict(zip(self.output_names, binding.copy_outputs_to_cpu(), strict=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,11 +14,15 @@ from PIL import Image
 from onepass.data.image import resize_to_input, rgb_image
 from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.package import ModelPackage, open_package
+from onepass.models.package_exports import FRAME_SIDES
 from onepass.models.tasks.base import Task
-from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend
+from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend, runs_frames
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
+
+
+MAPS_AT = ("frame", "model")  # where `predict` returns the maps: at each image's own size, or the model's input size
 
 
 class Predictor:
@@ -26,6 +30,12 @@ class Predictor:
 
     semseg: (H, W) uint8 class ids; depth: (H, W) float32 metres; normals: (H, W, 3) float32 unit
     vectors; attributes: {group: {"label": str, "probabilities": {class: float}}}.
+
+    With a backend that has the frame-size graph (`runs_frames`: the torch backend, onnxruntime with
+    model.frame.onnx), each frame goes in at its own size and the graph resizes it and the maps; the
+    Python left here is slicing. Otherwise (TensorRT, reduced precisions, a package exported before
+    model.frame.onnx existed) `preprocess` resizes the frames and each task's `to_result` the maps.
+    `maps_at="model"` returns the maps at the model's input size instead: the cheapest answer.
     """
 
     def __init__(self, package: ModelPackage, backend: Backend):
@@ -46,31 +56,100 @@ class Predictor:
         return self.backend.run(batch)
 
     def postprocess(
+        self,
+        outputs: dict[str, np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        tasks: Sequence[str] | None = None,
+        maps_at: str = "frame",
+    ) -> list[dict[str, Any]]:
+        """Phase 3: each image's slice of the outputs at the model's resolution (`run`'s) -> its results,
+        for the tasks asked for (all by default): each task's `to_result`, at the image's own size, or
+        with `maps_at="model"` its `model_result`, the maps left at the model's input size."""
+        chosen = self.select_tasks(tasks)
+        check_maps_at(maps_at)
+        if maps_at == "frame":
+            return self._results(outputs, sizes, chosen, lambda task: task.to_result)
+        return self._results(outputs, sizes, chosen, lambda task: task.model_result)
+
+    @property
+    def runs_frames(self) -> bool:
+        """Whether this Predictor's backend runs the frame-size graph (see the class docstring)."""
+        return runs_frames(self.backend)
+
+    def stack_frames(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """Frame phase 1: images of one size as they are, stacked: (N, H, W, 3) uint8 and their (H, W)."""
+        frames = [np.asarray(as_rgb_image(image, f"image {i}")) for i, image in enumerate(images)]
+        sizes = [frame.shape[:2] for frame in frames]
+        if len(set(sizes)) > 1:
+            raise ConfigError(f"stack_frames: the images must have one size, got {sorted(set(sizes))}")
+        return np.stack(frames), sizes
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Frame phase 2: the frame-size graph on a stack of frames -> its outputs at the frames' size."""
+        return self.backend.run_frames(frames)
+
+    def frame_results(
         self, outputs: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]], tasks: Sequence[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Phase 3: each image's slice of the outputs -> its results (each task's `to_result`, at the
-        image's own size), for the tasks asked for (all by default)."""
-        chosen = self.select_tasks(tasks)
+        """Frame phase 3: each image's slice of `run_frames`' outputs -> its results (`frame_result`)."""
+        return self._results(outputs, sizes, self.select_tasks(tasks), lambda task: task.frame_result)
+
+    def _results(
+        self,
+        outputs: dict[str, np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        chosen: Sequence[str],
+        hook: Callable[[Task], Callable[[dict[str, np.ndarray], tuple[int, int]], Any]],
+    ) -> list[dict[str, Any]]:
+        """Each image's slice of `outputs` -> its results, by each chosen task's `hook` (a result hook)."""
         results = []
         for i, size in enumerate(sizes):
             image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice of every output
-            results.append({name: self.tasks[name].to_result(image_outputs, size) for name in chosen})
+            results.append({name: hook(self.tasks[name])(image_outputs, size) for name in chosen})
         return results
 
     def predict(
-        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None
+        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None, maps_at: str = "frame"
     ) -> list[dict[str, Any]]:
-        """One image or several; always returns a list with one result dict per image.
+        """One image or several; always returns a list with one result dict per image, its maps at the
+        image's own size (`maps_at="frame"`) or at the model's input size (`maps_at="model"`).
 
-        The composition of `preprocess`, `run` and `postprocess` (the bench times each one)."""
+        The composition of `preprocess`, `run` and `postprocess`, or on a backend with the frame-size
+        graph (and maps at the frames' size) of `stack_frames`, `run_frames` and `frame_results` for
+        each group of images of one size (the bench times each phase)."""
         if isinstance(images, Image.Image | np.ndarray):
             images = [images]
         images = list(images)
         chosen = self.select_tasks(tasks)  # a wrong task name fails before any work
+        check_maps_at(maps_at)
         if not images:
             return []
+        if maps_at == "frame" and self.runs_frames:
+            return self._predict_frames(images, chosen)
+        return self._predict_resizing(images, chosen, maps_at)
+
+    def _predict_resizing(self, images: list[ImageInput], chosen: list[str], maps_at: str) -> list[dict[str, Any]]:
         batch, sizes = self.preprocess(images)
-        return self.postprocess(self.run(batch), sizes, chosen)
+        return self.postprocess(self.run(batch), sizes, chosen, maps_at)
+
+    def _predict_frames(self, images: list[ImageInput], chosen: list[str]) -> list[dict[str, Any]]:
+        """Each group of same-size images through the frame-size graph in one batch, results in order."""
+        rgb = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(rgb):
+            groups.setdefault((image.height, image.width), []).append(i)
+        results: list[dict[str, Any] | None] = [None] * len(images)
+        smallest, largest = FRAME_SIDES
+        for (height, width), indices in groups.items():
+            pictures = [rgb[i] for i in indices]
+            if smallest <= min(height, width) and max(height, width) <= largest:
+                frames, sizes = self.stack_frames(pictures)
+                group = self.frame_results(self.run_frames(frames), sizes, chosen)
+            else:  # outside the sides the exported frame graph takes: resized here, as before
+                group = self._predict_resizing(pictures, chosen, "frame")
+            for i, result in zip(indices, group, strict=True):
+                results[i] = result
+        return results
 
     def select_tasks(self, tasks: Sequence[str] | None) -> list[str]:
         return select_tasks(self.config.tasks, tasks)
@@ -87,6 +166,30 @@ def preprocess(images: Sequence[ImageInput], input_size: tuple[int, int]) -> tup
         sizes.append((rgb.height, rgb.width))
         batch[i] = resize_to_input(rgb, input_size)
     return batch, sizes
+
+
+class FixedSizeOnly:
+    """A backend seen without its frame-size graph: `run` only."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.name = backend.name
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self.backend.run(images)
+
+
+def python_resizing(predictor: Predictor) -> Predictor:
+    """The same package and backend, resizing frames and maps in Python (Pillow, each task's `to_result`)
+    as `onepass predict`'s workers do: the path before the frame-size graph, to compare with it."""
+    resizing = Predictor(predictor.package, FixedSizeOnly(predictor.backend))
+    resizing.backend_choice = f"{predictor.backend_choice}, resizing in Python"
+    return resizing
+
+
+def check_maps_at(maps_at: str) -> None:
+    if maps_at not in MAPS_AT:
+        raise unknown_name_error("maps_at", maps_at, list(MAPS_AT))
 
 
 def select_tasks(available: Sequence[Task], tasks: Sequence[str] | None) -> list[str]:

@@ -51,13 +51,18 @@ class TorchBackend(RegisteredBackend):
     def __init__(self, package: ModelPackage, device: str = "cpu", precision: str = "fp32", compile: bool = False):
         import torch
 
-        from onepass.models.inference_graph import InferenceGraph
+        from onepass.models.inference_graph import FrameGraph, InferenceGraph
 
         self.torch = torch
         self.device = torch.device(device)
         self.precision = precision
-        self.graph = InferenceGraph(package.load_model(self.device)).eval().to(memory_format=torch.channels_last)
+        model = package.load_model(self.device).eval().to(memory_format=torch.channels_last)
+        self.graph = InferenceGraph(model).eval()
+        self.frame_graph = FrameGraph(model).eval()  # the same weights: no memory of its own
+        self.runs_frames = True
         self._run = torch.compile(self.graph) if compile else self.graph
+        # frames come at any size: compiled with dynamic shapes, so a new size does not recompile
+        self._run_frames = torch.compile(self.frame_graph, dynamic=True) if compile else self.frame_graph
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
@@ -66,10 +71,16 @@ class TorchBackend(RegisteredBackend):
         return self.torch.autocast(self.device.type, dtype=dtype)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return self._outputs(self._run, images)
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        return self._outputs(self._run_frames, frames)
+
+    def _outputs(self, graph, images: np.ndarray) -> dict[str, np.ndarray]:
         with self.torch.inference_mode():
             batch = self.torch.from_numpy(images).to(self.device, non_blocking=True)
             with self._autocast():
-                outputs = self._run(batch)
+                outputs = graph(batch)
             return {
                 name: value.float().cpu().numpy() if value.is_floating_point() else value.cpu().numpy()
                 for name, value in outputs.items()

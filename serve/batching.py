@@ -5,6 +5,9 @@ own pass at once, in its own thread: there is no batching window to wait out, no
 others queue; whenever the model is free again, a model thread takes every image queued meanwhile
 (up to `max_batch_size`) and runs them as one batch, so under load the batch grows with the queue.
 
+Camera frames for the frame-size graph (`run_frames`, where the backend has it) queue the same way and
+share a pass only with frames of the same size.
+
 Request threads call `run` and block until their slice of the batch is back, so the Predictor
 (and everything else written against a backend) works unchanged over this one. A request that
 has waited longer than `max_latency_ms` when its turn comes is refused with ServiceUnavailable
@@ -29,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from onepass.runtime.backend import runs_frames
+
 logger = logging.getLogger("onepass.serve")
 
 BATCH_SIZE_METRIC = "onepass_adaptive_batch_size"  # the server's /metrics histogram of images per forward pass
@@ -42,7 +47,12 @@ class ServiceUnavailable(Exception):
 class _Job:
     images: np.ndarray
     queued: float  # when it was handed in, on the batcher's clock
+    frames: bool = False  # camera frames for the frame-size graph (`run_frames`), not model inputs
     result: Future = field(default_factory=Future)
+
+    def joins(self, other: _Job) -> bool:
+        """Whether the two can share a forward pass: the same graph, and for frames the same frame size."""
+        return self.frames == other.frames and (not self.frames or self.images.shape[1:] == other.images.shape[1:])
 
 
 class BatchingBackend:
@@ -71,9 +81,18 @@ class BatchingBackend:
         self._thread = threading.Thread(target=self._serve, name="onepass-model", daemon=True)
         self._thread.start()
 
-    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    @property
+    def runs_frames(self) -> bool:
+        """The wrapped backends' frame-size graph, batched the same way (frames of one size together)."""
+        return runs_frames(self.backend) and runs_frames(self.queued_backend)
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) uint8 frames of any one size -> the frame-size graph's outputs for these N frames."""
+        return self.run(frames, frames=True)
+
+    def run(self, images: np.ndarray, frames: bool = False) -> dict[str, np.ndarray]:
         """(N, H, W, 3) uint8 -> the backend's named outputs for these N images."""
-        job = _Job(images, self.clock())
+        job = _Job(images, self.clock(), frames)
         with self._changed:
             if self._closed:
                 raise ServiceUnavailable("the server is shutting down; try again")
@@ -115,7 +134,9 @@ class BatchingBackend:
             self._busy = True
             batch = [self._jobs.popleft()]
             size = len(batch[0].images)  # a request larger than the limit runs alone, whole
-            while self._jobs and size + len(self._jobs[0].images) <= self.max_batch_size:
+            while (
+                self._jobs and batch[0].joins(self._jobs[0]) and size + len(self._jobs[0].images) <= self.max_batch_size
+            ):
                 size += len(self._jobs[0].images)
                 batch.append(self._jobs.popleft())
             return batch
@@ -151,7 +172,7 @@ class BatchingBackend:
         size = sum(len(job.images) for job in batch)
         try:
             images = batch[0].images if len(batch) == 1 else np.concatenate([job.images for job in batch])
-            outputs = backend.run(images)
+            outputs = backend.run_frames(images) if batch[0].frames else backend.run(images)
             results = _split(outputs, [len(job.images) for job in batch])
         except Exception as error:  # the batch's requests all get the error (a server fault); the next batch runs
             logger.exception("forward pass of a batch of %d image(s) failed", size)

@@ -19,6 +19,7 @@ from PIL import Image
 from onepass.models.card import card_footnote
 from onepass.models.panel import result_panel
 from onepass.models.tasks.base import Task
+from onepass.serve.http_errors import ClientError
 from onepass.serve.images import decode_upload
 from onepass.serve.state import Runtime
 from onepass.serve.uploads import PredictOptions
@@ -30,7 +31,7 @@ def predict_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict
     start = time.perf_counter()
     image = decode_upload(data, runtime.settings.max_image_pixels)
     decoded = time.perf_counter()
-    result = predictor.predict(image, tasks=options.tasks)[0]
+    result = predictor.predict(image, tasks=options.tasks, maps_at=options.maps_at)[0]
     inferred = time.perf_counter()
     body: dict[str, Any] = {
         "model": runtime.card,
@@ -44,8 +45,8 @@ def predict_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict
                 body[key].update(value)  # one "maps" object for every map task
             else:
                 body[key] = value
-    if options.previews:
-        body.update(preview_sections(chosen, result, np.asarray(image)))
+    if options.previews:  # drawn over the image where the maps are at its size
+        body.update(preview_sections(chosen, result, np.asarray(image) if options.maps_at == "frame" else None))
     end = time.perf_counter()
     body["timings_ms"] = {
         "decode": round((decoded - start) * 1e3, 3),
@@ -55,7 +56,7 @@ def predict_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict
     return body
 
 
-def preview_sections(tasks: Sequence[Task], result: Mapping[str, Any], image: np.ndarray) -> dict[str, dict]:
+def preview_sections(tasks: Sequence[Task], result: Mapping[str, Any], image: np.ndarray | None) -> dict[str, dict]:
     """What the web page shows of one image's `result`, task by task: `previews`, each picture drawn by
     `visualize` (a base64 PNG); `legends`, each picture's key (`legend`, as JSON); `text`, the result
     in words (`describe`: one string per line). A task that draws no picture, needs no key or says
@@ -80,6 +81,8 @@ def visualize_png(runtime: Runtime, data: bytes, options: PredictOptions) -> byt
     """The input, each task's picture with its key, the results said in words, and the model card's
     caveat: one PNG (models/panel.py)."""
     predictor = runtime.predictor
+    if options.maps_at != "frame":
+        raise ClientError("'maps_at' is for /predict: /visualize draws every map over the image, at its size")
     image = decode_upload(data, runtime.settings.max_image_pixels)
     result = predictor.predict(image, tasks=options.tasks)[0]
     panel = result_panel(np.asarray(image), result, predictor.config.tasks, card_footnote(runtime.card))

@@ -28,6 +28,7 @@ import numpy as np
 import onepass
 from onepass.errors import ConfigError
 from onepass.models.package import PackageError
+from onepass.runtime.backend import runs_frames
 from onepass.runtime.memory import keep_freed_memory
 from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
@@ -42,6 +43,7 @@ logger = logging.getLogger("onepass.serve")
 SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
 WARMUP_RUNS = 3
+WARMUP_FRAME = (480, 640)  # (H, W): the frame-size graph's warm-up frame, a common camera size
 STARTUP_FAILURE_EXIT = 3  # a worker's exit status when it cannot start (uvicorn's own for a failed start-up)
 APP = build_app(SETTINGS.max_upload_bytes)  # one per worker process, as the service instance; it gets its runtime there
 
@@ -95,6 +97,8 @@ class Onepass:
         for backend in [predictor.backend, queued] if queued else [predictor.backend]:
             for batch in (1, min(SETTINGS.max_batch_size, 8)) + (1,) * (WARMUP_RUNS - 2):
                 backend.run(np.zeros((batch, height, width, 3), np.uint8))
+            if runs_frames(backend):  # the frame-size graph (onnxruntime loads it here), at a camera's size
+                backend.run_frames(np.zeros((1, *WARMUP_FRAME, 3), np.uint8))
         histogram = batch_size_histogram(SETTINGS.max_batch_size)
         self.batching = BatchingBackend(
             predictor.backend,

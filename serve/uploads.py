@@ -16,11 +16,11 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 
 from onepass.errors import ConfigError
-from onepass.runtime.predictor import Predictor
+from onepass.runtime.predictor import MAPS_AT, Predictor
 from onepass.serve.http_errors import ClientError
 
 IMAGE_FIELD = "image"
-OPTION_FIELDS = ("tasks", "maps", "previews")
+OPTION_FIELDS = ("tasks", "maps", "previews", "maps_at")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class PredictOptions:
     tasks: list[str]  # the chosen tasks' names, in the order asked for, each once
     maps: bool  # the dense maps, in each task's file encoding
     previews: bool  # each task's picture with its key, and its results in words (what the web page shows)
+    maps_at: str = "frame"  # the maps at the image's size, or "model": at the model's input size (the cheapest)
 
 
 async def read_image_request(request: Request) -> tuple[bytes, dict[str, str]]:
@@ -76,7 +77,7 @@ async def read_image_request(request: Request) -> tuple[bytes, dict[str, str]]:
 
 
 def parse_options(options: Mapping[str, str], predictor: Predictor) -> PredictOptions:
-    """tasks: comma-separated task names (default: all); maps, previews: booleans."""
+    """tasks: comma-separated task names (default: all); maps, previews: booleans; maps_at: frame|model."""
     tasks = None
     if "tasks" in options:
         tasks = [t.strip() for t in options["tasks"].split(",") if t.strip()]
@@ -86,10 +87,14 @@ def parse_options(options: Mapping[str, str], predictor: Predictor) -> PredictOp
         chosen = predictor.select_tasks(tasks)
     except ConfigError as error:
         raise ClientError(str(error)) from None
+    maps_at = options.get("maps_at", "frame").strip().lower()
+    if maps_at not in MAPS_AT:
+        raise ClientError(f"'maps_at' must be one of {', '.join(MAPS_AT)}, got {options['maps_at']!r}")
     return PredictOptions(
         list(dict.fromkeys(chosen)),
         _parse_bool(options, "maps", True),
         _parse_bool(options, "previews", False),
+        maps_at,
     )
 
 

@@ -66,3 +66,18 @@ def exported_tiny_package(tmp_path_factory):
     export_fp16(package)
     export_int8(package, write_random_dataset(tmp_path_factory.mktemp("calib") / "data") / "images")
     return path
+
+
+@pytest.fixture(scope="session")
+def frame_tiny_package(tmp_path_factory, exported_tiny_package):
+    """The tiny package's weights, exported by `onepass export PKG --frame`: model.onnx and model.frame.onnx."""
+    import shutil
+
+    from onepass.cli import main
+
+    path = tmp_path_factory.mktemp("frame") / "pkg"
+    path.mkdir()
+    for name in ("onepass.json", "weights.safetensors"):
+        shutil.copy(exported_tiny_package / name, path / name)
+    assert main(["export", str(path), "--frame"]) == 0
+    return path

@@ -5,9 +5,9 @@
 | `kind`, `head_input`, `build_head`, `resize_raw` | models                     |
 | `label`, `target`, `resize/flip/zoom_target`, `loss` (missing labels masked) | train |
 | `new_metric`, `metric_directions`          | train, eval, Δ_MTL               |
-| `postprocess` (in-graph)                   | export, runtime                  |
+| `postprocess`, `postprocess_at` (in-graph) | export, runtime                  |
 | `output_specs` (names, dtypes, shapes)     | export, serve, KServe v2         |
-| `codec`, `to_result` (files and HTTP)      | predict, serve                   |
+| `codec`, `to_result`, `frame_result`, `model_result` (files and HTTP) | predict, serve |
 | `visualize` (picture), `legend` (its key)  | panels, serve web page, predict  |
 | `describe` (a result in words)             | panels                           |
 | `tracks_objects`, `detections` (from a record) | video: tracks over frames (runtime/audience.py) |
@@ -173,6 +173,14 @@ class Task(ABC):
         """In-graph post-processing: raw head output -> named outputs (see `output_specs`). Metrics
         score these outputs, so what is measured is what every backend returns."""
 
+    def postprocess_at(self, raw: Tensor, size: tuple[Any, Any]) -> dict[str, Tensor]:
+        """In-graph post-processing at an output `size` (H, W): the frame-size graph's outputs (same names,
+        dtypes and shapes as `postprocess`'s, with the maps at `size` and coordinates in its pixels).
+
+        `size` may be symbolic (the exported graph's dynamic frame height and width). The default, for
+        outputs that have no size (image kind): `postprocess` itself."""
+        return self.postprocess(raw)
+
     @abstractmethod
     def output_specs(self) -> tuple[OutputSpec, ...]: ...
 
@@ -183,6 +191,17 @@ class Task(ABC):
     @abstractmethod
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> Any:
         """One image's post-processed outputs -> the user-facing result at the image's (H, W)."""
+
+    def frame_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> Any:
+        """One image's outputs of the frame-size graph (`postprocess_at` at the image's (H, W) `size`)
+        -> the same result as `to_result`, with nothing left to resize: slicing. Default: `to_result`."""
+        return self.to_result(outputs, size)
+
+    def model_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> Any:
+        """One image's outputs at the model's resolution (`postprocess`) -> the result with its maps left
+        at that resolution (the cheapest answer) and anything else as `to_result` gives it for an image
+        of `size`. Default: `to_result`."""
+        return self.to_result(outputs, size)
 
     # ---- predict / serve ------------------------------------------------------------------
     def visualize(self, result: Any, image: np.ndarray | None = None) -> np.ndarray | None:
@@ -265,6 +284,17 @@ class MapTask(Task):
 
     def resize_raw(self, raw: Tensor, size: tuple[int, int]) -> Tensor:
         return F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
+
+    def postprocess_at(self, raw: Tensor, size: tuple[Any, Any]) -> dict[str, Tensor]:
+        """The raw output (logits, pre-activation values) resized to `size` first, then `postprocess`:
+        argmax after upsampling, softplus, renormalisation and softmax at the frame's pixels."""
+        return self.postprocess(resize_map(raw, size))
+
+    def frame_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        return outputs[self.name]  # the graph did the resizing and the post-processing at `size`
+
+    def model_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> np.ndarray:
+        return outputs[self.name]  # `postprocess` is the answer at the model's resolution
 
     def label(self, sample: Any) -> np.ndarray | None:
         return sample.maps.get(self.name)
@@ -382,6 +412,12 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _freeze(v) for k, v in value.items()}
     return value
+
+
+def resize_map(x: Tensor, size: tuple[Any, Any]) -> Tensor:
+    """(B, C, h, w) -> (B, C, H, W) in fp32, bilinear as Pillow resizes (data/image.py's `resize_to_input`):
+    half-pixel centres, and antialiased when shrinking (ONNX Resize's `antialias`, opset 18)."""
+    return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
 def one_hot_logits(index: int, size: int) -> Tensor:

@@ -26,8 +26,9 @@ score; `people_count` counts the scores at or above `score_threshold`:
     people_yaw (N, K)            degrees in (-180, 180]
     people_count (N,)            int64
 
-Boxes are fractions of the image so that the graph need not know the frame's size; `to_result`
-turns them into the frame's pixels.
+Boxes are fractions of the image so that the fixed-size graph need not know the frame's size;
+`to_result` turns them into the frame's pixels. The frame-size graph knows it, and returns them in
+the frame's pixels already (`postprocess_at`; `frame_result` then only reads them).
 
 A training target is a dict of fixed-size arrays (default collation stacks them):
 `labelled` () — the image has person labels at all (else the whole loss is masked for it),
@@ -237,6 +238,15 @@ class PeopleTask(InstancesTask):
         outputs[self.output_name("count")] = (scores >= self.score_threshold).sum(dim=1).to(torch.int64)
         return outputs
 
+    def postprocess_at(self, raw: Tensor, size: tuple[Any, Any]) -> dict[str, Tensor]:
+        """`postprocess`, its boxes in the pixels of an image of `size` (H, W) instead of fractions."""
+        outputs = self.postprocess(raw)
+        height, width = size
+        boxes = outputs[self.output_name("boxes")]  # (B, K, 4) fractions
+        x0, y0, x1, y1 = boxes.unbind(dim=-1)
+        outputs[self.output_name("boxes")] = torch.stack([x0 * width, y0 * height, x1 * width, y1 * height], dim=-1)
+        return outputs
+
     def output_specs(self) -> tuple[OutputSpec, ...]:
         k = self.max_people
         specs = [
@@ -280,6 +290,15 @@ class PeopleTask(InstancesTask):
         height, width = size
         count = int(outputs[self.output_name("count")])
         boxes = outputs[self.output_name("boxes")][:count] * np.array([width, height, width, height], np.float32)
+        return self._people(outputs, boxes)
+
+    def frame_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> list[dict[str, Any]]:
+        """The frame-size graph's outputs: its boxes are in the image's pixels already."""
+        return self._people(outputs, outputs[self.output_name("boxes")][: int(outputs[self.output_name("count")])])
+
+    def _people(self, outputs: Mapping[str, np.ndarray], boxes: np.ndarray) -> list[dict[str, Any]]:
+        """The persons the graph counts, each with its box (given in pixels), score and attributes."""
+        count = len(boxes)
         people = []
         for i in range(count):
             person: dict[str, Any] = {

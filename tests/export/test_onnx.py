@@ -102,3 +102,29 @@ def test_dynamic_size_export_runs_at_other_sizes(exported, tmp_path):
     for shape in ((1, 96, 128, 3), (2, 128, 64, 3)):
         semseg, depth = session.run(["semseg", "depth"], {"image": np.zeros(shape, np.uint8)})
         assert semseg.shape == depth.shape == shape[:3]
+
+
+def test_the_frame_size_export_resizes_in_the_graph_and_is_checked(frame_tiny_package):
+    """model.frame.onnx: any frame size in (Resize with antialias, opset 18), maps at that size out, its
+    per-head parity against PyTorch's FrameGraph recorded in exports.json."""
+    path = frame_tiny_package / "model.frame.onnx"
+    model = onnx.load(str(path))
+    assert [o.name for o in model.graph.output] == output_names(open_package(frame_tiny_package))
+    resizes = [n for n in model.graph.node if n.op_type == "Resize"]
+    assert any(a.name == "antialias" and a.i == 1 for n in resizes for a in n.attribute)
+    report = json.loads((frame_tiny_package / "exports.json").read_text())["files"]["model.frame.onnx"]
+    assert report["parity"] and all(check["passed"] for check in report["parity"])
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    for height, width in ((37, 53), (150, 203)):
+        outputs = dict(zip(names, session.run(None, {"image": np.zeros((2, height, width, 3), np.uint8)}), strict=True))
+        assert outputs["semseg"].shape == (2, height, width) and outputs["normals"].shape == (2, height, width, 3)
+        assert outputs["attr_people"].shape == (2, 3)
+
+
+def test_frame_export_options_are_checked(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--frame", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "--frame write" in capsys.readouterr().err

@@ -11,7 +11,16 @@ from torch.utils.data import default_collate
 
 from onepass.data.codecs import IGNORE_INDEX
 from onepass.errors import ConfigError
-from onepass.models.tasks import TASK_TYPES, AttributesTask, DepthTask, NormalsTask, SemsegTask, build_task
+from onepass.models.tasks import (
+    TASK_TYPES,
+    AttributesTask,
+    DepthTask,
+    NormalsTask,
+    PeopleTask,
+    SaliencyTask,
+    SemsegTask,
+    build_task,
+)
 from onepass.train.dataset import as_tensor
 from tests.tiny import every_task_type, random_raw
 
@@ -45,6 +54,54 @@ def test_output_specs_match_postprocess(task):
         if spec.dtype == "float32":
             assert bool(value.isfinite().all()), spec.name
         assert list(value.shape) == expected
+
+
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
+def test_postprocess_at_gives_the_output_specs_at_the_size_asked_for(task):
+    raw = random_raw(task, 2, 8, 12)
+    outputs = task.postprocess_at(raw, (21, 30))
+    assert [o.name for o in task.output_specs()] == list(outputs)
+    for spec in task.output_specs():
+        expected = [2 if d == "N" else 21 if d == "H" else 30 if d == "W" else d for d in spec.shape]
+        assert list(outputs[spec.name].shape) == expected, spec.name
+        assert str(outputs[spec.name].dtype).removeprefix("torch.") == spec.dtype
+
+
+@pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)
+def test_results_from_either_graph_agree_at_the_models_own_size(task):
+    """At the model's own size there is nothing to resize: the frame-size graph's outputs give, through
+    `frame_result`, what `to_result` makes of the fixed-size graph's, and `model_result` the same."""
+    raw = random_raw(task, 1, 8, 12)
+    fixed = {k: v[0].numpy() for k, v in task.postprocess(raw).items()}
+    frame = {k: v[0].numpy() for k, v in task.postprocess_at(raw, (8, 12)).items()}
+    expected = task.to_result(fixed, (8, 12))
+    for got in (task.frame_result(frame, (8, 12)), task.model_result(fixed, (8, 12))):
+        if isinstance(expected, np.ndarray):
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+        else:
+            assert got == expected
+
+
+def test_frame_size_post_processing_by_task():
+    """Semseg: argmax after upsampling the logits; depth: softplus after; normals: unit vectors after;
+    saliency: a distribution over the frame's pixels; people: boxes in the frame's pixels."""
+    logits = torch.tensor([[[[0.0, 4.0]], [[1.0, 0.0]]]])  # (1, 2 classes, 1, 2)
+    # at 1x4 the middle columns blend the two logit columns 3:1 and 1:3: class 0's large logit wins the
+    # second column too, where upsampling the class ids (nearest) would give [1, 1, 0, 0]
+    assert SemsegTask(("a", "b")).postprocess_at(logits, (1, 4))["semseg"].tolist() == [[[1, 0, 0, 0]]]
+    depth = DepthTask().postprocess_at(torch.zeros(1, 1, 2, 2), (5, 7))["depth"]
+    np.testing.assert_allclose(depth.numpy(), math.log(2.0), rtol=1e-6)
+    normals = NormalsTask().postprocess_at(torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]], [[0.0, 0.0]]]]), (1, 4))
+    np.testing.assert_allclose(np.linalg.norm(normals["normals"].numpy(), axis=-1), 1.0, rtol=1e-6)
+    saliency = SaliencyTask().postprocess_at(torch.randn(2, 1, 4, 6), (9, 13))["saliency"]
+    np.testing.assert_allclose(saliency.sum(dim=(1, 2)).numpy(), 1.0, rtol=1e-5)
+    people = PeopleTask(max_people=4)
+    raw = random_raw(people, 1, 8, 12)
+    fractions = people.postprocess(raw)["people_boxes"]
+    pixels = people.postprocess_at(raw, (80, 120))["people_boxes"]
+    np.testing.assert_allclose(
+        pixels.numpy(), (fractions * torch.tensor([120.0, 80.0, 120.0, 80.0])).numpy(), rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("task", every_task_type(), ids=lambda t: t.name)

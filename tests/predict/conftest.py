@@ -16,6 +16,7 @@ from PIL import Image
 
 import onepass
 from onepass.models.panel import panel_width, tile_size
+from onepass.runtime.predictor import python_resizing
 from tests.optional import has
 
 HAVE_PYARROW = has("pyarrow", "it comes with the ray extra: pip install 'onepass[ray]'", "predictions.parquet")
@@ -62,7 +63,8 @@ def input_folder(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def predictor():
-    return onepass.load(backend="torch", device="cpu")
+    """The reference: the shipped model on torch, resizing in Python as `onepass predict`'s workers do."""
+    return python_resizing(onepass.load(backend="torch", device="cpu"))
 
 
 def read_table(out: Path) -> list[dict[str, str]]:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -74,6 +75,20 @@ def test_npz_of_chosen_tasks_from_a_list_and_a_glob(input_folder, tmp_path, pred
     assert settings["tasks"] == ["semseg", "depth", "attributes"]
 
 
+def test_maps_at_the_models_resolution(input_folder, tmp_path, predictor):
+    out = tmp_path / "out"
+    args = ["predict", str(input_folder / "a/frame0.png"), "--out", str(out), "--format", "npz", "--maps-at", "model"]
+    assert main([*args, "--tasks", "semseg,depth,attributes", "--workers", "1", *FAST]) == 0
+    height, width = predictor.config.input_size
+    expected = predictor.predict(Image.open(input_folder / "a/frame0.png"), maps_at="model")[0]
+    with np.load(out / "npz" / "frame0.npz") as arrays:
+        assert arrays["semseg"].shape == arrays["depth"].shape == (height, width)
+        assert (arrays["semseg"] == expected["semseg"]).mean() >= 0.999
+        np.testing.assert_allclose(arrays["depth"], expected["depth"], atol=1e-4)
+    assert json.loads((out / "predict.json").read_text())["maps_at"] == "model"
+    assert main([*args[:-2], "--tasks", "semseg,depth,attributes", "--workers", "1", *FAST]) == 2  # another maps_at
+
+
 def test_a_rerun_with_other_settings_is_refused(input_folder, tmp_path, capsys):
     out = tmp_path / "out"
     (out).mkdir()
@@ -91,6 +106,7 @@ def test_a_rerun_with_other_settings_is_refused(input_folder, tmp_path, capsys):
         (["{folder}", "--tasks", "semseg,deph"], "unknown task 'deph'; did you mean 'depth'?"),
         (["{folder}", "--backend", "tensorrtt"], "unknown backend 'tensorrtt'; did you mean 'tensorrt'?"),
         (["{folder}", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["{folder}", "--visualize", "--maps-at", "model"], "--visualize draws the maps over each image"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(input_folder, tmp_path, capsys, arguments, message):

@@ -20,6 +20,7 @@ from onepass.errors import ConfigError
 from onepass.models import open_package
 from onepass.models.package import PackageError
 from onepass.runtime import BackendUnavailable
+from onepass.runtime.predictor import python_resizing
 from tests.devices import strict_fp32
 
 CUDA = torch.cuda.is_available()
@@ -96,6 +97,13 @@ SHIPPED = {
 }
 
 
+def torch_reference(path, like):
+    """The torch backend on the CPU taking the same path as the Predictor `like`: the frame-size graph,
+    or Python resizing (whose results differ by design: docs/performance.md)."""
+    reference = onepass.load(path, backend="torch", device="cpu")
+    return reference if like.runs_frames else python_resizing(reference)
+
+
 def _shipped_model_images():
     """Held-out-like synthetic scenes (the model's world) and random frames at other sizes."""
     scenes = [render_scene(np.random.default_rng([31, i]), 128, 160).image for i in range(6)]
@@ -117,8 +125,8 @@ def shipped_with_fp16(tmp_path_factory):
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_onnxruntime_matches_torch(shipped_with_fp16, precision):
     images = _shipped_model_images()
-    reference = onepass.load(shipped_with_fp16, backend="torch", device="cpu").predict(images)
     predictor = onepass.load(shipped_with_fp16, backend="onnxruntime", device="cpu", precision=precision)
+    reference = torch_reference(shipped_with_fp16, predictor).predict(images)
     assert predictor.backend.name == "onnxruntime" and predictor.backend.providers == ["CPUExecutionProvider"]
     assert (
         predictor.backend.path.name
@@ -230,8 +238,8 @@ def test_cuda_backends_match_cpu(exported_tiny_package, backend, precision):
 
         if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
             pytest.skip("onnxruntime here is the CPU build (install onnxruntime-gpu for the CUDA provider)")
-    reference = onepass.load(exported_tiny_package, backend="torch", device="cpu").predict(_images())
     predictor = onepass.load(exported_tiny_package, backend=backend, device="cuda", precision=precision)
+    reference = torch_reference(exported_tiny_package, predictor).predict(_images())
     with strict_fp32():  # fp32 on CUDA computes in fp32 (cuDNN would use TF32), so fp32 tolerances hold
         results = predictor.predict(_images())
     # fp16: the limits this test always had (not yet measured on a GPU)
@@ -253,6 +261,18 @@ def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current
     checks = onnx_parity(package, export_onnx(package))
     assert all(c.passed for c in checks), [c for c in checks if not c.passed]
     image = np.random.default_rng(5).integers(0, 256, (240, 320, 3), dtype=np.uint8)
-    reference = onepass.load(package.path, backend="torch", device="cpu").predict(image)
-    on_onnxruntime = onepass.load(package.path, backend="onnxruntime", device="cpu").predict(image)
-    _assert_close(on_onnxruntime, reference, FP32)
+    on_onnxruntime = onepass.load(package.path, backend="onnxruntime", device="cpu")
+    reference = torch_reference(package.path, on_onnxruntime).predict(image)
+    _assert_close(on_onnxruntime.predict(image), reference, FP32)
+
+
+def test_onnxruntime_runs_the_frame_size_graph_where_the_package_has_it(frame_tiny_package, exported_tiny_package):
+    """With model.frame.onnx the onnxruntime backend takes frames at their own size, as the torch backend
+    does, at fp32's limits; a package without it (or another precision) resizes in Python, as before."""
+    images = _images()
+    reference = onepass.load(frame_tiny_package, backend="torch", device="cpu").predict(images)
+    predictor = onepass.load(frame_tiny_package, backend="onnxruntime", device="cpu")
+    assert predictor.runs_frames
+    _assert_close(predictor.predict(images), reference, FP32)
+    assert not onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu").runs_frames
+    assert not onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu", precision="int8").runs_frames

@@ -13,6 +13,7 @@ from PIL import Image
 import onepass
 from onepass.errors import ConfigError
 from onepass.models import InferenceGraph, MultiTaskModel, save_package
+from onepass.runtime.predictor import python_resizing
 from tests.devices import DEVICES, strict_fp32
 from tests.tiny import tiny_config
 
@@ -67,7 +68,10 @@ def test_single_image_and_task_selection(predictor):
 
 
 def test_predict_is_its_three_public_phases(predictor):
-    """preprocess -> run -> postprocess, as the bench times them, gives what predict gives."""
+    """preprocess -> run -> postprocess, as the bench times them, gives what predict gives on a backend
+    without the frame-size graph."""
+    predictor = python_resizing(predictor)
+    assert not predictor.runs_frames
     rng = np.random.default_rng(3)
     images = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8), rng.integers(0, 256, (70, 30, 3), dtype=np.uint8)]
     batch, sizes = predictor.preprocess(images)
@@ -83,6 +87,39 @@ def test_predict_is_its_three_public_phases(predictor):
     assert [list(r) for r in predictor.postprocess(outputs, sizes)] == [list(predictor.tasks)] * 2
     with pytest.raises(ConfigError, match="dpeth"):
         predictor.postprocess(outputs, sizes, ["dpeth"])
+
+
+def test_the_frame_path_is_its_three_public_phases(predictor):
+    """On the torch backend predict takes each frame at its own size: stack_frames -> run_frames ->
+    frame_results, and images of several sizes go in one group per size, results in order."""
+    assert predictor.runs_frames
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(2)]
+    frames, sizes = predictor.stack_frames(images)
+    assert frames.shape == (2, 40, 50, 3) and sizes == [(40, 50)] * 2
+    outputs = predictor.run_frames(frames)
+    assert outputs["semseg"].shape == (2, 40, 50)  # the maps come out of the graph at the frame's size
+    phased = predictor.frame_results(outputs, sizes, ["depth"])
+    mixed = predictor.predict([images[0], np.zeros((70, 30, 3), np.uint8), images[1]], tasks=["depth"])
+    assert [r["depth"].shape for r in mixed] == [(40, 50), (70, 30), (40, 50)]
+    np.testing.assert_array_equal(mixed[0]["depth"], phased[0]["depth"])
+    np.testing.assert_array_equal(mixed[2]["depth"], phased[1]["depth"])
+    with pytest.raises(ConfigError, match="must have one size"):
+        predictor.stack_frames([images[0], np.zeros((70, 30, 3), np.uint8)])
+    # smaller than the exported frame graph takes (FRAME_SIDES): resized in Python, same answer's shape
+    assert predictor.predict(np.zeros((4, 6, 3), np.uint8), tasks=["semseg"])[0]["semseg"].shape == (4, 6)
+
+
+def test_maps_at_the_models_resolution(predictor):
+    image = np.random.default_rng(5).integers(0, 256, (120, 200, 3), dtype=np.uint8)
+    (small,) = predictor.predict(image, maps_at="model")
+    (full,) = predictor.predict(image)
+    height, width = predictor.config.input_size
+    assert small["semseg"].shape == (height, width) and small["normals"].shape == (height, width, 3)
+    assert full["semseg"].shape == (120, 200)
+    assert small["attributes"].keys() == full["attributes"].keys()
+    with pytest.raises(ConfigError, match="unknown maps_at 'frames'; did you mean 'frame'"):
+        predictor.predict(image, maps_at="frames")
 
 
 def test_bad_inputs_are_clear(predictor):

@@ -117,8 +117,12 @@ def server(tmp_path_factory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    return onepass.load()
+def predictor(server):
+    """The in-process reference: the shipped model on the backend the server chose (GET /info), so that
+    both take the same path (a backend with the frame-size graph resizes in it, the others in Python)."""
+    with server.client() as client:
+        backend = client.get("/info").json()["backend"]
+    return onepass.load(backend=backend["name"], device=backend["device"], precision=backend["precision"])
 
 
 @pytest.fixture(scope="module")

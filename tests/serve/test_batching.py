@@ -135,6 +135,44 @@ def test_multi_image_calls_stay_together_and_a_call_over_the_limit_runs_alone():
     batching.close()
 
 
+class FakeFrameBackend(FakeBackend):
+    """A FakeBackend with a frame-size graph: its passes are recorded with the frames' size."""
+
+    runs_frames = True
+
+    def __init__(self):
+        super().__init__()
+        self.frame_sizes: list[tuple[int, int] | None] = []  # per pass: the frames' (H, W), None for `run`
+
+    def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        self.frame_sizes.append(None)
+        return super().run(images)
+
+    def run_frames(self, frames: np.ndarray) -> dict[str, np.ndarray]:
+        self.frame_sizes.append(frames.shape[1:3])
+        return FakeBackend.run(self, frames)
+
+
+def test_frames_share_a_pass_only_with_frames_of_their_size():
+    backend = FakeFrameBackend()
+    batching = BatchingBackend(backend, max_batch_size=8, max_latency_ms=10_000)
+    assert batching.runs_frames and not BatchingBackend(FakeBackend(), 8, 10_000).runs_frames
+    start_blocked_pass(batching, backend)
+    small, large = np.full((1, 2, 2, 3), 1, np.uint8), np.full((1, 4, 6, 3), 2, np.uint8)
+    calls = [(batching.run_frames, small), (batching.run_frames, small), (batching.run_frames, large),
+             (batching.run, image(3)), (batching.run_frames, large)]  # fmt: skip
+    queued = []
+    for n, (call, images) in enumerate(calls, start=1):
+        queued.append(in_thread(call, images))
+        wait_until(lambda n=n: batching.queued == n, f"{n} call(s) queued")
+    backend.allow(5)
+    assert [future.result(TIMEOUT)["id"].tolist() for future in queued] == [[1], [1], [2], [3], [2]]
+    # the queue's order is kept: a pass takes the calls at its head that can join the first
+    assert backend.frame_sizes == [None, (2, 2), (4, 6), None, (4, 6)]
+    assert backend.batches == [1, 2, 1, 1, 1]
+    batching.close()
+
+
 def test_a_call_that_waited_too_long_is_refused_not_run_late():
     now = [0.0]
     backend = FakeBackend()

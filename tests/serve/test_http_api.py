@@ -117,3 +117,20 @@ def test_client_errors_keep_their_status_and_message(client, runtime):
     for request, (status, words) in cases.items():
         response = request()
         assert response.status_code == status and words in response.json()["error"], response.text
+
+
+def test_maps_at_the_models_resolution_on_request(client, runtime):
+    image = picture(2, 90, 120)
+    height, width = runtime.predictor.config.input_size
+    for maps_at, size in (("frame", (90, 120)), ("model", (height, width))):
+        response = client.post("/predict", files={"image": ("x.png", png(image))}, data={"maps_at": maps_at})
+        assert response.status_code == 200, response.text
+        for name, encoded in response.json()["maps"].items():
+            shown = Image.open(io.BytesIO(base64.b64decode(encoded["png"])))
+            assert shown.size == (size[1], size[0]), (maps_at, name)
+    body = client.post("/predict?maps_at=model&previews=true", files={"image": ("x.png", png(image))}).json()
+    assert body["previews"] and "people" not in body["previews"]  # nothing drawn over a frame of another size
+    response = client.post("/predict?maps_at=frames", files={"image": ("x.png", png(image))})
+    assert response.status_code == 400 and "'maps_at' must be one of frame, model" in response.json()["error"]
+    response = client.post("/visualize?maps_at=model", files={"image": ("x.png", png(image))})
+    assert response.status_code == 400 and "/visualize draws every map" in response.json()["error"]
