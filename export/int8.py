@@ -4,8 +4,10 @@ Weights are quantised per output channel (int8), activations per tensor (uint8),
 calibrated on images like the ones the model will see. The network body is quantised (convolutions,
 matrix products, and the additions, resizes and concatenations between them, so activations stay
 int8 from one convolution to the next); normalisation and each task's post-processing (argmax,
-softplus, L2 norm, softmax) stay fp32, where int8 would cost accuracy (a uint8 softmax has a
-probability resolution of 1/256) and save nothing. On CPUs with AVX-512 VNNI or AMX,
+softplus, L2 norm, softmax, the people's box decoding) stay fp32, where int8 would cost accuracy (a
+uint8 softmax has a probability resolution of 1/256, a uint8 box corner 1/256 of the frame) and save
+nothing. Those nodes are told apart by where the exporter traced them: in the inference graph
+itself, not inside its network (`pkg.torch.onnx.class_hierarchy` on each node of model.onnx). On CPUs with AVX-512 VNNI or AMX,
 onnxruntime runs the QDQ convolutions as integer kernels.
 """
 
@@ -28,6 +30,8 @@ from onepass.models.package import ModelPackage
 CALIBRATION_IMAGES = 128  # at most; more images move the ranges little and cost time
 CALIBRATION_BATCH = 8
 QUANTISED_OPS = ["Conv", "MatMul", "Gemm", "Add", "Resize", "Concat"]
+CLASS_HIERARCHY = "pkg.torch.onnx.class_hierarchy"  # torch.onnx's record of the modules a node was traced in
+NETWORK_MODULE = "onepass.models.model.MultiTaskModel"
 
 
 def calibration_images(
@@ -69,6 +73,7 @@ def export_int8(
 
     target = export_target(package, out, "int8")
     source = fp32_onnx(package)
+    outside = nodes_outside_network(onnx.load(str(source), load_external_data=False), source)
     images = calibration_images(package, calib)
     with tempfile.TemporaryDirectory(prefix="onepass-int8-") as work:
         prepared, quantised = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
@@ -78,13 +83,25 @@ def export_int8(
                 str(prepared), str(quantised), _Batches(images),
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=QUANTISED_OPS, per_channel=True,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=outside,
             )  # fmt: skip
         except Exception as error:  # onnxruntime.quantization raises bare exceptions
             raise ExportError(f"{source}: int8 quantisation failed ({error})") from error
         model = onnx.load(str(quantised))
     _keep_metadata(onnx.load(str(source), load_external_data=False), model)
     return save_checked(model, target)
+
+
+def nodes_outside_network(model: onnx.ModelProto, source: Path) -> list[str]:
+    """The names of the nodes traced outside the network (normalisation, every task's post-processing),
+    which stay fp32. Raises ExportError for a graph that does not record where its nodes come from."""
+    traced = {n.name: p.value for n in model.graph.node for p in n.metadata_props if p.key == CLASS_HIERARCHY}
+    if not any(NETWORK_MODULE in hierarchy for hierarchy in traced.values()):
+        raise ExportError(
+            f"{source}: its nodes do not record the modules they were traced in, so the post-processing "
+            "cannot be kept fp32; export model.onnx again with this version: onepass export MODEL"
+        )
+    return [name for name, hierarchy in traced.items() if NETWORK_MODULE not in hierarchy]
 
 
 def _keep_metadata(source: onnx.ModelProto, model: onnx.ModelProto) -> None:

@@ -33,7 +33,8 @@ INDEX_HTML = """<!doctype html>
   #status.error { color: #ff8b8b; }
   #latency { color: #ffd37a; display: inline-block; }
   .result { display: flex; gap: 16px; align-items: flex-start; margin-top: 6px; }
-  .maps { flex: 1; display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 10px; }
+  /* 160px: the input and four pictures (three maps, the people) fit in one row beside the words at 1280 */
+  .maps { flex: 1; display: grid; grid-template-columns: repeat(auto-fill, minmax(160px, 1fr)); gap: 10px; }
   figure { margin: 0; background: #0f1115; padding: 8px; border-radius: 6px; }
   figure img.map { display: block; width: 100%; image-rendering: auto; }
   figcaption { color: #e6e6e6; font-size: 13px; margin-top: 4px; }

@@ -15,9 +15,11 @@ import pytest
 from PIL import Image
 
 import onepass
+from onepass.data.synth import render_scene
 from onepass.models.panel import panel_width, tile_size
 from onepass.runtime.predictor import python_resizing
 from tests.optional import has
+from tests.people import assert_same_people, expected_audience, people_arrays
 
 HAVE_PYARROW = has("pyarrow", "it comes with the ray extra: pip install 'onepass[ray]'", "predictions.parquet")
 MAX_PIXELS = 10_000  # passed as --max-pixels: big.png (120x120) is "too large", everything else fits
@@ -26,9 +28,10 @@ BAD = ("big.png", "corrupt.png", "notimage.jpg")
 
 
 def write_input_folder(root: Path, extra: int = 0) -> Path:
-    """Nested RGB PNGs, a grayscale and an RGBA image, a JPEG turned by EXIF, a truncated PNG, a text
-    file named .jpg, an image over MAX_PIXELS and a non-image that a folder walk ignores;
-    `extra` more frames under many/ (for runs that must take a while)."""
+    """Nested RGB PNGs (a/frame1.png a synthetic scene with people in it, the shipped model's domain),
+    a grayscale and an RGBA image, a JPEG turned by EXIF, a truncated PNG, a text file named .jpg, an
+    image over MAX_PIXELS and a non-image that a folder walk ignores; `extra` more frames under many/
+    (for runs that must take a while)."""
     rng = np.random.default_rng(0)
 
     def rgb(h: int, w: int) -> np.ndarray:
@@ -37,7 +40,7 @@ def write_input_folder(root: Path, extra: int = 0) -> Path:
     (root / "a" / "b").mkdir(parents=True)
     Image.fromarray(rgb(60, 80)).save(root / "a" / "b" / "deep.png")
     Image.fromarray(rgb(48, 64)).save(root / "a" / "frame0.png")
-    Image.fromarray(rgb(90, 100)).save(root / "a" / "frame1.png")
+    Image.fromarray(render_scene(np.random.default_rng(0), 90, 100).image).save(root / "a" / "frame1.png")
     Image.fromarray(rgb(64, 40)).save(root / "frame2.png")
     Image.fromarray(rng.integers(0, 256, (50, 70), dtype=np.uint8), mode="L").save(root / "gray.png")
     Image.fromarray(rng.integers(0, 256, (40, 60, 4), dtype=np.uint8), mode="RGBA").save(root / "rgba.png")
@@ -114,12 +117,19 @@ def wait_for_rows(out: Path, rows: int, process: subprocess.Popen, timeout: floa
     return found
 
 
+def read_people(out: Path) -> dict[str, list]:
+    """people.jsonl: image key -> its persons (one line per image)."""
+    records = [json.loads(line) for line in (out / "people.jsonl").read_text().splitlines()]
+    assert len({r["image"] for r in records}) == len(records)  # one line per image, however often resumed
+    return {r["image"]: r["people"] for r in records}
+
+
 def check_outputs(
     out: Path,
     folder: Path,
     predictor,
     keys,
-    tasks=("semseg", "depth", "normals", "attributes"),
+    tasks=("semseg", "depth", "normals", "people"),
     fmt="png",
     panels=False,
     sources: dict[str, Path] | None = None,
@@ -136,15 +146,21 @@ def check_outputs(
     expected_files = {"predict.json", "predictions.csv", "errors.jsonl"} | (
         {"predictions.parquet"} if HAVE_PYARROW else set()
     )
-    dense = [t for t in tasks if t != "attributes"]
+    dense = [t for t in tasks if t != "people"]  # a file per image each; the people are records in people.jsonl
     expected_files |= (
         {f"npz/{s}.npz" for s in stems} if fmt == "npz" else {f"{t}/{s}.png" for t in dense for s in stems}
     )
+    expected_files |= {"people.jsonl"} if "people" in tasks else set()
     expected_files |= {f"visualize/{s}.png" for s in stems} if panels else set()
     assert visible_files(out) == expected_files  # nothing missing, no temporary or stray file
     pictures = [reference_pixels(sources[k]) for k in keys]
     expected = predictor.predict(pictures, tasks=list(tasks))
     codecs = {t.name: t.codec for t in predictor.package.config.tasks}
+    people_task = predictor.package.config.task("people")
+    if "people" in tasks:
+        records = read_people(out)
+        assert sorted(records) == keys
+        assert any(want["people"] for want in expected)  # a scene among the inputs: persons are compared
     for key, stem, picture, want in zip(keys, stems, pictures, expected, strict=True):
         row = by_key[key]
         assert (int(row["height"]), int(row["width"])) == picture.shape[:2]
@@ -163,23 +179,33 @@ def check_outputs(
         if "normals" in dense:  # png: 8 bits per component
             tolerance = 1e-4 if fmt == "npz" else 1.5 / 127.5
             np.testing.assert_allclose(got["normals"], want["normals"], atol=tolerance)
-        for group, value in want.get("attributes", {}).items():
-            assert row[group] == value["label"]
-            assert float(row[f"{group}_probability"]) == pytest.approx(value["probabilities"][value["label"]], abs=1e-4)
+        if "people" in tasks:
+            assert_same_people(records[key], want["people"])
+            audience = expected_audience(want["people"], people_task.attributes)
+            assert int(row["people_count"]) == audience["count"]
+            assert int(row["people_looking"]) == audience["looking"]
+            for name in ("age_group", "gender"):
+                assert {c: int(row[f"people_{name}_{c}"]) for c in audience[name]} == audience[name], name
             if fmt == "npz":
-                np.testing.assert_allclose(got[f"attributes.{group}"], list(value["probabilities"].values()), atol=1e-5)
+                arrays = people_arrays(want["people"], people_task.attributes, people_task.yaw)
+                assert {k for k in got if k.startswith("people_")} == set(arrays)
+                for name, array in arrays.items():  # boxes in pixels, to 0.1; the rest to 4 decimals
+                    np.testing.assert_allclose(got[name], array, atol=0.15 if name == "people_boxes" else 2e-4)
         if panels:
             panel = Image.open(out / "visualize" / f"{stem}.png")
             panel.load()
-            text = len(dense) < len(tasks)  # image-level results go in a text column
-            assert panel.width == panel_width(tile_size(*picture.shape[:2])[1], 1 + len(dense), text)
+            # the input, then a picture per task (the maps, the people's boxes over the input); the
+            # audience in words in a text column
+            text = "people" in tasks
+            assert panel.width == panel_width(tile_size(*picture.shape[:2])[1], 1 + len(tasks), text)
     if HAVE_PYARROW:
         import pyarrow.parquet as pq
 
         table = pq.read_table(out / "predictions.parquet").to_pylist()
         assert sorted(r["image"] for r in table) == keys
-        assert table == [{**r, "height": int(r["height"]), "width": int(r["width"])} | _probabilities(r) for r in rows]
+        assert table == [{**r, "height": int(r["height"]), "width": int(r["width"])} | _counts(r) for r in rows]
 
 
-def _probabilities(row: dict[str, str]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if k.endswith("_probability")}
+def _counts(row: dict[str, str]) -> dict[str, int]:
+    """The people's columns (int32 in the Parquet copy)."""
+    return {k: int(v) for k, v in row.items() if k.startswith("people_")}

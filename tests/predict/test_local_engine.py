@@ -60,19 +60,20 @@ def test_folder_outputs_match_the_predictor_and_a_rerun_skips_them(input_folder,
 
 def test_npz_of_chosen_tasks_from_a_list_and_a_glob(input_folder, tmp_path, predictor):
     listing = input_folder / "list.txt"
-    listing.write_text("# frames to predict\na/frame0.png\n\na/b/deep.png\n")
+    listing.write_text("# frames to predict\na/frame0.png\n\na/b/deep.png\na/frame1.png\n")
     out = tmp_path / "out"
     args = ["predict", str(listing), str(input_folder / "g*.png"), "--out", str(out), "--format", "npz"]
-    assert main([*args, "--tasks", "semseg,depth,attributes", "--workers", "1", *FAST]) == 0
+    assert main([*args, "--tasks", "semseg,depth,people", "--workers", "1", *FAST]) == 0
     # keys: the list's paths below the folder its files share (a/), the glob's below its fixed folder
     sources = {"b/deep.png": input_folder / "a/b/deep.png", "frame0.png": input_folder / "a/frame0.png"}
+    sources["frame1.png"] = input_folder / "a/frame1.png"  # the scene with people in it
     sources["gray.png"] = input_folder / "gray.png"
     check_outputs(
-        out, input_folder, predictor, sources, tasks=("semseg", "depth", "attributes"), fmt="npz", sources=sources
+        out, input_folder, predictor, sources, tasks=("semseg", "depth", "people"), fmt="npz", sources=sources
     )
     settings = json.loads((out / "predict.json").read_text())
     assert settings["format"] == "onepass-predict" and settings["output_format"] == "npz"
-    assert settings["tasks"] == ["semseg", "depth", "attributes"]
+    assert settings["tasks"] == ["semseg", "depth", "people"]
 
 
 def test_maps_at_the_models_resolution(input_folder, tmp_path, predictor):

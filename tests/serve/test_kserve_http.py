@@ -33,7 +33,10 @@ def test_health_and_metadata(client, predictor):
     outputs = {o["name"]: o for o in meta["outputs"]}
     assert outputs["semseg"] == {"name": "semseg", "datatype": "UINT8", "shape": [-1, height, width]}
     assert outputs["normals"]["shape"] == [-1, height, width, 3] and outputs["depth"]["datatype"] == "FP32"
-    assert outputs["attr_people"]["shape"] == [-1, 4]
+    people = predictor.package.config.task("people")
+    assert outputs["people_boxes"] == {"name": "people_boxes", "datatype": "FP32", "shape": [-1, people.max_people, 4]}
+    assert outputs["people_age_group"]["shape"] == [-1, people.max_people, len(people.attributes["age_group"])]
+    assert outputs["people_count"] == {"name": "people_count", "datatype": "INT64", "shape": [-1]}
     versioned = client.get(f"/v2/models/{NAME}/versions/{predictor.package.version}").json()
     assert versioned == meta
     missing = client.get("/v2/models/resnet50")
@@ -77,7 +80,7 @@ def test_binary_inference_round_trip(client, predictor, batch):
             ],
             "outputs": [
                 {"name": "depth", "parameters": {"binary_data": True}},
-                {"name": "attr_facing", "parameters": {"binary_data": False}},
+                {"name": "people_looking", "parameters": {"binary_data": False}},
             ],
         }
     ).encode()
@@ -90,7 +93,7 @@ def test_binary_inference_round_trip(client, predictor, batch):
     length = int(response.headers[HEADER_LENGTH])
     outputs = parse_response(response.content, length)
     expected = predictor.backend.run(batch)
-    _assert_matches(outputs, {"depth": expected["depth"], "attr_facing": expected["attr_facing"]})
+    _assert_matches(outputs, {"depth": expected["depth"], "people_looking": expected["people_looking"]})
     assert json.loads(response.content[:length])["outputs"][1]["data"]  # the non-binary one travels as JSON
 
 

@@ -1,6 +1,6 @@
 """The web page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium) in a
-1280x800 window: upload an image, wait for the maps, check that they, their keys, the attributes and
-the model card are displayed without scrolling, save a screenshot as an artifact."""
+1280x800 window: upload an image, wait for the pictures, check that they, their keys, the people in
+words and the model card are displayed without scrolling, save a screenshot as an artifact."""
 
 from __future__ import annotations
 
@@ -72,22 +72,31 @@ def displayed_maps(driver) -> dict[str, tuple[int, int]]:
     return maps
 
 
-def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp_path):
+def test_upload_shows_maps_keys_people_and_card_in_view(server, browser, predictor, tmp_path):
     upload = tmp_path / "room.png"
     upload.write_bytes(encode(scene(77, 180, 240)))
+    people = predictor.predict(scene(77, 180, 240))[0]["people"]
+    assert people  # the scene shows people
     browser.get(server.url + "/")
     browser.find_element("id", "file").send_keys(str(upload))
     assert wait_for_result(browser) == "done", browser.find_element("id", "status").text
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(browser, 20).until(lambda d: len(displayed_maps(d)) == 4)
-    assert displayed_maps(browser) == {task: (240, 180) for task in ("input", "semseg", "depth", "normals")}
+    WebDriverWait(browser, 20).until(lambda d: len(displayed_maps(d)) == 5)
+    pictures = ("input", "semseg", "depth", "normals", "people")  # the people: their boxes over the input
+    assert displayed_maps(browser) == {task: (240, 180) for task in pictures}
     ARTIFACTS.mkdir(exist_ok=True)
     assert browser.save_screenshot(str(ARTIFACTS / "serve-page.png"))  # the README's docs/serve-page.png
-    groups = [row.get_attribute("data-group") for row in browser.find_elements("css selector", "#text tr[data-group]")]
-    assert groups == ["people", "facing", "age_group"]
-    # the words come as each task's section of `text` (its `describe`): only the attributes say anything here
-    assert [e.text for e in browser.find_elements("css selector", "#text th.task")] == ["attributes"]
+    # the words come as each task's section of `text` (its `describe`): only the people say anything here
+    assert [e.text for e in browser.find_elements("css selector", "#text th.task")] == ["people"]
+    words = browser.find_element("id", "text").text
+    looking = sum(1 for person in people if person["looking"]["label"] == "yes")
+    assert f"{len(people)} people, {looking} looking" in words  # the audience, then a numbered row per person
+    rows = browser.find_elements("css selector", "#text tr[data-group]")
+    assert [row.get_attribute("data-group") for row in rows] == [str(i + 1) for i in range(len(people))]
+    for row, person in zip(rows, people, strict=True):
+        label = row.find_element("css selector", "td.label").text
+        assert person["age_group"]["label"] in label and f"({person['score']:.2f})" in label, (label, person)
     assert "ms round trip" in browser.find_element("id", "latency").text
     # a key under each map: the classes it shows, the depth scale in metres, the normals' sphere
     legends = {e.get_attribute("data-task"): e for e in browser.find_elements("css selector", ".legend")}
@@ -100,13 +109,13 @@ def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp
     # the model card: what it was trained on and what it is not good for
     card = browser.find_element("id", "card").text
     assert "Trained on 3,000 synthetic scenes" in card and "not meaningful" in card and "onepass train" in card
-    # everything in view at 1280x800, the attributes beside the maps
+    # everything in view at 1280x800, the words beside the pictures
     viewport = browser.execute_script("return [window.innerWidth, window.innerHeight]")
     assert viewport[0] == WINDOW[0] and viewport[1] <= WINDOW[1]
     boxes = {
         name: rect(browser, selector)
         for name, selector in {
-            "attributes": "#text-box",
+            "words": "#text-box",
             "maps": "#maps",
             "semseg key": ".legend[data-task=semseg]",
             "card": "#card",
@@ -114,7 +123,7 @@ def test_upload_shows_maps_keys_attributes_and_card_in_view(server, browser, tmp
     }
     for name, (left, top, right, bottom) in boxes.items():
         assert 0 <= left and right <= viewport[0] and 0 <= top and bottom <= viewport[1], (name, boxes[name], viewport)
-    assert boxes["attributes"][0] >= boxes["maps"][2] and boxes["attributes"][1] < boxes["maps"][3]  # beside
+    assert boxes["words"][0] >= boxes["maps"][2] and boxes["words"][1] < boxes["maps"][3]  # beside
 
 
 def rect(driver, selector: str) -> tuple[float, float, float, float]:
@@ -133,8 +142,8 @@ def test_sample_scene_and_error_message(server, browser, tmp_path):
     WebDriverWait(browser, 30).until(lambda d: len(d.find_elements("css selector", "img.sample")) == 4)
     browser.find_elements("css selector", "img.sample")[1].click()
     assert wait_for_result(browser) == "done"
-    WebDriverWait(browser, 20).until(lambda d: len(displayed_maps(d)) == 4)
-    assert displayed_maps(browser)["depth"] == (320, 256)
+    WebDriverWait(browser, 20).until(lambda d: len(displayed_maps(d)) == 5)
+    assert displayed_maps(browser)["depth"] == displayed_maps(browser)["people"] == (320, 256)
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"not really a png")
     browser.find_element("id", "file").send_keys(str(bad))
