@@ -80,14 +80,7 @@ def people_int8_package(tmp_path_factory):
     return path
 
 
-STALE_SHIPPED_INT8 = pytest.mark.xfail(
-    strict=True,
-    reason="the shipped model.int8.onnx was quantised before export/int8.py kept the people's box decoding "
-    "fp32 (its Add/Concat after TopK are int8); re-export it (onepass export default --int8) and drop this mark",
-)
-
-
-@pytest.mark.parametrize("model_dir", ["tiny", "tiny-people", pytest.param("default", marks=STALE_SHIPPED_INT8)])
+@pytest.mark.parametrize("model_dir", ["tiny", "tiny-people", "default"])
 def test_int8_is_qdq_with_fp32_post_processing_and_keeps_the_metadata(request, exported_tiny_package, model_dir):
     folders = {"tiny": exported_tiny_package, "default": default_package_path()}
     folder = folders.get(model_dir) or request.getfixturevalue("people_int8_package")

@@ -150,7 +150,7 @@ def check_outputs(
     expected_files |= (
         {f"npz/{s}.npz" for s in stems} if fmt == "npz" else {f"{t}/{s}.png" for t in dense for s in stems}
     )
-    expected_files |= {"people.jsonl"} if "people" in tasks else set()
+    expected_files |= {"people.jsonl", "people.coco.json"} if "people" in tasks else set()
     expected_files |= {f"visualize/{s}.png" for s in stems} if panels else set()
     assert visible_files(out) == expected_files  # nothing missing, no temporary or stray file
     pictures = [reference_pixels(sources[k]) for k in keys]

@@ -79,7 +79,7 @@ def test_npz_of_chosen_tasks_from_a_list_and_a_glob(input_folder, tmp_path, pred
 def test_maps_at_the_models_resolution(input_folder, tmp_path, predictor):
     out = tmp_path / "out"
     args = ["predict", str(input_folder / "a/frame0.png"), "--out", str(out), "--format", "npz", "--maps-at", "model"]
-    assert main([*args, "--tasks", "semseg,depth,attributes", "--workers", "1", *FAST]) == 0
+    assert main([*args, "--tasks", "semseg,depth,people", "--workers", "1", *FAST]) == 0
     height, width = predictor.config.input_size
     expected = predictor.predict(Image.open(input_folder / "a/frame0.png"), maps_at="model")[0]
     with np.load(out / "npz" / "frame0.npz") as arrays:
@@ -87,7 +87,7 @@ def test_maps_at_the_models_resolution(input_folder, tmp_path, predictor):
         assert (arrays["semseg"] == expected["semseg"]).mean() >= 0.999
         np.testing.assert_allclose(arrays["depth"], expected["depth"], atol=1e-4)
     assert json.loads((out / "predict.json").read_text())["maps_at"] == "model"
-    assert main([*args[:-2], "--tasks", "semseg,depth,attributes", "--workers", "1", *FAST]) == 2  # another maps_at
+    assert main([*args[:-2], "--tasks", "semseg,depth,people", "--workers", "1", *FAST]) == 2  # another maps_at
 
 
 def test_a_rerun_with_other_settings_is_refused(input_folder, tmp_path, capsys):
