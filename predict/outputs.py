@@ -239,10 +239,12 @@ class OutputFolder:
             except (OSError, json.JSONDecodeError) as error:
                 raise OutputError(f"{path}: unreadable ({error}); remove it or use another --out") from None
             for field in ("model", "tasks", "output_format", "maps_at"):
-                if written.get(field, SETTINGS_DEFAULTS.get(field)) != self.settings.get(field):
+                before = written.get(field, SETTINGS_DEFAULTS.get(field))  # a folder from before the field
+                now = self.settings.get(field, SETTINGS_DEFAULTS.get(field))
+                if before != now:
                     raise OutputError(
-                        f"{self.root} holds predictions made with {field} {written.get(field)!r}, this run asks "
-                        f"for {self.settings.get(field)!r}; use the same options to resume, or another --out"
+                        f"{self.root} holds predictions made with {field} {before!r}, this run asks "
+                        f"for {now!r}; use the same options to resume, or another --out"
                     )
             return
         if (self.root / TABLE_FILE).exists():

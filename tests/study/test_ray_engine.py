@@ -15,11 +15,12 @@ from onepass.study.config import parse_study
 from onepass.study.errors import StudyError
 from onepass.study.pipeline import Engine, run_study
 from onepass.train.loop import train
+from tests.optional import require
 from tests.study.conftest import study_values
 
 # Keeps a single-machine Ray on 127.0.0.1 (see tests/predict/test_ray_engine.py); read when Ray is imported.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'onepass[ray]')")
+ray = require("ray", "pip install 'onepass[ray]'")
 
 LOOPBACK = "127.0.0.1"
 
