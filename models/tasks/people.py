@@ -355,8 +355,10 @@ class PeopleTask(InstancesTask):
             draw.rectangle((x0, y0, x1, y1), outline=colour, width=max(1, round(canvas.width / 320)))
             text = self.short_label(person)
             top = max(0.0, y0 - 11)
-            draw.rectangle((x0, top, x0 + 6 * len(text) + 4, top + 11), fill=(0, 0, 0))
-            draw.text((x0 + 2, top), text, fill=colour)
+            _, _, width, height = draw.textbbox((0, 0), text)  # measured in the font that draws it
+            left = max(0.0, min(x0, canvas.width - 1 - width - 4))  # moved in rather than cut off at the right edge
+            draw.rectangle((left, top, left + width + 4, top + max(height, 11)), fill=(0, 0, 0))
+            draw.text((left + 2, top), text, fill=colour)
         return np.asarray(canvas)
 
     def describe(self, result: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -165,3 +165,27 @@ def test_config_is_checked():
         PeopleTask(attributes={"count": ("a", "b")})
     with pytest.raises(ConfigError, match="score_threshold"):
         PeopleTask(score_threshold=1.5)
+
+
+def test_a_persons_label_sits_on_its_own_background():
+    task = PeopleTask()
+    person = {
+        "box": [10.0, 40.0, 60.0, 100.0], "score": 0.9, "yaw": 3.0,
+        "age_group": {"label": "adult", "probabilities": {}}, "gender": {"label": "female", "probabilities": {}},
+        "looking": {"label": "yes", "probabilities": {}},
+    }  # fmt: skip
+    grey = np.full((120, 240, 3), 128, np.uint8)
+    band = task.visualize([person], grey)[29:40]  # the label's rows, above the box
+    black = np.flatnonzero((band == 0).all(-1).any(0))
+    assert black.size and black[0] == 10  # the background starts at the box's left edge
+    outside = np.delete(band, np.arange(black[0], black[-1] + 1), axis=1)
+    assert (outside == 128).all()  # no stroke of the text beyond its background
+    inside = band[:, black[0] : black[-1] + 1]
+    assert (inside != 0).any(-1).sum() > 20  # and the text is drawn on it
+    # a person at the right edge: the label moves in, whole, rather than running off the picture
+    at_edge = {**person, "box": [200.0, 40.0, 238.0, 100.0]}
+    edge_band = task.visualize([at_edge], grey)[29:40]
+    edge_black = np.flatnonzero((edge_band == 0).all(-1).any(0))
+    assert edge_black[-1] - edge_black[0] == black[-1] - black[0]  # the whole label, as wide as before
+    assert edge_black[0] < 200  # so it starts left of the box
+    assert (np.delete(edge_band, np.arange(edge_black[0], edge_black[-1] + 1), axis=1) == 128).all()
