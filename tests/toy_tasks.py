@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._resize import resize_linear
 from onepass.models.tasks.attributes import PooledClassifier
-from onepass.models.tasks.base import ImageTask, MapTask, OutputAgreement, OutputSpec, dense_head
+from onepass.models.tasks.base import ImageTask, MapTask, OutputAgreement, OutputSpec
 from onepass.models.tasks.people import PeopleTask
 
 TINTS = ("red", "green", "blue")
@@ -38,9 +38,6 @@ class ToyBrightness(MapTask):
     @property
     def out_channels(self) -> int:
         return 1
-
-    def build_head(self, in_channels: int) -> nn.Module:
-        return dense_head(in_channels, 1)
 
     def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
         return np.full(size, -1.0, np.float32) if label is None else label.astype(np.float32)

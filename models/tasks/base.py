@@ -282,6 +282,10 @@ class MapTask(Task):
     head_input: ClassVar[str] = "decoder"
     fill_value: ClassVar[float] = 0.0  # target value of pixels without a label (padding)
 
+    def build_head(self, in_channels: int) -> nn.Module:
+        """`dense_head`: a light convolutional head with `out_channels` outputs per pixel."""
+        return dense_head(in_channels, self.out_channels)
+
     def resize_raw(self, raw: Tensor, size: tuple[int, int]) -> Tensor:
         return F.interpolate(raw, size=size, mode="bilinear", align_corners=False)
 

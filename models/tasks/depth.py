@@ -10,12 +10,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
 from onepass.models.tasks.legends import ColourBar
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
@@ -32,9 +32,6 @@ class DepthTask(MapTask):
     @property
     def out_channels(self) -> int:
         return 1
-
-    def build_head(self, in_channels: int) -> nn.Module:
-        return dense_head(in_channels, 1)
 
     def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
         if label is None:

@@ -14,11 +14,11 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
 from onepass.models.tasks.legends import KeyPicture
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
@@ -54,9 +54,6 @@ class NormalsTask(MapTask):
     @property
     def out_channels(self) -> int:
         return 3
-
-    def build_head(self, in_channels: int) -> nn.Module:
-        return dense_head(in_channels, 3)
 
     def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
         if label is None:

@@ -26,12 +26,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from onepass.data.codecs import DensityPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
 from onepass.models.tasks.legends import ColourBar
 
 FIXATION_LEVEL = 0.5  # NSS's fixations: pixels at or above half the true density's maximum
@@ -48,9 +48,6 @@ class SaliencyTask(MapTask):
     @property
     def out_channels(self) -> int:
         return 1
-
-    def build_head(self, in_channels: int) -> nn.Module:
-        return dense_head(in_channels, 1)
 
     def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
         if label is None:

@@ -9,12 +9,12 @@ from typing import ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, palette
 from onepass.errors import ConfigError
 from onepass.models.tasks._resize import resize_nearest
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, dense_head, one_hot_logits, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, one_hot_logits, register_task
 from onepass.models.tasks.legends import Swatches
 
 
@@ -41,9 +41,6 @@ class SemsegTask(MapTask):
     @property
     def out_channels(self) -> int:
         return len(self.classes)
-
-    def build_head(self, in_channels: int) -> nn.Module:
-        return dense_head(in_channels, self.out_channels)
 
     def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
         if label is None:
