@@ -10,10 +10,9 @@ the scene's most looked-at place) and "not labelled" where the map is all zeros.
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 from PIL import Image, ImageDraw
+from scene_grid import grid_main  # scripts/scene_grid.py, beside this script
 
 from onepass.data.synth import render_scene
 from onepass.models.tasks.saliency import SaliencyTask
@@ -37,24 +36,5 @@ def scene_tile(seed: int, index: int) -> Image.Image:
     return tile
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="docs/synth-saliency.png")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--first", type=int, default=0, help="index of the first scene")
-    parser.add_argument("--scenes", type=int, default=12)
-    parser.add_argument("--columns", type=int, default=3)
-    args = parser.parse_args()
-    tiles = [scene_tile(args.seed, args.first + k) for k in range(args.scenes)]
-    rows = -(-len(tiles) // args.columns)
-    width, height = tiles[0].size
-    grid = Image.new("RGB", (args.columns * width + (args.columns - 1) * 4, rows * height + (rows - 1) * 4), "white")
-    for k, tile in enumerate(tiles):
-        grid.paste(tile, ((k % args.columns) * (width + 4), (k // args.columns) * (height + 4)))
-    # 256 colours keep the picture small (the sensor noise defeats PNG's compression) and look the same.
-    grid.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.out, optimize=True)
-    print(f"wrote {args.out}: {len(tiles)} scenes")
-
-
 if __name__ == "__main__":
-    main()
+    grid_main(scene_tile, "docs/synth-saliency.png", __doc__)
