@@ -13,6 +13,7 @@ back. PyAV needs the `video` extra (`pip install "onepass[video]"`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,14 +107,7 @@ def probe_video(source: str | IO[bytes]) -> VideoPlan:
     """Every frame's time from the container's packets (no decoding). Raises BadVideo (frame 0) when
     the file cannot be opened or has no video stream."""
     av = import_av()
-    try:
-        container = av.open(source, mode="r")
-    except av.error.FFmpegError as error:
-        raise BadVideo(f"not a readable video ({_reason(error)})", 0) from None
-    with container:
-        if not container.streams.video:
-            raise BadVideo("the file has no video stream", 0)
-        stream = container.streams.video[0]
+    with _video_stream(av, source) as (container, stream):
         rate = float(stream.average_rate or stream.guessed_rate or FALLBACK_RATE)
         stamps: list[int | None] = []
         failure = None
@@ -152,14 +146,7 @@ def decode_frames(source: str | IO[bytes]) -> Iterator[tuple[int, Any]]:
     BadVideo naming the first frame that could not be decoded; the frames before it were yielded."""
     av = import_av()
     index = 0
-    try:
-        container = av.open(source, mode="r")
-    except av.error.FFmpegError as error:
-        raise BadVideo(f"not a readable video ({_reason(error)})", 0) from None
-    with container:
-        if not container.streams.video:
-            raise BadVideo("the file has no video stream", 0)
-        stream = container.streams.video[0]
+    with _video_stream(av, source) as (container, stream):
         stream.thread_type = "AUTO"  # frame and slice threads: FFmpeg's own, outside the GIL
         try:
             for frame in container.decode(stream):
@@ -167,6 +154,19 @@ def decode_frames(source: str | IO[bytes]) -> Iterator[tuple[int, Any]]:
                 index += 1
         except av.error.FFmpegError as error:
             raise BadVideo(f"video decoding failed at frame {index} ({_reason(error)})", index) from None
+
+
+@contextlib.contextmanager
+def _video_stream(av: Any, source: str | IO[bytes]) -> Iterator[tuple[Any, Any]]:
+    """The open container and its first video stream; BadVideo (frame 0) when there is neither."""
+    try:
+        container = av.open(source, mode="r")
+    except av.error.FFmpegError as error:
+        raise BadVideo(f"not a readable video ({_reason(error)})", 0) from None
+    with container:
+        if not container.streams.video:
+            raise BadVideo("the file has no video stream", 0)
+        yield container, container.streams.video[0]
 
 
 def frame_rgb(frame: Any) -> np.ndarray:
