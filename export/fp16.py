@@ -38,13 +38,16 @@ def _sort_topologically(graph: onnx.GraphProto) -> None:
     available = {value.name for value in graph.input} | {init.name for init in graph.initializer} | {""}
     pending, ordered = list(graph.node), []
     while pending:
-        ready = [node for node in pending if all(name in available for name in node.input)]
-        if not ready:
-            names = ", ".join(node.name for node in pending[:3])
+        waiting = []
+        for node in pending:  # one pass places every node whose inputs exist, in their listed order
+            if all(name in available for name in node.input):
+                available.update(node.output)
+                ordered.append(node)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            names = ", ".join(node.name for node in waiting[:3])
             raise ExportError(f"fp16 graph: nodes read values that no node produces ({names}, ...)")
-        for node in ready:
-            available.update(node.output)
-        ordered += ready
-        pending = [node for node in pending if node not in ready]
+        pending = waiting
     del graph.node[:]
     graph.node.extend(ordered)
