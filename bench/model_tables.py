@@ -30,13 +30,24 @@ class MetricCost:
 
 
 @dataclass(frozen=True)
-class ResultRow:
+class VariantRow:
+    """What every per-variant row starts with: the variant, and the batch and source size measured
+    (none when the variant did not run: `status` and `reason` say why)."""
+
     label: str
     input_size: Size
     status: str
     reason: str | None = None
     source_size: Size | None = None
     batch: int | None = None
+
+    def refused_cells(self, head: tuple[str, ...], width: int) -> tuple[str, ...]:
+        """A row for a run that did not happen: its first cells, then the reason, the rest empty."""
+        return (*head, DASH, DASH, f"{self.status}: {self.reason}", *[""] * (width - len(head) - 3))
+
+
+@dataclass(frozen=True)
+class ResultRow(VariantRow):
     file_bytes: int | None = None
     parity_passed: int | None = None
     parity_checks: int | None = None
@@ -62,14 +73,7 @@ class ResultRow:
     def cells(self) -> tuple[str, ...]:
         width = len(self.COLUMNS) + self.with_gpu
         if self.status != "ok":
-            return (
-                self.label,
-                size_text(self.input_size),
-                DASH,
-                DASH,
-                f"{self.status}: {self.reason}",
-                *[""] * (width - 5),
-            )
+            return self.refused_cells((self.label, size_text(self.input_size)), width)
         parity = DASH
         if self.parity_checks:
             parity = (
@@ -228,15 +232,9 @@ def modules_table(document: ModelBenchDocument) -> Table | None:
 
 
 # ---- a head's cost --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HeadCostRow:
-    label: str
-    input_size: Size
+@dataclass(frozen=True, kw_only=True)
+class HeadCostRow(VariantRow):
     head: str
-    status: str
-    reason: str | None = None
-    source_size: Size | None = None
-    batch: int | None = None
     with_ms: float | None = None
     without_ms: float | None = None
     with_end_to_end_ms: float | None = None
@@ -252,7 +250,7 @@ class HeadCostRow:
     def cells(self) -> tuple[str, ...]:
         head = (self.label, size_text(self.input_size), self.head)
         if self.status != "ok":
-            return (*head, DASH, DASH, f"{self.status}: {self.reason}", *[""] * (len(self.COLUMNS) - 6))
+            return self.refused_cells(head, len(self.COLUMNS))
         cost = self.with_ms - self.without_ms
         flops_cost = self.flops_with - self.flops_without
         return (
@@ -274,25 +272,25 @@ def head_cost_table(document: ModelBenchDocument) -> Table | None:
         for cost in entry.head_costs:
             (task,) = cost.run.tasks
             if cost.run.status != "ok":
-                rows.append(HeadCostRow(entry.label, entry.input_size, task, cost.run.status, cost.run.reason))
+                rows.append(HeadCostRow(entry.label, entry.input_size, cost.run.status, cost.run.reason, head=task))
                 continue
-            for b in cost.batches:
-                rows.append(
-                    HeadCostRow(
-                        entry.label,
-                        entry.input_size,
-                        task,
-                        "ok",
-                        source_size=b.source_size,
-                        batch=b.batch,
-                        with_ms=b.with_ms,
-                        without_ms=b.without_ms,
-                        with_end_to_end_ms=b.with_end_to_end_ms_per_image,
-                        without_end_to_end_ms=b.without_end_to_end_ms_per_image,
-                        flops_with=cost.flops_with,
-                        flops_without=cost.flops_without,
-                    )  # fmt: skip
+            rows += [
+                HeadCostRow(
+                    entry.label,
+                    entry.input_size,
+                    "ok",
+                    source_size=b.source_size,
+                    batch=b.batch,
+                    head=task,
+                    with_ms=b.with_ms,
+                    without_ms=b.without_ms,
+                    with_end_to_end_ms=b.with_end_to_end_ms_per_image,
+                    without_end_to_end_ms=b.without_end_to_end_ms_per_image,
+                    flops_with=cost.flops_with,
+                    flops_without=cost.flops_without,
                 )
+                for b in cost.batches
+            ]
     if not rows:
         return None
     note = (
@@ -305,13 +303,7 @@ def head_cost_table(document: ModelBenchDocument) -> Table | None:
 
 # ---- one pass against single-task models --------------------------------------------------------
 @dataclass(frozen=True)
-class SingleTaskRow:
-    label: str
-    input_size: Size
-    status: str
-    reason: str | None = None
-    source_size: Size | None = None
-    batch: int | None = None
+class SingleTaskRow(VariantRow):
     one_pass_ms: float | None = None
     single_task_sum_ms: float | None = None
     per_task_ms: tuple[float, ...] = ()
@@ -331,7 +323,7 @@ class SingleTaskRow:
     def cells(self) -> tuple[str, ...]:
         head = (self.label, size_text(self.input_size))
         if self.status != "ok":
-            return (*head, DASH, DASH, f"{self.status}: {self.reason}", *[""] * (len(self.COLUMNS) - 5))
+            return self.refused_cells(head, len(self.COLUMNS))
         return (
             *head,
             size_text(self.source_size),
@@ -360,26 +352,26 @@ def vs_single_task_table(document: ModelBenchDocument) -> Table | None:
             rows.append(SingleTaskRow(entry.label, entry.input_size, single.status, single.reason))
             continue
         goal = DASH if vs.goal is None else f"≤ {vs.goal.goal:.2f}x: {'met' if vs.goal.met else 'NOT met'}"
-        for b in vs.batches:
-            rows.append(
-                SingleTaskRow(
-                    entry.label,
-                    entry.input_size,
-                    "ok",
-                    source_size=b.source_size,
-                    batch=b.batch,
-                    one_pass_ms=b.one_pass_ms,
-                    single_task_sum_ms=b.single_task_sum_ms,
-                    per_task_ms=tuple(b.single_task_ms.values()),
-                    latency_ratio=b.latency_ratio,
-                    end_to_end_ratio=b.end_to_end_ratio,
-                    memory_ratio=b.memory_ratio,
-                    parameters_ratio=vs.parameters_ratio,
-                    flops_ratio=vs.flops_ratio,
-                    file_bytes_ratio=vs.file_bytes_ratio,
-                    goal=goal,
-                )  # fmt: skip
+        rows += [
+            SingleTaskRow(
+                entry.label,
+                entry.input_size,
+                "ok",
+                source_size=b.source_size,
+                batch=b.batch,
+                one_pass_ms=b.one_pass_ms,
+                single_task_sum_ms=b.single_task_sum_ms,
+                per_task_ms=tuple(b.single_task_ms.values()),
+                latency_ratio=b.latency_ratio,
+                end_to_end_ratio=b.end_to_end_ratio,
+                memory_ratio=b.memory_ratio,
+                parameters_ratio=vs.parameters_ratio,
+                flops_ratio=vs.flops_ratio,
+                file_bytes_ratio=vs.file_bytes_ratio,
+                goal=goal,
             )
+            for b in vs.batches
+        ]
     if not rows:
         return None
     tasks = document.model.tasks

@@ -8,6 +8,7 @@ part of the bench reads these attributes, so a key is spelled in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -180,6 +181,13 @@ class Measured:
             if m.batch == batch and tuple(m.source_size) == tuple(source_size):
                 return m
         return None
+
+    def paired(self, other: Measured) -> Iterator[tuple[Measurement, Measurement]]:
+        """(this run's measurement, the other's) for each batch and source size both measured."""
+        for m in self.measurements:
+            theirs = other.measurement(m.batch, m.source_size)
+            if theirs is not None:
+                yield m, theirs
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from onepass.bench.records import (
     WorkerOutcome,
     WorkerSpec,
 )
+from onepass.bench.timing import ratio
 from onepass.bench.worker import plain_metrics, source_key
 
 SOURCE_SEED = 20261125  # the camera frames every variant is timed on
@@ -136,13 +137,6 @@ def derive_measured(measured: Measured, flops_per_image: int | None, peak: tuple
     )
 
 
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    """numerator / denominator, or None when either is missing or the denominator is not positive."""
-    if numerator is None or denominator is None or denominator <= 0:
-        return None
-    return numerator / denominator
-
-
 def memory_above_baseline(measured: Measured, m: Measurement) -> int:
     """Peak RSS while this measurement ran, minus the worker's RSS before any model was loaded."""
     return m.peak_rss_bytes - measured.rss_baseline_bytes
@@ -156,23 +150,19 @@ def compare_single_task(
     latency: median model time of one batch, against the sum of the N models' medians on the same
     batch (each timed alone, all N loaded). end_to_end adds each predictor's own pre- and
     post-processing. memory: RSS above the process baseline, one model against all N loaded."""
-    ratios = []
-    for m in one.measurements:
-        s = single.measured.measurement(m.batch, m.source_size)
-        if s is None:
-            continue
-        ratios.append(
-            SingleTaskRatio(
-                batch=m.batch,
-                source_size=m.source_size,
-                one_pass_ms=m.model_ms.p50,
-                single_task_sum_ms=s.model_ms.p50,
-                single_task_ms={task: t.p50 for task, t in zip(single.tasks, s.per_model_ms, strict=True)},
-                latency_ratio=ratio(m.model_ms.p50, s.model_ms.p50),
-                end_to_end_ratio=ratio(m.end_to_end_ms_per_image, s.end_to_end_ms_per_image),
-                memory_ratio=ratio(memory_above_baseline(one, m), memory_above_baseline(single.measured, s)),
-            )
+    ratios = [
+        SingleTaskRatio(
+            batch=m.batch,
+            source_size=m.source_size,
+            one_pass_ms=m.model_ms.p50,
+            single_task_sum_ms=s.model_ms.p50,
+            single_task_ms={task: t.p50 for task, t in zip(single.tasks, s.per_model_ms, strict=True)},
+            latency_ratio=ratio(m.model_ms.p50, s.model_ms.p50),
+            end_to_end_ratio=ratio(m.end_to_end_ms_per_image, s.end_to_end_ms_per_image),
+            memory_ratio=ratio(memory_above_baseline(one, m), memory_above_baseline(single.measured, s)),
         )
+        for m, s in one.paired(single.measured)
+    ]
     return SingleTaskComparison(
         batches=tuple(ratios),
         parameters_ratio=ratio(one_counts.parameters, sum(c.parameters for c in single_counts)),
@@ -192,22 +182,18 @@ def goal_check(variant_format: str, comparison: SingleTaskComparison, device: st
 
 def head_cost(one: Measured, without: SetRun, counts_with: ModelCounts, counts_without: ModelCounts) -> HeadCost:
     """The model with every head against the same model without one, per batch and source size."""
-    batches = []
-    if without.measured is not None:
-        for m in one.measurements:
-            w = without.measured.measurement(m.batch, m.source_size)
-            if w is None:
-                continue
-            batches.append(
-                HeadCostBatch(
-                    batch=m.batch,
-                    source_size=m.source_size,
-                    with_ms=m.model_ms.p50,
-                    without_ms=w.model_ms.p50,
-                    with_end_to_end_ms_per_image=m.end_to_end_ms_per_image,
-                    without_end_to_end_ms_per_image=w.end_to_end_ms_per_image,
-                )
-            )
+    pairs = one.paired(without.measured) if without.measured is not None else ()
+    batches = [
+        HeadCostBatch(
+            batch=m.batch,
+            source_size=m.source_size,
+            with_ms=m.model_ms.p50,
+            without_ms=w.model_ms.p50,
+            with_end_to_end_ms_per_image=m.end_to_end_ms_per_image,
+            without_end_to_end_ms_per_image=w.end_to_end_ms_per_image,
+        )
+        for m, w in pairs
+    ]
     return HeadCost(
         run=without,
         flops_with=counts_with.flops_per_image,

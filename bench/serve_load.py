@@ -47,7 +47,7 @@ from onepass.bench.records import (
     ServeLoadSettings,
     ServerRun,
 )
-from onepass.bench.timing import LatencyStats, time_calls
+from onepass.bench.timing import LatencyStats, predict_phases, ratio, time_calls
 from onepass.serve.batching import BATCH_SIZE_METRIC  # the histogram the server exports
 
 ONEPASS = "onepass serve"
@@ -235,13 +235,7 @@ def in_process(settings: ServeLoadSettings, payload: Payload, log: Log) -> InPro
         def call(batch: int = batch) -> dict[str, float]:
             t0 = time.perf_counter()
             images = [decode() for _ in range(batch)]
-            t1 = time.perf_counter()
-            inputs, sizes = predictor.preprocess(images)
-            t2 = time.perf_counter()
-            outputs = predictor.run(inputs)
-            t3 = time.perf_counter()
-            predictor.postprocess(outputs, sizes)
-            return {"decode": t1 - t0, "preprocess": t2 - t1, "model": t3 - t2, "postprocess": time.perf_counter() - t3}
+            return {"decode": time.perf_counter() - t0, **predict_phases(predictor, images)}
 
         timing = time_calls(call, warmup=1, runs=5, seconds=settings.in_process_seconds, items=batch)
         batches.append(InProcessBatch(batch, timing.latency, timing.throughput_per_s, timing.phases))
@@ -338,28 +332,21 @@ def _load_server(settings, name: str, payload: Payload, log: Log, command_for=No
 
 
 def vs_baseline(onepass_run: ServerRun, baseline: ServerRun) -> tuple[BaselineRatio, ...]:
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b else None
-
     theirs = {(level.concurrency, level.maps): level for level in baseline.levels}
-    found = []
-    for level in onepass_run.levels:
-        other = theirs.get((level.concurrency, level.maps))
-        if other is None:
-            continue
-        found.append(
-            BaselineRatio(
-                concurrency=level.concurrency,
-                maps=level.maps,
-                onepass_requests_per_s=level.requests_per_s,
-                baseline_requests_per_s=other.requests_per_s,
-                throughput_ratio=ratio(level.requests_per_s, other.requests_per_s),
-                onepass_p50_ms=level.latency_ms.p50,
-                baseline_p50_ms=other.latency_ms.p50,
-                latency_ratio=ratio(level.latency_ms.p50, other.latency_ms.p50),
-            )
+    pairs = [(level, theirs[key]) for level in onepass_run.levels if (key := (level.concurrency, level.maps)) in theirs]
+    return tuple(
+        BaselineRatio(
+            concurrency=level.concurrency,
+            maps=level.maps,
+            onepass_requests_per_s=level.requests_per_s,
+            baseline_requests_per_s=other.requests_per_s,
+            throughput_ratio=ratio(level.requests_per_s, other.requests_per_s),
+            onepass_p50_ms=level.latency_ms.p50,
+            baseline_p50_ms=other.latency_ms.p50,
+            latency_ratio=ratio(level.latency_ms.p50, other.latency_ms.p50),
         )
-    return tuple(found)
+        for level, other in pairs
+    )
 
 
 def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = print) -> ServeBenchDocument:

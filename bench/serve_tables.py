@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from onepass.bench.records import BatchSizes, ServeBenchDocument, ServerRun
 from onepass.bench.tables import DASH, Table, ms, number, signed_ms, times
-from onepass.bench.timing import LatencyStats
+from onepass.bench.timing import PREDICT_PHASES, LatencyStats
 
-IN_PROCESS_PHASES = ("decode", "preprocess", "model", "postprocess")
+IN_PROCESS_PHASES = ("decode", *PREDICT_PHASES)
 
 
 @dataclass(frozen=True)

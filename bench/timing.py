@@ -98,3 +98,30 @@ def time_calls(call: Call, *, warmup: int = 3, runs: int = 10, seconds: float = 
         first_call_s=first_call_s if first_call_s is not None else (totals[0] if totals else None),
         phases={phase: LatencyStats.of_seconds(values) for phase, values in phases.items()},
     )
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    """numerator / denominator, or None when either is missing or the denominator is not positive."""
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+PREDICT_PHASES = ("preprocess", "model", "postprocess")
+
+
+def predict_phases(predictor, images: list, frames: bool = False) -> dict[str, float]:
+    """One `predict` of `images`, in seconds per phase (PREDICT_PHASES): resizing, `run` and the
+    results; or, with `frames` (a backend with the frame-size graph), stacking the frames, the graph
+    (`run_frames`: both resizes and the model) and slicing."""
+    if frames:
+        prepare, run, finish = predictor.stack_frames, predictor.run_frames, predictor.frame_results
+    else:
+        prepare, run, finish = predictor.preprocess, predictor.run, predictor.postprocess
+    t0 = time.perf_counter()
+    inputs, sizes = prepare(images)
+    t1 = time.perf_counter()
+    outputs = run(inputs)
+    t2 = time.perf_counter()
+    finish(outputs, sizes)
+    return dict(zip(PREDICT_PHASES, (t1 - t0, t2 - t1, time.perf_counter() - t2), strict=True))

@@ -35,9 +35,7 @@ from onepass.bench.records import (
     WorkerOutcome,
     WorkerSpec,
 )
-from onepass.bench.timing import LatencyStats, time_calls
-
-PHASES = ("preprocess", "model", "postprocess")
+from onepass.bench.timing import LatencyStats, predict_phases, time_calls
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -173,34 +171,16 @@ def measure(spec: WorkerSpec) -> Measured:
 
 
 def time_predict(predictor, images: list[np.ndarray], spec: WorkerSpec):
-    """`predict` on `images`, timed phase by phase (the bench's `Timing`, phases named as PHASES).
-
-    On a backend with the frame-size graph, `predict`'s frame path: stacking the frames, the graph
-    (`run_frames`: both resizes and the model) and slicing; else resizing, `run` and `to_result`."""
-
-    if predictor.runs_frames and len({image.shape[:2] for image in images}) == 1:
-
-        def call() -> dict[str, float]:
-            t0 = time.perf_counter()
-            frames, sizes = predictor.stack_frames(images)
-            t1 = time.perf_counter()
-            outputs = predictor.run_frames(frames)
-            t2 = time.perf_counter()
-            predictor.frame_results(outputs, sizes)
-            return dict(zip(PHASES, (t1 - t0, t2 - t1, time.perf_counter() - t2), strict=True))
-
-        return time_calls(call, warmup=spec.warmup, runs=spec.iters, seconds=spec.seconds, items=len(images))
-
-    def call() -> dict[str, float]:
-        t0 = time.perf_counter()
-        batch, sizes = predictor.preprocess(images)
-        t1 = time.perf_counter()
-        outputs = predictor.run(batch)
-        t2 = time.perf_counter()
-        predictor.postprocess(outputs, sizes)
-        return dict(zip(PHASES, (t1 - t0, t2 - t1, time.perf_counter() - t2), strict=True))
-
-    return time_calls(call, warmup=spec.warmup, runs=spec.iters, seconds=spec.seconds, items=len(images))
+    """`predict` on `images`, timed phase by phase (the bench's `Timing`, phases named as PREDICT_PHASES):
+    on a backend with the frame-size graph, `predict`'s frame path, else the resize path."""
+    frames = predictor.runs_frames and len({image.shape[:2] for image in images}) == 1
+    return time_calls(
+        lambda: predict_phases(predictor, images, frames),
+        warmup=spec.warmup,
+        runs=spec.iters,
+        seconds=spec.seconds,
+        items=len(images),
+    )
 
 
 def _providers(predictor) -> tuple[str, ...] | None:
