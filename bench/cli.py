@@ -34,17 +34,17 @@ def flag(option: str) -> str:
     return FLAGS.get(option, "--" + option.replace("_", "-"))
 
 
+HELP = "benchmark a model (backends x precisions x batch sizes) or a running server (HTTP load)"
+DESCRIPTION = (
+    "onepass bench MODEL: every backend and precision this machine has, in a fresh process each: "
+    "p50/p90/p99 model time, images/s, pre/post-processing at each camera frame size, peak memory, file "
+    "size, parity and metric cost, FLOPs per module, achieved FLOP/s against a matmul roofline. "
+    "onepass bench serve: HTTP load on onepass serve (and on a baseline server with --baseline)."
+)
+
+
 def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "bench",
-        help="benchmark a model (backends x precisions x batch sizes) or a running server (HTTP load)",
-        description=(
-            "onepass bench MODEL: every backend and precision this machine has, in a fresh process each: "
-            "p50/p90/p99 model time, images/s, pre/post-processing at each camera frame size, peak memory, file "
-            "size, parity and metric cost, FLOPs per module, achieved FLOP/s against a matmul roofline. "
-            "onepass bench serve: HTTP load on onepass serve (and on a baseline server with --baseline)."
-        ),
-    )
+    parser = commands.add_parser("bench", help=HELP, description=DESCRIPTION)
     parser.add_argument("model", help="model package directory or 'default'; or 'serve' for the HTTP load generator")
     model = parser.add_argument_group("onepass bench MODEL")
     model.add_argument("--backends", help=f"comma-separated, from: {', '.join(FORMATS)} (default: all this device has)")

@@ -19,6 +19,7 @@ from torch import nn
 
 from onepass.bench.plan import FORMATS, BenchError, Variant
 from onepass.bench.records import ModelCounts, ModuleCount
+from onepass.data.files import file_sha256
 from onepass.errors import unknown_name_error
 from onepass.models.model import MultiTaskModel
 from onepass.models.package import (
@@ -26,7 +27,6 @@ from onepass.models.package import (
     WEIGHTS_FILE,
     ModelPackage,
     PackageError,
-    file_sha256,
     open_package,
     save_package,
     write_json_atomic,

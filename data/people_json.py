@@ -180,16 +180,22 @@ def validate_people_json(
     person_ids = _check_categories(document["categories"], path)
     seen: set[int] = set()
     for position, annotation in enumerate(document["annotations"]):
-        if not isinstance(annotation, dict):
-            raise PeopleJsonError(f"{path}: annotations[{position}] must be an object")
-        annotation_id = annotation.get("id")
-        if not _is_int(annotation_id):
-            raise PeopleJsonError(f"{path}: annotations[{position}]: 'id' must be an integer, got {annotation_id!r}")
-        where = f"{path}: annotation {annotation_id}"
-        if annotation_id in seen:
-            raise PeopleJsonError(f"{where}: duplicate id")
+        annotation_id, where = _entry_id(annotation, path, "annotation", position, seen)
         seen.add(annotation_id)
         _check_annotation(annotation, where, images, person_ids, person_attributes)
+
+
+def _entry_id(entry: object, path: str, kind: str, position: int, seen: Collection[int]) -> tuple[int, str]:
+    """A list entry's id (an object with an integer id not seen before) and how errors name it."""
+    if not isinstance(entry, dict):
+        raise PeopleJsonError(f"{path}: {kind}s[{position}] must be an object")
+    entry_id = entry.get("id")
+    if not _is_int(entry_id):
+        raise PeopleJsonError(f"{path}: {kind}s[{position}]: 'id' must be an integer, got {entry_id!r}")
+    where = f"{path}: {kind} {entry_id}"
+    if entry_id in seen:
+        raise PeopleJsonError(f"{where}: duplicate id")
+    return entry_id, where
 
 
 def _check_info(info: object, path: str) -> None:
@@ -213,14 +219,7 @@ def _check_images(images: list, path: str, image_files: Collection[str] | None) 
     sizes: dict[int, tuple[int, int]] = {}
     names: dict[str, int] = {}
     for position, image in enumerate(images):
-        if not isinstance(image, dict):
-            raise PeopleJsonError(f"{path}: images[{position}] must be an object")
-        image_id = image.get("id")
-        if not _is_int(image_id):
-            raise PeopleJsonError(f"{path}: images[{position}]: 'id' must be an integer, got {image_id!r}")
-        where = f"{path}: image {image_id}"
-        if image_id in sizes:
-            raise PeopleJsonError(f"{where}: duplicate id")
+        image_id, where = _entry_id(image, path, "image", position, sizes)
         name = image.get("file_name")
         if name is None:
             raise PeopleJsonError(f"{where}: no 'file_name' (the image's path relative to images/)")

@@ -74,6 +74,20 @@ def _render(job: tuple[int, int, int, int]) -> tuple[int, Scene, float]:
     return index, scene, time.perf_counter() - started
 
 
+def checked_render_request(n: int, size: tuple[int, int], out: str | os.PathLike, manifest: str, what: str) -> Path:
+    """`out` as a Path, once the request is sound: at least one item, at least 16x16, and no `manifest`
+    (`what` it marks) already in `out`."""
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    height, width = size
+    if height < 16 or width < 16:
+        raise ValueError(f"--size must be at least 16x16, got {height}x{width}")
+    out = Path(out)
+    if (out / manifest).exists():
+        raise FileExistsError(f"{out}: already holds {what}; choose another --out or delete it")
+    return out
+
+
 def write_synthetic_dataset(
     out: str | os.PathLike,
     n: int,
@@ -83,14 +97,8 @@ def write_synthetic_dataset(
     progress: bool = True,
 ) -> SynthReport:
     """Render `n` scenes; image i depends only on (seed, i), so any worker count gives the same files."""
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+    out = checked_render_request(n, size, out, "dataset.json", "a dataset")
     height, width = size
-    if height < 16 or width < 16:
-        raise ValueError(f"--size must be at least 16x16, got {height}x{width}")
-    out = Path(out)
-    if (out / "dataset.json").exists():
-        raise FileExistsError(f"{out}: already holds a dataset; choose another --out or delete it")
     description = SYNTHETIC_DESCRIPTION
     writer = DatasetWriter(out, description, SYNTH_CODECS)
     images: list[dict] = []

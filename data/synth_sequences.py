@@ -9,7 +9,6 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from onepass.data.png import encode_png
 from onepass.data.progress import progress_bar
 from onepass.data.sequence import FRAMES_DIR, TRACKS_FILE, tracks_document, write_sequences_manifest
 from onepass.data.synth import PERSON_ATTRIBUTES, SequenceFrame, plan_sequence, render_sequence_frame
+from onepass.data.synth_dataset import checked_render_request
 
 
 @dataclass(frozen=True)
@@ -64,16 +64,10 @@ def write_synthetic_sequences(
     progress: bool = True,
 ) -> tuple[int, float]:
     """Render `n` sequences of `seconds` at `fps` -> (frames written, seconds taken)."""
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
+    out = checked_render_request(n, size, out, "sequences.json", "a sequence dataset")
     if not (seconds > 0 and fps > 0):
         raise ValueError(f"--seconds and --fps must be positive, got {seconds} and {fps}")
     height, width = size
-    if height < 16 or width < 16:
-        raise ValueError(f"--size must be at least 16x16, got {height}x{width}")
-    out = Path(out)
-    if (out / "sequences.json").exists():
-        raise FileExistsError(f"{out}: already holds a sequence dataset; choose another --out or delete it")
     started = time.perf_counter()
     names = [f"{i:03d}" for i in range(n)]
     frames = max(1, round(seconds * fps))

@@ -15,9 +15,10 @@ from pathlib import Path
 import onnx
 import torch
 
+from onepass.data.files import file_sha256
 from onepass.export.formats import ExportError
 from onepass.models.inference_graph import FrameGraph, InferenceGraph
-from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path, file_sha256
+from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, atomic_path
 from onepass.models.package_exports import FRAME_ONNX_FILE, FRAME_SIDES, METADATA_KEY, ONNX_FILES, WEIGHTS_KEY
 
 OPSET = 18  # the first with Resize's `antialias`, which the frame-size graph needs

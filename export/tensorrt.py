@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from onepass.data.files import file_sha256
 from onepass.export.formats import ExportError
 from onepass.export.onnx import fp32_onnx
 from onepass.export.tensorrt_format import DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_GB, PRECISIONS, TENSORRT_MISSING
-from onepass.models.package import ModelPackage, PackageError, atomic_path, file_sha256
+from onepass.models.package import ModelPackage, PackageError, atomic_path
 from onepass.models.package_exports import (
     ENGINE_FORMAT,
     ENGINE_VERSION,

@@ -24,7 +24,6 @@ containers only): onepass never unpickles arbitrary objects.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import re
@@ -37,6 +36,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
+from onepass.data.files import file_sha256
 from onepass.errors import ConfigError, UserError
 
 MIN_REDUCTION = 4  # decoders start at stride 4; a stride-2 map costs memory and adds little
@@ -197,14 +197,6 @@ def _unwrap(content: Any, path: Path) -> dict[str, Tensor]:
 
 def _all_tensors(mapping: Mapping) -> bool:
     return all(isinstance(v, Tensor) for v in mapping.values())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---- checking the fit ------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import importlib.resources
 import json
 import os
@@ -190,14 +189,6 @@ def save_metrics(
 ) -> None:
     """The package's metrics.json (`write_metrics`)."""
     write_metrics(Path(package_path) / METRICS_FILE, metrics, data, baselines)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

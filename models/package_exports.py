@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, file_sha256, write_json_atomic
+from onepass.data.files import file_sha256
+from onepass.models.package import WEIGHTS_FILE, ModelPackage, PackageError, write_json_atomic
 
 ONNX_FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}  # precision -> file
 FRAME_ONNX_FILE = "model.frame.onnx"  # models/inference_graph.py's FrameGraph, exported (fp32)

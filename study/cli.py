@@ -20,17 +20,17 @@ from onepass.study.errors import StudyError
 QUICK_PRESET = Path(__file__).resolve().parent.parent / "configs" / "study-quick.yaml"
 
 
+HELP = "the multi-task study: single-task baselines, architectures x balancers x seeds, Δ_MTL report"
+DESCRIPTION = (
+    "Train every configuration of a study (each run a normal onepass train into OUT/runs/<configuration>/"
+    "seed<k>/, skipped when finished, resumed when it crashed), then write OUT/report.md, OUT/report.json "
+    "and OUT/plots/: per-task metrics and Δ_MTL as mean ± std over seeds, parameters, FLOPs and batch-1 "
+    "latency against the single-task models, the Pareto front."
+)
+
+
 def add_parser(commands) -> None:
-    parser = commands.add_parser(
-        "study",
-        help="the multi-task study: single-task baselines, architectures x balancers x seeds, Δ_MTL report",
-        description=(
-            "Train every configuration of a study (each run a normal onepass train into OUT/runs/<configuration>/"
-            "seed<k>/, skipped when finished, resumed when it crashed), then write OUT/report.md, OUT/report.json "
-            "and OUT/plots/: per-task metrics and Δ_MTL as mean ± std over seeds, parameters, FLOPs and batch-1 "
-            "latency against the single-task models, the Pareto front."
-        ),
-    )
+    parser = commands.add_parser("study", help=HELP, description=DESCRIPTION)
     parser.add_argument("--config", help="the study's YAML file (format: onepass-study, version: 1)")
     parser.add_argument("--quick", action="store_true", help=f"the quick preset ({QUICK_PRESET.name})")
     parser.add_argument("--out", help="the study folder (default: the config's out)")

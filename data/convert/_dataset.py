@@ -3,10 +3,14 @@ matched to them by id (the path relative to the folder, without its extension, a
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
+from onepass.data.codecs import check_pixels
 from onepass.data.convert import ConvertError
 from onepass.data.folder import DatasetDescription
 from onepass.data.image import IMAGE_EXTENSIONS, BadImage, decode_image
@@ -76,3 +80,14 @@ def check_size(path: Path, shape: tuple[int, ...], image: Path) -> None:
     size = image_size(image)
     if tuple(shape[:2]) != size:
         raise ConvertError(f"{path}: label is {shape[1]}x{shape[0]} (WxH) but its image {image} is {size[1]}x{size[0]}")
+
+
+def read_png(path: Path, what: str = "PNG") -> Image.Image:
+    """A label PNG, fully loaded, within the pixel limits; a ConvertError naming `path` otherwise."""
+    try:
+        image = Image.open(io.BytesIO(path.read_bytes()), formats=("PNG",))
+        check_pixels(image, str(path))
+        image.load()
+    except Exception as error:  # PIL raises many types for bad files (check_pixels: a LabelFileError)
+        raise ConvertError(f"{path}: not a readable {what} ({error})") from None
+    return image

@@ -10,15 +10,13 @@ Negative depth is refused, and so is depth beyond 65.535 m, which no 16-bit mill
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from onepass.data.codecs import DepthPngCodec, check_pixels
+from onepass.data.codecs import DepthPngCodec
 from onepass.data.convert import ConvertError
-from onepass.data.convert._dataset import check_size, label_files, target_dataset
+from onepass.data.convert._dataset import check_size, label_files, read_png, target_dataset
 from onepass.data.progress import progress_bar
 
 CODEC = DepthPngCodec()
@@ -45,12 +43,7 @@ def convert(src: Path, dst: Path, progress: bool = False, png_scale: float = 100
 
 
 def _png(path: Path, scale: float) -> np.ndarray:
-    try:
-        image = Image.open(io.BytesIO(path.read_bytes()), formats=("PNG",))
-        check_pixels(image, str(path))
-        image.load()
-    except Exception as error:  # PIL raises many types for bad files (check_pixels: a LabelFileError)
-        raise ConvertError(f"{path}: not a readable PNG ({error})") from None
+    image = read_png(path)
     if image.mode not in ("I;16", "I;16B", "I"):
         raise ConvertError(f"{path}: a {image.mode} PNG; depth PNGs are 16-bit grey (8 bits cannot hold depth)")
     return (np.asarray(image).astype(np.float64) / scale).astype(np.float32)

@@ -13,16 +13,14 @@ dataset.json's class ids).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec, check_pixels
+from onepass.data.codecs import IGNORE_INDEX, IndexedPngCodec
 from onepass.data.convert import ConvertError
-from onepass.data.convert._dataset import check_size, label_files, target_dataset
+from onepass.data.convert._dataset import check_size, label_files, read_png, target_dataset
 from onepass.data.progress import progress_bar
 
 CODEC = IndexedPngCodec()
@@ -97,12 +95,7 @@ def _id_table(names: list[str], classes: Sequence[str], unlabelled: Sequence[str
 
 def _tool_ids(path: Path, colours: list[tuple[int, int, int]] | None, count: int, ignore: int) -> np.ndarray:
     """(H, W) tool class ids of a mask; `count` (past every id) where it is unlabelled."""
-    try:
-        image = Image.open(io.BytesIO(path.read_bytes()), formats=("PNG",))
-        check_pixels(image, str(path))
-        image.load()
-    except Exception as error:  # PIL raises many types for bad files (check_pixels: a LabelFileError)
-        raise ConvertError(f"{path}: not a readable PNG mask ({error})") from None
+    image = read_png(path, "PNG mask")
     if image.mode in ("P", "L"):
         values = np.asarray(image).astype(np.int32)
         invalid = (values >= count) & (values != ignore)

@@ -25,6 +25,11 @@ def _rotate_y(x, z, cos: float, sin: float):
     return cos * x + sin * z, cos * z - sin * x
 
 
+def _around(center: Vector, extent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The axis-aligned box of half-size `extent` about `center`: (low corner, high corner)."""
+    return np.array(center) - extent, np.array(center) + extent
+
+
 @dataclass(frozen=True)
 class Box:
     center: Vector
@@ -73,7 +78,7 @@ class Box:
         c, s = abs(math.cos(self.yaw)), abs(math.sin(self.yaw))
         hx, hy, hz = self.half_size
         extent = np.array([c * hx + s * hz, hy, s * hx + c * hz])
-        return np.array(self.center) - extent, np.array(self.center) + extent
+        return _around(self.center, extent)
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,7 @@ class Ellipsoid:
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         horizontal = max(self.radii[0], self.radii[2])
         extent = np.array([horizontal, self.radii[1], horizontal])
-        return np.array(self.center) - extent, np.array(self.center) + extent
+        return _around(self.center, extent)
 
 
 @dataclass(frozen=True)

@@ -81,14 +81,23 @@ class Layout:
 # Sampling a layout.
 
 
-def _sample_layout(rng: np.random.Generator) -> Layout:
-    room = Room(width=_uniform(rng, 4.0, 8.0), depth=_uniform(rng, 5.0, 10.0), height=_uniform(rng, 2.5, 3.5))
+def _sample_room_and_rig(
+    rng: np.random.Generator, width: tuple[float, float], depth: tuple[float, float], yaw_degrees: float
+) -> tuple[Room, CameraRig]:
+    """A room of `width` x `depth` metres (ranges) and a camera on its front wall, turned at most
+    `yaw_degrees` either way, tilted down and with a 60-75 degree field of view."""
+    room = Room(width=_uniform(rng, *width), depth=_uniform(rng, *depth), height=_uniform(rng, 2.5, 3.5))
     rig = CameraRig(
         position=(_uniform(rng, -0.2, 0.2) * room.width / 2, _uniform(rng, 1.4, 2.2), -_uniform(rng, 0.15, 0.4)),
-        yaw=math.radians(_uniform(rng, -12.0, 12.0)),
+        yaw=math.radians(_uniform(rng, -yaw_degrees, yaw_degrees)),
         pitch=math.radians(_uniform(rng, 6.0, 14.0)),
         horizontal_fov=math.radians(_uniform(rng, 60.0, 75.0)),
     )
+    return room, rig
+
+
+def _sample_layout(rng: np.random.Generator) -> Layout:
+    room, rig = _sample_room_and_rig(rng, width=(4.0, 8.0), depth=(5.0, 10.0), yaw_degrees=12.0)
     pose = rig.pose(1, 1)  # only the rotation and position matter for composing the scene
     frustum = _Frustum(pose, *rig.reference_tangents())
 

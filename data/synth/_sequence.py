@@ -29,9 +29,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from onepass.data.synth._camera import CameraPose, CameraRig
-from onepass.data.synth._geometry import Primitive, Room
-from onepass.data.synth._layout import Layout, _group, _sample_furniture, _sample_objects, _sample_room_materials
+from onepass.data.synth._camera import CameraPose
+from onepass.data.synth._geometry import Primitive
+from onepass.data.synth._layout import (
+    Layout,
+    _group,
+    _sample_furniture,
+    _sample_objects,
+    _sample_room_and_rig,
+    _sample_room_materials,
+)
 from onepass.data.synth._people import (
     CHILD_PROBABILITY,
     Person,
@@ -140,13 +147,7 @@ def plan_sequence(rng: np.random.Generator, seconds: float, fps: float, max_peop
     """A room and 1..max_people walkers whose passes start within the first 60 % of the sequence."""
     if not (seconds > 0 and fps > 0):
         raise ValueError(f"a sequence needs a positive duration and frame rate, got {seconds} s at {fps} fps")
-    room = Room(width=_uniform(rng, 5.0, 8.0), depth=_uniform(rng, 7.0, 10.0), height=_uniform(rng, 2.5, 3.5))
-    rig = CameraRig(
-        position=(_uniform(rng, -0.2, 0.2) * room.width / 2, _uniform(rng, 1.4, 2.2), -_uniform(rng, 0.15, 0.4)),
-        yaw=math.radians(_uniform(rng, -8.0, 8.0)),
-        pitch=math.radians(_uniform(rng, 6.0, 14.0)),
-        horizontal_fov=math.radians(_uniform(rng, 60.0, 75.0)),
-    )
+    room, rig = _sample_room_and_rig(rng, width=(5.0, 8.0), depth=(7.0, 10.0), yaw_degrees=8.0)
     pose = rig.pose(1, 1)
     frustum = _Frustum(pose, *rig.reference_tangents())
     count = int(rng.integers(1, max_people + 1))

@@ -340,6 +340,24 @@ class MapTask(Task):
         return {self.name: result}
 
 
+class NonNegativeMapTask(MapTask):
+    """One value per pixel, finite and >= 0 (depth in metres, a saliency density); zero where
+    unlabelled. `target_rule` ends the error for a label that breaks it."""
+
+    target_rule: ClassVar[str]
+
+    @property
+    def out_channels(self) -> int:
+        return 1
+
+    def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
+        if label is None:
+            return np.zeros(size, np.float32)
+        if label.ndim != 2 or not np.all(np.isfinite(label)) or (label < 0).any():
+            raise ValueError(f"{source}: {self.target_rule}")
+        return label.astype(np.float32, copy=False)
+
+
 @dataclass(frozen=True)
 class ImageTask(Task):
     """One vector per image: the head reads the encoder's deepest stage (the whole image's context);

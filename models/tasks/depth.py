@@ -15,7 +15,7 @@ from torch import Tensor
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
+from onepass.models.tasks.base import NonNegativeMapTask, OutputAgreement, OutputSpec, register_task
 from onepass.models.tasks.legends import ColourBar
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
@@ -24,21 +24,12 @@ LEGEND_TICKS = (0.5, 2, 4, 6, 8, 10)  # metres marked on the colour bar
 
 @register_task
 @dataclass(frozen=True)
-class DepthTask(MapTask):
+class DepthTask(NonNegativeMapTask):
     name: ClassVar[str] = "depth"
     codec: ClassVar = DepthPngCodec()
     fill_value: ClassVar[float] = 0.0
 
-    @property
-    def out_channels(self) -> int:
-        return 1
-
-    def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
-        if label is None:
-            return np.zeros(size, np.float32)
-        if not np.all(np.isfinite(label)) or (label < 0).any():
-            raise ValueError(f"{source}: depth must be finite and >= 0 metres (0 = no measurement)")
-        return label.astype(np.float32, copy=False)
+    target_rule: ClassVar[str] = "depth must be (H, W), finite and >= 0 metres (0 = no measurement)"
 
     def rescale_target_values(self, target: np.ndarray, zoom: float) -> np.ndarray:
         # Scaling an image by `zoom` is what moving the camera to distance / zoom looks like.

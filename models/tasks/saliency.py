@@ -31,7 +31,7 @@ from torch import Tensor
 from onepass.data.codecs import DensityPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
+from onepass.models.tasks.base import NonNegativeMapTask, OutputAgreement, OutputSpec, register_task
 from onepass.models.tasks.legends import ColourBar
 
 FIXATION_LEVEL = 0.5  # NSS's fixations: pixels at or above half the true density's maximum
@@ -40,21 +40,12 @@ EPSILON = 1e-12
 
 @register_task
 @dataclass(frozen=True)
-class SaliencyTask(MapTask):
+class SaliencyTask(NonNegativeMapTask):
     name: ClassVar[str] = "saliency"
     codec: ClassVar = DensityPngCodec()
     fill_value: ClassVar[float] = 0.0  # padding carries no attention
 
-    @property
-    def out_channels(self) -> int:
-        return 1
-
-    def target(self, label: np.ndarray | None, size: tuple[int, int], source: str) -> np.ndarray:
-        if label is None:
-            return np.zeros(size, np.float32)
-        if label.ndim != 2 or not np.all(np.isfinite(label)) or (label < 0).any():
-            raise ValueError(f"{source}: a saliency map must be (H, W), finite and >= 0")
-        return label.astype(np.float32, copy=False)
+    target_rule: ClassVar[str] = "a saliency map must be (H, W), finite and >= 0"
 
     @staticmethod
     def distribution(raw: Tensor) -> Tensor:

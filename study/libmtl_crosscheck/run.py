@@ -33,44 +33,10 @@ from torch import nn
 from onepass.train.balancers import build_balancer
 from onepass.train.balancers.cagrad import cagrad_dual
 from onepass.train.balancers.nash_mtl import nash_coefficients
+from onepass.train.balancers.toy_problem import ScaledTanhTasks  # GradNorm's toy problem
 
 EPOCH_STEPS = 20  # steps per "epoch" (DWA's and LibMTL's GradNorm's time unit); the data is one full batch
 LR = 1e-2
-
-
-# ---- the toy problem (the same as tests/train/test_balancing.py's ScaledTanhTasks) ----------------
-class ScaledTanhTasks(nn.Module):
-    """GradNorm's toy problem (Chen et al. 2018, §4), small: y_i = σ_i·tanh((B + ε_i)·x), a shared
-    two-layer ReLU trunk and one linear head per task whose output is multiplied by σ_i."""
-
-    def __init__(self, scales=(1.0, 10.0, 100.0), spreads=(2.0, 0.35, 0.35), seed=0) -> None:
-        super().__init__()
-        samples, inputs, outputs, hidden = 128, 16, 8, 32
-        generator = torch.Generator().manual_seed(seed)
-        self.tasks = tuple(f"task{i}" for i in range(len(scales)))
-        self.scales = dict(zip(self.tasks, scales, strict=True))
-        self.inputs = torch.randn(samples, inputs, generator=generator)
-        shared = torch.randn(outputs, inputs, generator=generator) * (2 / math.sqrt(inputs))
-        self.targets = {}
-        for task, scale, spread in zip(self.tasks, scales, spreads, strict=True):
-            own = torch.randn(outputs, inputs, generator=generator) * (2 * spread / math.sqrt(inputs))
-            self.targets[task] = scale * torch.tanh(self.inputs @ (shared + own).T)
-        torch.manual_seed(seed)
-        self.trunk = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.heads = nn.ModuleDict({task: nn.Linear(hidden, outputs) for task in self.tasks})
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.trunk.parameters())
-
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.trunk[2].parameters())
-
-    def losses(self) -> dict[str, torch.Tensor]:
-        features = self.trunk(self.inputs)
-        return {
-            task: nn.functional.mse_loss(self.heads[task](features) * self.scales[task], self.targets[task])
-            for task in self.tasks
-        }
 
 
 # ---- the methods compared ---------------------------------------------------------------------

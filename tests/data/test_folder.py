@@ -70,20 +70,6 @@ def test_wrong_png_kind_names_the_file(tmp_path):
         FolderDataset(root, {"semseg": IndexedPngCodec()})[0]
 
 
-def test_attribute_errors_name_file_and_line(tmp_path):
-    root = write_random_dataset(tmp_path / "d", n=2)
-    csv = root / "attributes.csv"
-    csv.write_text("image,people,facing\n0000.png,1,yes\n0001.png,9,no\n")
-    with pytest.raises(DatasetError, match=r"attributes.csv, line 3: '9' is not a class of group 'people'"):
-        FolderDataset(root, CODECS)
-    csv.write_text("image,people,mood\n0000.png,1,happy\n")
-    with pytest.raises(DatasetError, match=r"columns \['mood'\] are not attribute groups"):
-        FolderDataset(root, CODECS)
-    csv.write_text("image,people\nmissing.png,1\n")
-    with pytest.raises(DatasetError, match="image 'missing.png' is not in images/"):
-        FolderDataset(root, CODECS)
-
-
 def test_no_images(tmp_path):
     root = write_random_dataset(tmp_path / "d", n=1)
     (root / "images" / "0000.png").unlink()
@@ -136,11 +122,28 @@ def test_unreadable_dataset_json_names_the_file(tmp_path, content):
         (b"image,people\n/,1\n", r"attributes.csv, line 2: the 'image' cell is '/', not an image file name"),
         (b"people,image\n1\n", r"attributes.csv, line 2: the 'image' cell is '', not an image file name"),
         (b"image,people\n0000.png,1,2\n", r"attributes.csv, line 2: 3 cells but the header has 2 columns"),
+        (
+            b"image,people,facing\n0000.png,1,yes\n0001.png,9,no\n",
+            r"attributes.csv, line 3: '9' is not a class of group 'people'",
+        ),
+        (b"image,people,mood\n0000.png,1,happy\n", r"columns \['mood'\] are not attribute groups"),
+        (b"image,people\nmissing.png,1\n", "image 'missing.png' is not in images/"),
     ],
-    ids=["not utf-8", "huge cell", "huge header", "empty image", "image '/'", "short row", "extra cell"],
+    ids=[
+        "not utf-8",
+        "huge cell",
+        "huge header",
+        "empty image",
+        "image '/'",
+        "short row",
+        "extra cell",
+        "unknown class",
+        "unknown group",
+        "unknown image",
+    ],  # fmt: skip
 )
-def test_unreadable_attributes_csv_names_file_and_line(tmp_path, content, message):
-    root = write_random_dataset(tmp_path / "d", n=1)
+def test_bad_attributes_csv_names_file_and_line(tmp_path, content, message):
+    root = write_random_dataset(tmp_path / "d", n=2)
     (root / "attributes.csv").write_bytes(content)
     with pytest.raises(DatasetError, match=message):
         FolderDataset(root, CODECS)

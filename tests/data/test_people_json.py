@@ -176,15 +176,14 @@ def test_file_names_must_be_images_of_the_folder(tmp_path):
         load_people_json(path, CLASSES, image_files={"000000.png", "000002.png"})
 
 
-def test_unreadable_files(tmp_path):
+@pytest.mark.parametrize(
+    ("content", "error"), [(None, "missing"), ("{not json", "not valid JSON"), ("[]", "must be a JSON object")]
+)
+def test_unreadable_files(tmp_path, content: str | None, error: str):
     path = tmp_path / "people.json"
-    with pytest.raises(PeopleJsonError, match=f"^{path}: missing"):
-        load_people_json(path, CLASSES)
-    path.write_text("{not json")
-    with pytest.raises(PeopleJsonError, match=f"^{path}: not valid JSON"):
-        load_people_json(path, CLASSES)
-    path.write_text("[]")
-    with pytest.raises(PeopleJsonError, match=f"^{path}: must be a JSON object"):
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(PeopleJsonError, match=f"^{path}: {error}"):
         load_people_json(path, CLASSES)
 
 

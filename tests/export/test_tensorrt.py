@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from onepass.cli import main
+from onepass.data.files import file_sha256
 from onepass.export.formats import ExportError
 from onepass.models import open_package
-from onepass.models.package import PackageError, file_sha256
+from onepass.models.package import PackageError
 from onepass.models.package_exports import ENGINE_FORMAT, ENGINE_VERSION, engine_file, find_engine, gpu_slug
 from onepass.runtime.predictor import python_resizing
 

@@ -13,7 +13,8 @@ import torch
 import torchvision
 from safetensors.torch import save_file
 
-from onepass.models.encoder import TORCHVISION_RENAMES, Encoder, PretrainedFileError, file_sha256
+from onepass.data.files import file_sha256
+from onepass.models.encoder import TORCHVISION_RENAMES, Encoder, PretrainedFileError
 
 X = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
 

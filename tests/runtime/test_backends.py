@@ -247,9 +247,9 @@ def test_cuda_backends_match_cpu(exported_tiny_package, backend, precision):
 
 
 def test_default_model_exports_again_with_parity_and_its_shipped_onnx_is_current(tmp_path):
+    from onepass.data.files import file_sha256
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity
-    from onepass.models.package import file_sha256
     from onepass.models.package_exports import WEIGHTS_KEY
 
     shipped = open_package("default")

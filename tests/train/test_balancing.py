@@ -16,6 +16,7 @@ from onepass.train.balancers import GradientBalancer
 from onepass.train.balancers.aligned_mtl import aligned_mtl_coefficients
 from onepass.train.balancers.cagrad import cagrad_coefficients
 from onepass.train.balancers.nash_mtl import nash_coefficients
+from onepass.train.balancers.toy_problem import ScaledTanhTasks
 from onepass.train.balancing import (
     BALANCERS,
     AlignedMtlBalancer,
@@ -561,65 +562,6 @@ def test_backward_of_a_loss_level_balancer_is_combine_then_backward(name: str) -
 
 
 # ==== GradNorm's toy problem =====================================================================
-class ScaledTanhTasks:
-    """GradNorm's toy problem (Chen et al. 2018, §4), small: T regression tasks y_i = σ_i·tanh((B + ε_i)·x)
-    on a shared two-layer ReLU trunk with one linear head per task.
-
-    The σ_i span two orders of magnitude, so the losses span four. Each head's output is multiplied by
-    its σ_i, so that the tasks differ in loss scale, not in how far their heads must travel (which no
-    balancer can change). ε_i's size (`spreads`) sets how far task i is from the shared B: the first
-    task, the smallest-scale one, is also the hardest.
-    """
-
-    def __init__(
-        self, scales: tuple[float, ...] = (1.0, 10.0, 100.0), spreads: tuple[float, ...] = (2.0, 0.35, 0.35), seed=0
-    ) -> None:
-        samples, inputs, outputs, hidden = 128, 16, 8, 32
-        generator = torch.Generator().manual_seed(seed)
-        self.tasks = tuple(f"task{i}" for i in range(len(scales)))
-        self.scales = dict(zip(self.tasks, scales, strict=True))
-        self.inputs = torch.randn(samples, inputs, generator=generator)
-        shared = torch.randn(outputs, inputs, generator=generator) * (2 / math.sqrt(inputs))  # B
-        self.targets = {}
-        for task, scale, spread in zip(self.tasks, scales, spreads, strict=True):
-            own = torch.randn(outputs, inputs, generator=generator) * (2 * spread / math.sqrt(inputs))  # ε_i
-            self.targets[task] = scale * torch.tanh(self.inputs @ (shared + own).T)  # (samples, outputs)
-        torch.manual_seed(seed)
-        self.trunk = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
-        self.heads = nn.ModuleDict({task: nn.Linear(hidden, outputs) for task in self.tasks})
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.trunk.parameters())
-
-    def last_shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.trunk[2].parameters())
-
-    def parameters(self) -> list[nn.Parameter]:
-        return [*self.trunk.parameters(), *self.heads.parameters()]
-
-    def losses(self, tasks: tuple[str, ...] | None = None) -> dict[str, Tensor]:
-        features = self.trunk(self.inputs)
-        return {
-            task: nn.functional.mse_loss(self.heads[task](features) * self.scales[task], self.targets[task])
-            for task in tasks or self.tasks
-        }
-
-    def task_gradients(self, losses: dict[str, Tensor]) -> Tensor:
-        """Each task's gradient of the shared parameters, flattened: (T, N), `.grad` untouched."""
-        rows = []
-        for loss in losses.values():
-            grads = torch.autograd.grad(loss, self.shared_parameters(), retain_graph=True)
-            rows.append(torch.cat([g.reshape(-1) for g in grads]))
-        return torch.stack(rows)
-
-    def shared_grad(self) -> Tensor:
-        return torch.cat([p.grad.reshape(-1) for p in self.shared_parameters()])
-
-    def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad = None
-
-
 @pytest.fixture
 def one_thread():
     """These problems are tiny: threads would only add synchronisation (and the machine is shared)."""
@@ -795,11 +737,17 @@ def test_gradient_method_writes_its_combination_and_each_head_keeps_its_own_grad
     assert total.item() == pytest.approx(sum(a * loss.item() for a, loss in zip(alpha, losses.values(), strict=True)))
 
 
-@pytest.mark.parametrize("name", GRADIENT_METHODS)
-def test_gradient_method_combine_gives_the_shared_parameters_the_same_update(name: str, one_thread) -> None:
+def after_one_backward(name: str) -> tuple[ScaledTanhTasks, LossBalancer]:
+    """The toy problem and the balancer `name` on it, after one balanced backward pass."""
     problem = ScaledTanhTasks()
     balancer = build_balancer(name, problem.tasks)
     balancer.backward(problem.losses(), problem)
+    return problem, balancer
+
+
+@pytest.mark.parametrize("name", GRADIENT_METHODS)
+def test_gradient_method_combine_gives_the_shared_parameters_the_same_update(name: str, one_thread) -> None:
+    problem, balancer = after_one_backward(name)
     through_backward = problem.shared_grad()
     problem.zero_grad()
     losses = problem.losses()
@@ -890,9 +838,7 @@ def test_gradient_method_passes_an_overflow_on_so_the_grad_scaler_skips_the_step
 
 @pytest.mark.parametrize("name", GRADIENT_METHODS)
 def test_gradient_method_validation_uses_the_last_weights_and_learns_nothing(name: str, one_thread) -> None:
-    problem = ScaledTanhTasks()
-    balancer = build_balancer(name, problem.tasks)
-    balancer.backward(problem.losses(), problem)
+    problem, balancer = after_one_backward(name)
     weights = balancer.weights()
     with torch.no_grad():
         losses = problem.losses()

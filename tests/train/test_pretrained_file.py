@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from onepass.cli import build_parser
+from onepass.data.files import file_sha256
 from onepass.errors import ConfigError
-from onepass.models.encoder import file_sha256
 from onepass.models.package import open_package
 from onepass.train.config import TrainConfig
 from onepass.train.loop import train
