@@ -160,7 +160,9 @@ def _draw_swatches(legend: Swatches, width: int) -> Image.Image:
     cell = (width - 2 * PAD) / per_line if per_line > 1 else width - 2 * PAD
     lines = -(-len(legend.items) // per_line)
     head = _draw_lines([(legend.title, MUTED)], width, SMALL_FONT_SIZE)
-    canvas = Image.new("RGB", (width, head.height + lines * SMALL_LINE + PAD), BACKGROUND)
+    note = _draw_lines([(legend.note, MUTED)], width, SMALL_FONT_SIZE) if legend.note else None
+    swatches_height = head.height + lines * SMALL_LINE
+    canvas = Image.new("RGB", (width, swatches_height + (note.height if note else PAD)), BACKGROUND)
     canvas.paste(head, (0, 0))
     draw = ImageDraw.Draw(canvas)
     for i, (label, colour) in enumerate(legend.items):
@@ -169,6 +171,8 @@ def _draw_swatches(legend: Swatches, width: int) -> Image.Image:
         draw.rectangle((left, top + 1, left + box, top + 1 + box), fill=tuple(colour), outline=MUTED)
         text = _fit(label, cell - box - 8, font)
         draw.text((left + box + 4, top), text, fill=TEXT, font=font)
+    if note:
+        canvas.paste(note, (0, swatches_height))
     return canvas
 
 

@@ -57,6 +57,7 @@ from onepass.models.tasks.base import (
     conv_bn_relu,
     register_task,
 )
+from onepass.models.tasks.legends import Swatches
 
 MISSING = -1
 HEATMAP_PRIOR = 0.1  # initial centre probability everywhere (CenterNet's bias init, -2.19)
@@ -64,6 +65,7 @@ FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet's penalty-reduced focal loss
 SIZE_WEIGHT = 1.0  # log-size L1 (scale free, so it needs no 0.1 weight as CenterNet's pixel L1 does)
 MATCH_IOU = 0.5  # a prediction and a true person match at IoU >= 0.5 (attribute accuracy, yaw error)
 DEFAULT_ATTRIBUTES = {"age_group": ("child", "adult"), "gender": ("female", "male"), "looking": ("no", "yes")}
+LOOKING_COLOUR, AWAY_COLOUR = (80, 230, 90), (255, 170, 40)  # a box's colour in `visualize`
 
 
 @register_task
@@ -347,10 +349,8 @@ class PeopleTask(InstancesTask):
 
         canvas = Image.fromarray(np.ascontiguousarray(image)).convert("RGB")
         draw = ImageDraw.Draw(canvas)
-        looking = self.attributes.get("looking")
         for person in result:
-            yes = looking is not None and person["looking"]["label"] == looking[-1]
-            colour = (80, 230, 90) if yes else (255, 170, 40)
+            colour = LOOKING_COLOUR if self._looking(person) else AWAY_COLOUR
             x0, y0, x1, y1 = person["box"]
             draw.rectangle((x0, y0, x1, y1), outline=colour, width=max(1, round(canvas.width / 320)))
             text = self.short_label(person)
@@ -360,6 +360,20 @@ class PeopleTask(InstancesTask):
             draw.rectangle((left, top, left + width + 4, top + max(height, 11)), fill=(0, 0, 0))
             draw.text((left + 2, top), text, fill=colour)
         return np.asarray(canvas)
+
+    def _looking(self, person: Mapping[str, Any]) -> bool:
+        looking = self.attributes.get("looking")
+        return looking is not None and person["looking"]["label"] == looking[-1]
+
+    def legend(self, result: Sequence[Mapping[str, Any]]) -> Swatches:
+        """What a box's colour says, with how many of this picture's people each colour marks, and how
+        to read a box's label."""
+        note = f"label: {' · '.join(self.attributes)} (a no/yes attribute by its name, when yes)"
+        if "looking" not in self.attributes:
+            return Swatches("people", ((f"person ({len(result)})", AWAY_COLOUR),), note)
+        looking = sum(self._looking(p) for p in result)
+        items = ((f"looking ({looking})", LOOKING_COLOUR), (f"not looking ({len(result) - looking})", AWAY_COLOUR))
+        return Swatches("people", items, note)
 
     def describe(self, result: Sequence[Mapping[str, Any]]) -> list[str]:
         """The audience summary, then a line per person."""

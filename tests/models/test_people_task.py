@@ -167,13 +167,31 @@ def test_config_is_checked():
         PeopleTask(score_threshold=1.5)
 
 
+def a_person(box: list[float], looking: str = "yes") -> dict:
+    return {
+        "box": box, "score": 0.9, "yaw": 3.0,
+        "age_group": {"label": "adult", "probabilities": {}}, "gender": {"label": "female", "probabilities": {}},
+        "looking": {"label": looking, "probabilities": {}},
+    }  # fmt: skip
+
+
+def test_the_key_gives_each_box_colour_its_meaning_and_count():
+    task = PeopleTask()
+    people = [a_person([10.0, 10.0, 50.0, 90.0]), a_person([70.0, 10.0, 110.0, 90.0], looking="no")]
+    picture = task.visualize(people, np.full((120, 240, 3), 128, np.uint8))
+    legend = task.legend(people)
+    (looking, green), (away, orange) = legend.items
+    assert (looking, away) == ("looking (1)", "not looking (1)")
+    assert tuple(picture[50, 10]) == green and tuple(picture[50, 70]) == orange  # the boxes' left edges
+    assert "age_group · gender · looking" in legend.note
+    assert task.legend(people[1:]).items[0][0] == "looking (0)"
+    silent = PeopleTask(attributes={"gender": ("female", "male")})  # no `looking`: one colour for everyone
+    assert [label for label, _ in silent.legend(people).items] == ["person (2)"]
+
+
 def test_a_persons_label_sits_on_its_own_background():
     task = PeopleTask()
-    person = {
-        "box": [10.0, 40.0, 60.0, 100.0], "score": 0.9, "yaw": 3.0,
-        "age_group": {"label": "adult", "probabilities": {}}, "gender": {"label": "female", "probabilities": {}},
-        "looking": {"label": "yes", "probabilities": {}},
-    }  # fmt: skip
+    person = a_person([10.0, 40.0, 60.0, 100.0])
     grey = np.full((120, 240, 3), 128, np.uint8)
     band = task.visualize([person], grey)[29:40]  # the label's rows, above the box
     black = np.flatnonzero((band == 0).all(-1).any(0))

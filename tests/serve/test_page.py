@@ -98,9 +98,12 @@ def test_upload_shows_maps_keys_people_and_card_in_view(server, browser, predict
         label = row.find_element("css selector", "td.label").text
         assert person["age_group"]["label"] in label and f"({person['score']:.2f})" in label, (label, person)
     assert "ms round trip" in browser.find_element("id", "latency").text
-    # a key under each map: the classes it shows, the depth scale in metres, the normals' sphere
+    # a key under each picture: the classes it shows, the depth scale in metres, the normals' sphere, and
+    # what the people's box colours mean, with how many each marks
     legends = {e.get_attribute("data-task"): e for e in browser.find_elements("css selector", ".legend")}
-    assert set(legends) == {"semseg", "depth", "normals"} and all(e.is_displayed() for e in legends.values())
+    assert set(legends) == {"semseg", "depth", "normals", "people"} and all(e.is_displayed() for e in legends.values())
+    swatches = [e.text for e in legends["people"].find_elements("tag name", "li")]
+    assert swatches == [f"looking ({looking})", f"not looking ({len(people) - looking})"]
     classes = [e.text for e in legends["semseg"].find_elements("tag name", "li")]
     assert classes and set(classes) <= {"floor", "wall", "ceiling", "furniture", "object", "person"}
     assert "depth (m)" in legends["depth"].text and "0.5" in legends["depth"].text and "10" in legends["depth"].text
