@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onepass.bench.machine import features_text
 from onepass.bench.records import (
     Measurement,
     ModelBenchDocument,
@@ -15,6 +14,7 @@ from onepass.bench.records import (
 )
 from onepass.bench.tables import DASH, Table, gflop, mb, ms, number, signed_ms, size_text, times
 from onepass.bench.timing import LatencyStats
+from onepass.runtime.cpu import features_text
 
 
 # ---- model time per variant, batch and source size --------------------------------------------

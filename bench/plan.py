@@ -155,7 +155,7 @@ def skip_reason(variant: Variant, device: str, explicit: bool) -> str | None:
     if reason is not None:
         return reason
     if device_kind(device) == "cpu" and not explicit:  # by default, no precision this CPU's units cannot speed up
-        from onepass.bench.machine import missing_cpu_units
+        from onepass.runtime.cpu import missing_cpu_units
 
         missing = missing_cpu_units(variant.precision)
         if missing:

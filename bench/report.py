@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from onepass.bench.document import read_document
-from onepass.bench.machine import features_text
 from onepass.bench.model_tables import model_tables, summary_lines
 from onepass.bench.plots import model_plot_names, serve_plot_name
 from onepass.bench.records import Document, ModelBenchDocument, ServeBenchDocument
 from onepass.bench.serve_tables import serve_tables
 from onepass.bench.tables import render_markdown
 from onepass.errors import UserError
+from onepass.runtime.cpu import features_text
 
 SCRIPT = "scripts/benchmarks.sh"
 

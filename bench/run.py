@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from onepass.bench.document import DocumentError, from_json, to_json
-from onepass.bench.machine import describe_machine, features_text, peak_for, roofline, source_revision, versions
+from onepass.bench.machine import describe_machine, peak_for, roofline, source_revision, versions
 from onepass.bench.plan import FORMATS, BenchError, BenchSettings, Planned, device_kind, plan_variants
 from onepass.bench.prepare import (
     PreparedFile,
@@ -54,6 +54,7 @@ from onepass.bench.records import (
 )
 from onepass.bench.timing import ratio
 from onepass.bench.worker import plain_metrics, source_key
+from onepass.runtime.cpu import features_text
 
 SOURCE_SEED = 20261125  # the camera frames every variant is timed on
 MAX_SOURCES = 4  # distinct frames per source size; larger batches repeat them (a 480x640 frame takes ~0.5 s)

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from onepass.bench.machine import describe_machine, features_text, source_revision, versions
+from onepass.bench.machine import describe_machine, source_revision, versions
 from onepass.bench.plan import BenchError
 from onepass.bench.records import (
     BaselineRatio,
@@ -48,6 +48,7 @@ from onepass.bench.records import (
     ServerRun,
 )
 from onepass.bench.timing import LatencyStats, predict_phases, ratio, time_calls
+from onepass.runtime.cpu import features_text
 from onepass.serve.batching import BATCH_SIZE_METRIC  # the histogram the server exports
 
 ONEPASS = "onepass serve"

@@ -43,7 +43,12 @@ def add_parser(commands) -> None:
     )  # fmt: skip
     parser.add_argument("--backend", default="auto", help="inference backend (default auto: the fastest available)")
     parser.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
-    parser.add_argument("--precision", default="fp32", help="as the backend accepts (fp32, bf16, fp16, int8)")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        help="as the backend accepts (fp32, bf16, fp16, int8); auto (with --backend auto): the fastest of fp32 and, "
+        "where the CPU computes it natively (AVX512-BF16, AMX), bf16",
+    )
     parser.add_argument(
         "--batch-size", dest="batch_size", type=int, help="images per inference call (default: 16 on CPU, 64 on GPU)"
     )

@@ -16,7 +16,15 @@ from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.package import ModelPackage, open_package
 from onepass.models.package_exports import FRAME_SIDES
 from onepass.models.tasks.base import Task
-from onepass.runtime.backend import BACKEND_TYPES, Backend, BackendUnavailable, RegisteredBackend, runs_frames
+from onepass.runtime import cpu
+from onepass.runtime.backend import (
+    BACKEND_TYPES,
+    Backend,
+    BackendUnavailable,
+    RegisteredBackend,
+    device_kind,
+    runs_frames,
+)
 
 ImageInput = Image.Image | np.ndarray
 log = logging.getLogger(__name__)
@@ -217,6 +225,9 @@ def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
 
 BACKENDS = ("auto", *BACKEND_TYPES)  # what `backend=` takes: "auto", or a registered backend's name
 AUTO_TIMED_RUNS = 5  # batch-1 runs per candidate when "auto" measures which backend is fastest
+# precision "auto": the precisions tried, where a backend offers them. int8 is never picked for you: it
+# costs accuracy (docs/performance.md), so it is asked for by name.
+AUTO_PRECISIONS = ("fp32", "bf16")
 
 
 def load(
@@ -230,13 +241,19 @@ def load(
 
     device "auto" is the first CUDA GPU when there is one, else the CPU. backend "auto" builds every
     backend that can run this package at `precision` on `device`, times a few batch-1 runs of each
-    and keeps the fastest; `predictor.backend_choice` says what it measured. `compile=True` compiles
-    the torch backend (the only one with that option).
+    and keeps the fastest; `predictor.backend_choice` says what it measured. precision "auto" (with
+    backend "auto") times each backend at fp32 and, where it offers it and the hardware computes it
+    natively (a CPU with AVX512-BF16 or AMX), at bf16. `compile=True` compiles the torch backend (the
+    only one with that option): with bf16 on such a CPU, that is the pairing worth timing.
     """
     package = open_package(path)
     if backend != "auto" and backend not in BACKEND_TYPES:
         raise unknown_name_error("backend", backend, ["auto", *BACKEND_TYPES])
     device = resolve_device(device)
+    if precision == "auto":
+        if backend != "auto":
+            raise ConfigError(f"precision 'auto' picks among backends: use it with backend 'auto', not {backend!r}")
+        return _fastest(package, device, AUTO_PRECISIONS, compile)
     if backend != "auto":
         chosen = BACKEND_TYPES[backend]
         if compile and "compile" not in chosen.options:
@@ -244,7 +261,7 @@ def load(
         predictor = Predictor(package, open_backend(chosen, package, device, precision, compile))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
-    return _fastest(package, device, precision, compile)
+    return _fastest(package, device, (precision,), compile)
 
 
 def resolve_device(device: str) -> str:
@@ -263,40 +280,50 @@ def open_backend(
     return backend.open(package, device, precision, **options)
 
 
-def _fastest(package: ModelPackage, device: str, precision: str, compile: bool) -> Predictor:
-    """Every backend that is available for this package, precision and device, timed; the fastest kept.
+def _fastest(package: ModelPackage, device: str, precisions: tuple[str, ...], compile: bool) -> Predictor:
+    """Every backend that is available for this package and device, at each of `precisions` it offers,
+    timed; the fastest kept. With one precision the candidates are named by backend, else by backend
+    and precision ("torch bf16").
 
-    Only `BackendUnavailable` leaves a backend out: a stale or corrupt export is an error to fix, not a
-    reason to run something else."""
+    Only `BackendUnavailable` leaves a candidate out: a stale or corrupt export is an error to fix, not
+    a reason to run something else."""
     height, width = package.config.input_size
     image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
     timings: dict[str, float] = {}
     refused: dict[str, str] = {}
     best: Backend | None = None
+    best_name = ""
     for name, backend in BACKEND_TYPES.items():
-        try:
-            candidate = open_backend(backend, package, device, precision, compile)
-        except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
-            refused[name] = str(error)
-            continue
-        for _ in range(2):  # warm-up: first-run allocations, kernel selection, lazy initialisation
-            candidate.run(image)
-        times = []
-        for _ in range(AUTO_TIMED_RUNS):
-            start = time.perf_counter()
-            candidate.run(image)
-            times.append(time.perf_counter() - start)
-        timings[name] = sorted(times)[len(times) // 2]
-        if best is None or timings[name] < timings[best.name]:
-            best = candidate
+        for precision in precisions:
+            if len(precisions) > 1 and precision not in backend.precisions:
+                continue  # precision "auto": only what this backend offers
+            label = name if len(precisions) == 1 else f"{name} {precision}"
+            try:
+                emulated = cpu.missing_cpu_units(precision) if device_kind(device) == "cpu" else None
+                if emulated and len(precisions) > 1:  # asked for by name, it runs; picked for you, it must pay
+                    raise BackendUnavailable(emulated)
+                candidate = open_backend(backend, package, device, precision, compile)
+            except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
+                refused[label] = str(error)
+                continue
+            for _ in range(2):  # warm-up: first-run allocations, kernel selection, lazy initialisation
+                candidate.run(image)
+            times = []
+            for _ in range(AUTO_TIMED_RUNS):
+                start = time.perf_counter()
+                candidate.run(image)
+                times.append(time.perf_counter() - start)
+            timings[label] = sorted(times)[len(times) // 2]
+            if best is None or timings[label] < timings[best_name]:
+                best, best_name = candidate, label
     if best is None:
         raise BackendUnavailable(
-            f"no backend can run {package.path} at {precision} on {device}: "
+            f"no backend can run {package.path} at {' or '.join(precisions)} on {device}: "
             + "; ".join(f"{k}: {v}" for k, v in refused.items())
         )
     predictor = Predictor(package, best)
     measured = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
-    predictor.backend_choice = f"{best.name} (auto: batch-1 median on {device}: {measured})"
+    predictor.backend_choice = f"{best_name} (auto: batch-1 median on {device}: {measured})"
     predictor.unavailable = refused
     log.info("onepass: backend %s", predictor.backend_choice)
     for name, reason in refused.items():

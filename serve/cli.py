@@ -43,7 +43,12 @@ def add_parser(commands) -> None:
     )
     serve.add_argument("--backend", default="auto", help="runtime backend (default auto: the fastest available)")
     serve.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
-    serve.add_argument("--precision", default="fp32", help="backend precision, e.g. fp32, bf16, fp16, int8")
+    serve.add_argument(
+        "--precision",
+        default="fp32",
+        help="backend precision, e.g. fp32, bf16, fp16, int8; auto (with --backend auto): fp32 or, where the CPU "
+        "computes it natively, bf16, whichever is faster",
+    )
     serve.add_argument(
         "--workers",
         type=int,

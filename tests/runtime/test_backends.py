@@ -19,7 +19,7 @@ from onepass.data.synth import render_scene
 from onepass.errors import ConfigError
 from onepass.models import open_package
 from onepass.models.package import PackageError
-from onepass.runtime import BackendUnavailable
+from onepass.runtime import BackendUnavailable, cpu
 from onepass.runtime.predictor import python_resizing
 from tests.devices import strict_fp32
 
@@ -142,6 +142,28 @@ def test_auto_measures_the_backends_and_says_which_it_chose(exported_tiny_packag
     timings = dict(part.rsplit(" ", 2)[:2] for part in choice.split(": ", 2)[2].rstrip(")").split(", "))
     assert set(timings) == {"torch", "onnxruntime"}  # tensorrt: no GPU here, so not a candidate
     assert min(timings, key=lambda k: float(timings[k])) == predictor.backend.name  # the fastest is kept
+
+
+@pytest.mark.parametrize("bf16_units", [True, False], ids=["avx512-bf16 cpu", "avx2 cpu"])
+def test_auto_precision_times_bf16_only_where_the_cpu_computes_it(exported_tiny_package, monkeypatch, bf16_units):
+    flags = {"avx2", "fma"} | ({"avx512f", "avx512_bf16"} if bf16_units else set())
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+    predictor = onepass.load(exported_tiny_package, device="cpu", precision="auto")
+    timings = _labels(predictor.backend_choice)
+    assert set(timings) == {"torch fp32", "onnxruntime fp32"} | ({"torch bf16"} if bf16_units else set())
+    chosen = f"{predictor.backend.name} {predictor.backend.precision}"
+    assert predictor.backend_choice.startswith(f"{chosen} (auto:") and min(timings, key=timings.get) == chosen
+    if not bf16_units:
+        assert "no AMX / AVX512-BF16" in predictor.unavailable["torch bf16"]
+    assert not any("int8" in label for label in [*timings, *predictor.unavailable])  # never picked for you
+    with pytest.raises(ConfigError, match="precision 'auto' picks among backends"):
+        onepass.load(exported_tiny_package, backend="torch", device="cpu", precision="auto")
+
+
+def _labels(choice: str) -> dict[str, float]:
+    """'torch bf16 (auto: batch-1 median on cpu: torch bf16 1.2 ms, onnxruntime fp32 2.0 ms)' -> label: ms."""
+    parts = choice.split(": ", 2)[2].rstrip(")").split(", ")
+    return {part.rsplit(" ", 2)[0]: float(part.rsplit(" ", 2)[1]) for part in parts}
 
 
 def test_auto_without_exports_is_torch(tmp_path, exported_tiny_package):
