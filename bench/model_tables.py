@@ -41,6 +41,11 @@ class VariantRow:
     source_size: Size | None = None
     batch: int | None = None
 
+    @classmethod
+    def measured(cls, entry: VariantResult, batch, **fields):
+        """The row of `entry` for one measured batch and source size (`batch` has both)."""
+        return cls(entry.label, entry.input_size, "ok", source_size=batch.source_size, batch=batch.batch, **fields)
+
     def refused_cells(self, head: tuple[str, ...], width: int) -> tuple[str, ...]:
         """A row for a run that did not happen: its first cells, then the reason, the rest empty."""
         return (*head, DASH, DASH, f"{self.status}: {self.reason}", *[""] * (width - len(head) - 3))
@@ -275,12 +280,9 @@ def head_cost_table(document: ModelBenchDocument) -> Table | None:
                 rows.append(HeadCostRow(entry.label, entry.input_size, cost.run.status, cost.run.reason, head=task))
                 continue
             rows += [
-                HeadCostRow(
-                    entry.label,
-                    entry.input_size,
-                    "ok",
-                    source_size=b.source_size,
-                    batch=b.batch,
+                HeadCostRow.measured(
+                    entry,
+                    b,
                     head=task,
                     with_ms=b.with_ms,
                     without_ms=b.without_ms,
@@ -353,12 +355,9 @@ def vs_single_task_table(document: ModelBenchDocument) -> Table | None:
             continue
         goal = DASH if vs.goal is None else f"≤ {vs.goal.goal:.2f}x: {'met' if vs.goal.met else 'NOT met'}"
         rows += [
-            SingleTaskRow(
-                entry.label,
-                entry.input_size,
-                "ok",
-                source_size=b.source_size,
-                batch=b.batch,
+            SingleTaskRow.measured(
+                entry,
+                b,
                 one_pass_ms=b.one_pass_ms,
                 single_task_sum_ms=b.single_task_sum_ms,
                 per_task_ms=tuple(b.single_task_ms.values()),
