@@ -11,6 +11,9 @@ as `onepass predict` links them (runtime/audience.py), and the tracks are scored
   `attention_within_15pct`, the share of true tracks that looked at all whose attention time is off
   by at most 15 %. A true track never matched counts with zero time.
 
+A score the data leaves undefined (attention when nobody looked, precision when nobody was found, MOTA
+and recall when nobody was there) is left out of the scores, not NaN, so the metrics document is JSON.
+
 The same scores are computed with the true boxes as detections (each with its true `looking` and
 attributes, score 1): the tracker alone, apart from the detector ("tracker_only").
 """
