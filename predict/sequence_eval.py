@@ -11,12 +11,16 @@ as `onepass predict` links them (runtime/audience.py), and the tracks are scored
   `attention_within_15pct`, the share of true tracks that looked at all whose attention time is off
   by at most 15 %. A true track never matched counts with zero time.
 
+A score the data leaves undefined (attention when nobody looked, precision when nobody was found, MOTA
+and recall when nobody was there) is left out of the scores, not NaN, so the metrics document is JSON.
+
 The same scores are computed with the true boxes as detections (each with its true `looking` and
 attributes, score 1): the tracker alone, apart from the detector ("tracker_only").
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -140,24 +144,29 @@ def score_tracking(
         metrics=["mota", "idf1", "num_switches", "motp", "precision", "recall"],
         generate_overall=True,
     ).loc["OVERALL"]
-    return {
-        "mota": round(float(summary["mota"]), 4),
-        "idf1": round(float(summary["idf1"]), 4),
+    scores = {
+        "mota": float(summary["mota"]),
+        "idf1": float(summary["idf1"]),
         "id_switches": int(summary["num_switches"]),
-        "motp": round(float(summary["motp"]), 4),
-        "precision": round(float(summary["precision"]), 4),
-        "recall": round(float(summary["recall"]), 4),
+        "motp": float(summary["motp"]),
+        "precision": float(summary["precision"]),
+        "recall": float(summary["recall"]),
         "tracks_true": true_tracks,
         "tracks_predicted": predicted_tracks,
-        "dwell_within_10pct": round(float(np.mean([e <= DWELL_TOLERANCE for e in dwell_errors])), 4),
-        "dwell_error_median": round(float(np.median(dwell_errors)), 4),
-        "attention_error": round(abs(attention_predicted - attention_true) / attention_true, 4)
+        "dwell_within_10pct": _share([e <= DWELL_TOLERANCE for e in dwell_errors]),
+        "dwell_error_median": float(np.median(dwell_errors)) if dwell_errors else math.nan,
+        "attention_error": abs(attention_predicted - attention_true) / attention_true
         if attention_true > 0
-        else float("nan"),
-        "attention_within_15pct": round(float(np.mean([e <= ATTENTION_TOLERANCE for e in attention_errors])), 4)
-        if attention_errors
-        else float("nan"),
+        else math.nan,
+        "attention_within_15pct": _share([e <= ATTENTION_TOLERANCE for e in attention_errors]),
     }
+    # a score the data leaves undefined (nobody looked: attention; nobody there: MOTA, recall, dwell...) is
+    # left out, as a metrics document leaves out what it does not know: NaN is not JSON
+    return {k: v if isinstance(v, int) else round(v, 4) for k, v in scores.items() if math.isfinite(v)}
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else math.nan
 
 
 def true_track_times(sequence: LabelledSequence, durations: Sequence[float]) -> dict[int, tuple[float, float]]:
@@ -208,11 +217,11 @@ def match_distances(true: Sequence[Sequence[float]], predicted: Sequence[Sequenc
 
 
 def format_tracking(metrics: dict[str, Any]) -> str:
-    """The two columns side by side, one metric a line."""
+    """The two columns side by side, one metric a line ("-": undefined on this data)."""
     model, alone = metrics["model"], metrics["tracker_only"]
     lines = [f"{'metric':<24} {'model':>10} {'true boxes':>12}"]
-    for name in model:
-        lines.append(f"{name:<24} {model[name]:>10} {alone[name]:>12}")
+    for name in dict.fromkeys([*model, *alone]):
+        lines.append(f"{name:<24} {model.get(name, '-'):>10} {alone.get(name, '-'):>12}")
     return "\n".join(lines)
 
 

@@ -52,7 +52,7 @@ def test_two_people_crossing_keep_their_tracks_and_times():
 def test_a_short_gap_keeps_the_track_a_long_one_starts_another():
     person = walk(range(0, 40), 10, 2)
     short = {i: d for i, d in person.items() if not 10 <= i < 14}  # 0.5 s unseen
-    long = {i: d for i, d in person.items() if not 10 <= i < 30}  # 2.5 s: over lost_seconds
+    long = {i: d for i, d in person.items() if not 10 <= i < 30}  # 2.5 s: over lost_seconds and stitch.seconds
     assert len(audience_report(frames_of(short, count=40), FPS)["tracks"]) == 1
     tracks = audience_report(frames_of(long, count=40), FPS)["tracks"]
     assert [(t["first_seen_s"], t["frames"]) for t in tracks] == [(0.0, 10), (3.75, 10)]
