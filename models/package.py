@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import importlib.resources
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -169,16 +170,23 @@ def write_metrics(
     """The one writer of the metrics document, a package's metrics.json and `onepass eval`'s reports
     alike: {task: {metric: value}}, the evaluation data it came from ({"path", "images", ...}),
     baselines scored on the same data ({"trivial": {task: {metric: value}}, "single-task": ...}), and
-    for a report the package it scored and Δ_MTL against its single-task baselines."""
+    for a report the package it scored and Δ_MTL against its single-task baselines.
+
+    A metric the data leaves undefined (NaN: no true pixels of a kind, nobody to find) is left out, so
+    the document is strict JSON; anything else non-finite is an error."""
+
+    def defined(values: Mapping[str, float]) -> dict[str, float]:
+        return {name: value for name, value in values.items() if not (isinstance(value, float) and math.isnan(value))}
+
     document: dict[str, Any] = {"format": METRICS_FORMAT, "version": METRICS_VERSION}
     if model is not None:
         document["model"] = model
     document["data"] = dict(data)
-    document["metrics"] = {k: dict(v) for k, v in metrics.items()}
-    document["baselines"] = {k: {t: dict(m) for t, m in v.items()} for k, v in (baselines or {}).items()}
-    if delta_mtl is not None:
+    document["metrics"] = {k: defined(v) for k, v in metrics.items()}
+    document["baselines"] = {k: {t: defined(m) for t, m in v.items()} for k, v in (baselines or {}).items()}
+    if delta_mtl is not None and not math.isnan(delta_mtl):
         document["delta_mtl"] = delta_mtl
-    write_json_atomic(Path(path), document)
+    write_json_atomic(Path(path), document, strict=True)
 
 
 def save_metrics(
@@ -191,9 +199,10 @@ def save_metrics(
     write_metrics(Path(package_path) / METRICS_FILE, metrics, data, baselines)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, strict: bool = False) -> None:
+    """`data` as indented JSON, written atomically; `strict`: NaN and infinities are a ValueError."""
     with atomic_path(path) as temporary:
-        Path(temporary).write_text(json.dumps(data, indent=2) + "\n")
+        Path(temporary).write_text(json.dumps(data, indent=2, allow_nan=not strict) + "\n")
 
 
 @contextlib.contextmanager

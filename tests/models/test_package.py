@@ -23,6 +23,7 @@ from onepass.models.package import (
     default_package_path,
     save_metrics,
     write_json_atomic,
+    write_metrics,
 )
 from tests.tiny import tiny_config
 
@@ -231,3 +232,15 @@ def test_a_package_trained_from_pretrained_weights_loads_offline(tmp_path, monke
     for i in range(2):
         for name, value in expected.items():
             np.testing.assert_array_equal(offline[f"{i}/{name}"], value)
+
+
+def test_the_metrics_document_leaves_out_what_the_data_left_undefined_and_is_strict_json(tmp_path):
+    metrics = {"semseg": {"miou": 0.5, "pixel_acc": math.nan}, "depth": {"rmse": math.nan}}
+    baselines = {"trivial": {"semseg": {"miou": math.nan, "pixel_acc": 0.2}}}
+    write_metrics(tmp_path / "m.json", metrics, {"path": "x", "images": 0}, baselines, delta_mtl=math.nan)
+    document = json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda name: pytest.fail(name))
+    assert document["metrics"] == {"semseg": {"miou": 0.5}, "depth": {}}
+    assert document["baselines"] == {"trivial": {"semseg": {"pixel_acc": 0.2}}} and "delta_mtl" not in document
+    with pytest.raises(ValueError, match="JSON compliant"):  # anything else non-finite is an error
+        write_metrics(tmp_path / "m.json", {"semseg": {"miou": math.inf}}, {"path": "x", "images": 1})
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["semseg"] == {"miou": 0.5}  # the old file stays
