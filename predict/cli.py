@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from onepass.predict.outputs import FORMATS
+from onepass.runtime.load_options import add_load_arguments
 
 
 def add_parser(commands) -> None:
@@ -41,14 +42,7 @@ def add_parser(commands) -> None:
         "--maps-at", dest="maps_at", default="frame", choices=("frame", "model"),
         help="the maps at each image's size (frame, the default) or at the model's input size (model: the cheapest)",
     )  # fmt: skip
-    parser.add_argument("--backend", default="auto", help="inference backend (default auto: the fastest available)")
-    parser.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
-    parser.add_argument(
-        "--precision",
-        default="fp32",
-        help="as the backend accepts (fp32, bf16, fp16, int8); auto (with --backend auto): the fastest of fp32 and, "
-        "where the CPU computes it natively (AVX512-BF16, AMX), bf16",
-    )
+    add_load_arguments(parser)
     parser.add_argument(
         "--batch-size", dest="batch_size", type=int, help="images per inference call (default: 16 on CPU, 64 on GPU)"
     )

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from onepass.runtime.load_options import add_load_arguments
+
 if TYPE_CHECKING:
     from onepass.serve.settings import ServeSettings
 
@@ -41,14 +43,7 @@ def add_parser(commands) -> None:
         default=DEFAULT_HOST,
         help=f"address to bind (default {DEFAULT_HOST}, this machine only; 0.0.0.0 for every interface)",
     )
-    serve.add_argument("--backend", default="auto", help="runtime backend (default auto: the fastest available)")
-    serve.add_argument("--device", default="auto", help="auto (a GPU if there is one) | cpu | cuda | cuda:N")
-    serve.add_argument(
-        "--precision",
-        default="fp32",
-        help="backend precision, e.g. fp32, bf16, fp16, int8; auto (with --backend auto): fp32 or, where the CPU "
-        "computes it natively, bf16, whichever is faster",
-    )
+    add_load_arguments(serve)
     serve.add_argument(
         "--workers",
         type=int,
