@@ -334,7 +334,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     stale = [name for name in exported if (package.path / name).is_file()]
     if stale and result.config != config:
         print(
-            f"{', '.join(stale)} still hold the old settings (and no longer load): "
+            f"{', '.join(stale)}: exported with the old settings, so refused from now on; "
             f"export the package again with `onepass export {package.path}` and the options it was exported with"
         )
     return 0

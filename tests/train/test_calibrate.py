@@ -80,8 +80,12 @@ def test_calibrate_chooses_the_best_threshold_and_the_exported_graph_counts_with
     old_accuracy = 100.0 * float((old_counts == true).mean())
     assert best > old_accuracy  # the untrained model's scores leave 0.3 far from the best: a real change
 
+    (package / "model.onnx").write_bytes(b"an export of the old settings")  # only its name matters here
     assert main(["calibrate", str(package), "--data", str(train_folder)]) == 0
-    assert "people: score_threshold 0.3 -> " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "people: score_threshold 0.3 -> " in out
+    assert "model.onnx: exported with the old settings, so refused from now on" in out
+    assert f"export the package again with `onepass export {package}`" in out
 
     calibrated = open_package(package)
     threshold = calibrated.config.task("people").score_threshold
