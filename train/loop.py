@@ -446,15 +446,21 @@ class Trainer:
     def calibrate(self) -> dict[str, Any]:
         """The tasks' decision settings, chosen on the calibration set; the model's config (and so the
         package, and the held-out metrics scored after this) takes them. Returns the record."""
-        result = calibrate(
-            self.model,
-            self.calibration_set,
-            self.config.calibration.images,
-            self.config.optimizer.batch_size,
-            self.config.data.num_workers,
-            self.device,
-            self.progress,
-        )
+        try:
+            result = calibrate(
+                self.model,
+                self.calibration_set,
+                self.config.calibration.images,
+                self.config.optimizer.batch_size,
+                self.config.data.num_workers,
+                self.device,
+                self.progress,
+            )
+        except DatasetError as error:  # the training is done and checkpointed: say how to keep it
+            raise DatasetError(
+                f"{error}; the trained model is in {self.checkpoint_path}: finish the run with --resume and "
+                "another --calibration-data, or with --no-calibrate"
+            ) from None
         self.model.config = result.config  # the weights stay; only post-processing settings changed
         self.tasks = result.config.tasks
         return result.record

@@ -154,6 +154,19 @@ def test_a_wrong_calibration_folder_fails_before_training(tmp_path, scenes):
         Trainer(config, progress=False)
 
 
+def test_calibration_data_without_labels_fails_after_training_and_the_run_can_still_finish(tmp_path, scenes):
+    unlabelled = write_random_dataset(tmp_path / "unlabelled", n=4, size=SIZE)  # no people.json
+    values = dict(
+        data=str(scenes / "train"), out=str(tmp_path / "pkg"), tasks=("people",), encoder=TINY_ENCODER,
+        decoder_channels=16, input_size=SIZE, steps=1, batch_size=8, num_workers=0, device="cpu",
+        calibration_data=str(unlabelled),
+    )  # fmt: skip
+    with pytest.raises(DatasetError, match="no image has people labels.*finish the run with --resume"):
+        train(TrainConfig.from_mapping(values), progress=False)
+    package = train(TrainConfig.from_mapping({**values, "calibrate": False}), resume=True, progress=False)
+    assert package.training["steps"] == 1 and "calibration" not in package.training
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
