@@ -463,7 +463,8 @@ class PeopleTask(InstancesTask):
 
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]
-        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "")
+        counted = f"; counted at score >= {self.score_threshold:g}"
+        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + counted
 
 
 class CentreHead(nn.Module):

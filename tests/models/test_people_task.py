@@ -249,3 +249,7 @@ def test_the_calibrator_records_the_threshold_and_the_count_accuracy_before_and_
         empty = task.new_calibrator()
         empty.update({"people_scores": scores[2:]}, batch_of(task, [None]))
         empty.compute()
+
+
+def test_the_label_summary_says_where_the_count_starts():
+    assert PeopleTask(score_threshold=0.44136).label_summary().endswith("; counted at score >= 0.44136")
