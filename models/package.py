@@ -135,9 +135,22 @@ def open_package(path: str | os.PathLike | None) -> ModelPackage:
         config = ModelConfig.from_json(data["model"])
     except (KeyError, TypeError, ConfigError) as error:
         raise PackageError(f"{root / CONFIG_FILE}: invalid 'model' section ({error})") from None
-    return ModelPackage(
-        root, str(data.get("name", root.name)), str(data.get("version", "0")), config, data.get("training", {})
-    )
+    training = data.get("training", {})
+    if not isinstance(training, dict):
+        raise PackageError(f"{root / CONFIG_FILE}: 'training' must be an object (the training provenance)")
+    # optional (version 1 packages without it read as before): which data chose the tasks' decision
+    # settings, and each task's choice (onepass.train.calibrate)
+    calibration = training.get("calibration")
+    if calibration is not None and not (
+        isinstance(calibration, dict)
+        and isinstance(calibration.get("data"), dict)
+        and isinstance(calibration.get("tasks"), dict)
+    ):
+        raise PackageError(
+            f"{root / CONFIG_FILE}: 'training.calibration' must be an object with 'data' and 'tasks' objects "
+            "(calibrate the package again with `onepass calibrate`)"
+        )
+    return ModelPackage(root, str(data.get("name", root.name)), str(data.get("version", "0")), config, training)
 
 
 def save_package(
@@ -156,6 +169,12 @@ def save_package(
         save_file(state, temporary, metadata={"format": PACKAGE_FORMAT})
     write_json_atomic(root / CONFIG_FILE, package.to_json())
     return package
+
+
+def write_package_config(package: ModelPackage) -> None:
+    """Rewrite a package's onepass.json from `package` (its config or provenance changed; the weights did
+    not, so they stay as they are)."""
+    write_json_atomic(package.path / CONFIG_FILE, package.to_json())
 
 
 def write_metrics(

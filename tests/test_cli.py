@@ -126,7 +126,7 @@ def test_building_the_parser_imports_nothing_heavy():
 
 
 def test_every_command_has_help(capsys):
-    commands = ["data", "data synth", "train", "eval", "export", "info", "serve", "predict", "bench"]
+    commands = ["data", "data synth", "train", "eval", "calibrate", "export", "info", "serve", "predict", "bench"]
     for command in commands:
         assert main([*command.split(), "--help"]) == 0, command
         assert f"usage: onepass {command}" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
     onepass train [--config FILE] [--KEY VALUE ...] [--set KEY=VALUE ...] [--resume]
     onepass eval MODEL --data DIR [--baseline TASK=metrics.json ...] [--visualize N]
+    onepass calibrate MODEL --data DIR [--images N] [--no-rescore]
 
 The train flags are made from TrainConfig's fields (train/config.py): one flag per flat key, its
 type, help and choices from the field, one argument group per section. A flag overrides the
@@ -20,12 +21,13 @@ from typing import Any
 
 from onepass.data.cli import parse_size
 from onepass.errors import ConfigError
-from onepass.train.config import Option, options
+from onepass.train.config import CalibrationOptions, Option, options
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     add_train_parser(commands)
     add_eval_parser(commands)
+    add_calibrate_parser(commands)
 
 
 # ---- onepass train --------------------------------------------------------------------------------
@@ -238,3 +240,101 @@ def _read_baseline(path: Path, task: str) -> dict[str, float]:
     if not isinstance(metrics, dict):
         raise ConfigError(f"--baseline: {path} has no metrics for task {task!r}")
     return metrics
+
+
+# ---- onepass calibrate ----------------------------------------------------------------------------
+def add_calibrate_parser(commands: argparse._SubParsersAction) -> None:
+    calibrate = commands.add_parser(
+        "calibrate", help="choose a package's decision settings (a score threshold) on labelled data",
+        description="Choose each task's decision settings (the people count's score threshold) on a labelled "
+        "folder and write them into the package's onepass.json, with the data that chose them and the metric "
+        "before and after. Training does this after its last epoch; this command does it for a package that "
+        "exists. metrics.json is scored again on its own held-out folder. Export the package again afterwards: "
+        "its exported graphs hold the old settings.",
+    )  # fmt: skip
+    calibrate.add_argument("model", help="model package directory (or 'default')")
+    calibrate.add_argument(
+        "--data", required=True, metavar="DIR",
+        help="labelled folder dataset to choose them on: training data or a split of it, not the held-out "
+        "folder metrics.json is scored on",
+    )  # fmt: skip
+    default_images = CalibrationOptions().images
+    calibrate.add_argument(
+        "--images", type=int, default=default_images, metavar="N",
+        help=f"at most this many of its images, spread over the folder (default: {default_images})",
+    )  # fmt: skip
+    calibrate.add_argument(
+        "--no-rescore", dest="rescore", action="store_false",
+        help="leave metrics.json as it is (its figures then predate the new settings)",
+    )  # fmt: skip
+    calibrate.add_argument("--batch-size", dest="batch_size", type=int, default=16)
+    calibrate.add_argument("--num-workers", dest="num_workers", type=int, default=0)
+    calibrate.add_argument("--device", default="cpu")
+    calibrate.set_defaults(run=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """`onepass.train.calibrate.calibrate` on a package: its onepass.json gets the new settings and the
+    record, its metrics.json is scored again, and its exports are reported stale when the settings changed."""
+    import dataclasses
+
+    from onepass.models.metrics_table import format_metrics_table
+    from onepass.models.package import CONFIG_FILE, METRICS_FILE, open_package, save_metrics, write_package_config
+    from onepass.models.package_exports import FRAME_ONNX_FILE, ONNX_FILES
+    from onepass.train.calibrate import (
+        calibrate,
+        describe_calibration,
+        has_settings_to_calibrate,
+        same_folder,
+        task_names,
+    )
+    from onepass.train.dataset import TaskDataset
+    from onepass.train.evaluate import data_description, evaluate_dataset
+
+    if args.images < 1:
+        raise ConfigError(f"--images must be positive, got {args.images}")
+    package = open_package(args.model)
+    config = package.config
+    if not has_settings_to_calibrate(config.tasks):
+        raise ConfigError(f"{package.path}: no task of this model has settings to calibrate ({task_names(config)})")
+    if not Path(args.data).is_dir():
+        raise ConfigError(f"--data {args.data}: no such folder (give a labelled folder dataset)")
+    dataset = TaskDataset.from_folder(args.data, config.tasks, config.input_size)
+    metrics = package.metrics
+    held_out_set = None
+    if metrics is not None and args.rescore:
+        held_out = str(metrics["data"].get("path", ""))
+        where = package.path / METRICS_FILE
+        if not held_out or not Path(held_out).is_dir():
+            raise ConfigError(
+                f"{where} was scored on {held_out or 'an unrecorded folder'}, which is not here to score it again; "
+                "run where it is, or pass --no-rescore to leave metrics.json as it is"
+            )
+        if same_folder(held_out, args.data):
+            raise ConfigError(
+                f"--data {args.data} is the held-out folder {where} is scored on: settings chosen on it would "
+                "score themselves; calibrate on training data (or a split of it), or pass --no-rescore"
+            )
+        held_out_set = TaskDataset.from_folder(held_out, config.tasks, config.input_size)
+    model = package.load_model(args.device)
+    result = calibrate(model, dataset, args.images, args.batch_size, args.num_workers, args.device)
+    training = {**package.training, "calibration": result.record}
+    write_package_config(dataclasses.replace(package, config=result.config, training=training))
+    for line in describe_calibration(result.record):
+        print(line)
+    print(f"wrote {package.path / CONFIG_FILE}")
+    if held_out_set is not None:
+        model.config = result.config  # the weights stay; only post-processing settings changed
+        results = evaluate_dataset(model, held_out_set, args.batch_size, args.num_workers, args.device)
+        baselines = metrics.get("baselines", {})
+        print(format_metrics_table(results, result.config.tasks, baselines))
+        save_metrics(package.path, results, data_description(metrics["data"]["path"], len(held_out_set)), baselines)
+        print(f"wrote {package.path / METRICS_FILE} (scored again on {metrics['data']['path']})")
+    exported = [*ONNX_FILES.values(), FRAME_ONNX_FILE, *(p.name for p in sorted(package.path.glob("model.*.plan")))]
+    stale = [name for name in exported if (package.path / name).is_file()]
+    if stale and result.config != config:
+        print(
+            f"{', '.join(stale)}: exported with the old settings, so refused from now on; "
+            f"export the package again with `onepass export {package.path}` and the options it was exported with"
+        )
+    return 0

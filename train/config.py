@@ -5,6 +5,7 @@
       data       DataOptions       the training and held-out folders, loading, and its Augmentation
       optimizer  OptimizerOptions  optimiser, learning rates, schedule, batch size
       balancer   BalancerOptions   the multi-task loss balancer and its options
+      calibration CalibrationOptions the tasks' decision settings, chosen after the last epoch
       run        RunOptions        where to write, how long, seed, device, checkpoints, logging
 
 Every field has one flat key, unique over all sections: its name, or the `key` in its metadata where
@@ -187,6 +188,30 @@ class BalancerOptions:
 
 
 @dataclass(frozen=True)
+class CalibrationOptions:
+    """After the last epoch, each task's decision settings (a score threshold) chosen on labelled data."""
+
+    calibrate: bool = option(
+        True, "choose the tasks' decision settings after training (onepass calibrate does it later)",
+        may_change_on_resume=True,  # it runs after the last step, on the trained weights
+    )  # fmt: skip
+    # not val_data by default: that folder scores metrics.json, which would then report a threshold
+    # chosen on its own images
+    path: str | None = option(
+        None, "labelled folder to choose them on (default: the training folder, without augmentation)",
+        key="calibration_data", metavar="DIR", may_change_on_resume=True,
+    )  # fmt: skip
+    images: int = option(
+        500, "at most this many of its images, spread over the folder", key="calibration_images",
+        may_change_on_resume=True,
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.images < 1:
+            raise ConfigError(f"calibration_images must be positive, got {self.images}")
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """Where the run writes, how long it runs, and where."""
 
@@ -214,6 +239,7 @@ class TrainConfig:
     data: DataOptions  # the training folder is required
     optimizer: OptimizerOptions = dataclasses.field(default_factory=OptimizerOptions)
     balancer: BalancerOptions = dataclasses.field(default_factory=BalancerOptions)
+    calibration: CalibrationOptions = dataclasses.field(default_factory=CalibrationOptions)
     run: RunOptions  # and so is the output directory
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ from onepass.data.progress import progress_bar
 from onepass.models.inference_graph import InferenceGraph
 from onepass.models.model import MultiTaskModel, normalise
 from onepass.models.panel import Row, Tile, compose, picture_tiles
-from onepass.models.tasks.base import Task
+from onepass.models.tasks.base import Calibrator, Metric, Task
 from onepass.train.dataset import TaskDataset, to_device
 
 Metrics = dict[str, dict[str, float]]  # task -> metric -> value
@@ -35,16 +35,34 @@ def evaluate(
 ) -> Metrics:
     """Every metric is pooled over all labelled pixels/images of the set (never a mean of batch means),
     and scores the post-processed outputs, as every backend returns them."""
+    accumulators = {t.name: t.new_metric() for t in tasks}
+    accumulate(model, batches, tasks, accumulators, mean, std, device, progress, "evaluate")
+    return {name: accumulator.compute() for name, accumulator in accumulators.items()}
+
+
+@torch.no_grad()
+def accumulate(
+    model: nn.Module,
+    batches: Iterable[Mapping[str, Tensor]],
+    tasks: Sequence[Task],
+    accumulators: Mapping[str, Metric | Calibrator],
+    mean: Sequence[float],
+    std: Sequence[float],
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    desc: str = "evaluate",
+) -> None:
+    """One pass of `model` (in eval mode) over `batches`: each task's post-processed outputs and targets
+    go to its accumulator (a metric, or a calibrator), for the tasks that have one."""
     was_training = model.training
     model.eval()
-    accumulators = {t.name: t.new_metric() for t in tasks}
-    for batch in progress_bar(batches, desc="evaluate", unit="batch", enabled=progress, leave=False):
+    for batch in progress_bar(batches, desc=desc, unit="batch", enabled=progress, leave=False):
         raw = model(normalise(batch["image"].to(device), mean, std))
         for task in tasks:
-            outputs = task.postprocess(raw[task.name].float())
-            accumulators[task.name].update(outputs, to_device(batch[task.name], device))
+            if task.name in accumulators:
+                outputs = task.postprocess(raw[task.name].float())
+                accumulators[task.name].update(outputs, to_device(batch[task.name], device))
     model.train(was_training)
-    return {name: accumulator.compute() for name, accumulator in accumulators.items()}
 
 
 def evaluate_dataset(

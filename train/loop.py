@@ -33,6 +33,7 @@ from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, Task
 from onepass.train.balancers import LossBalancer, build_balancer
+from onepass.train.calibrate import calibrate, has_settings_to_calibrate
 from onepass.train.config import ModelOptions, OptimizerOptions, TrainConfig
 from onepass.train.dataset import TaskDataset, to_device
 from onepass.train.distributed import ProcessGroup, average_parameters, barrier, init_process_group
@@ -170,6 +171,16 @@ class Trainer:
         self.train_set = TaskDataset.from_folder(data.path, self.tasks, input_size, augmentation, config.run.seed)
         self.train_folder = self.train_set.folder
         self.val_set = TaskDataset.from_folder(data.val_path, self.tasks, input_size) if data.val_path else None
+        # read now, so that a wrong folder fails before the training rather than after it
+        calibration = config.calibration
+        self.calibration_set = None
+        if calibration.calibrate and has_settings_to_calibrate(self.tasks):
+            folder = calibration.path
+            self.calibration_set = (
+                TaskDataset(self.train_folder, self.tasks, input_size)  # the training images, not augmented
+                if folder is None
+                else TaskDataset.from_folder(folder, self.tasks, input_size)
+            )
 
         self.model = MultiTaskModel(model_config(config.model, self.tasks))
         # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
@@ -422,13 +433,37 @@ class Trainer:
         barrier(self.group)
         if not self.group.is_main:
             return None
-        package = save_package(self.out, self.model, self.config.run.name or self.out.name, training=self.provenance())
+        calibration = self.calibrate() if self.calibration_set is not None else None
+        training = {**self.provenance(), **({"calibration": calibration} if calibration else {})}
+        package = save_package(self.out, self.model, self.config.run.name or self.out.name, training=training)
         if self.val_set is not None:
             metrics = self.evaluate_val()
             trivial = self.trivial_baselines()
             description = data_description(self.config.data.val_path, len(self.val_set))
             save_metrics(self.out, metrics, description, baselines={"trivial": trivial})
         return package
+
+    def calibrate(self) -> dict[str, Any]:
+        """The tasks' decision settings, chosen on the calibration set; the model's config (and so the
+        package, and the held-out metrics scored after this) takes them. Returns the record."""
+        try:
+            result = calibrate(
+                self.model,
+                self.calibration_set,
+                self.config.calibration.images,
+                self.config.optimizer.batch_size,
+                self.config.data.num_workers,
+                self.device,
+                self.progress,
+            )
+        except DatasetError as error:  # the training is done and checkpointed: say how to keep it
+            raise DatasetError(
+                f"{error}; the trained model is in {self.checkpoint_path}: finish the run with --resume and "
+                "another --calibration-data, or with --no-calibrate"
+            ) from None
+        self.model.config = result.config  # the weights stay; only post-processing settings changed
+        self.tasks = result.config.tasks
+        return result.record
 
     def trivial_baselines(self) -> Metrics:
         """Majority class / mean depth / most common normal / majority attribute, fit on the training

@@ -5,6 +5,7 @@
 | `kind`, `head_input`, `build_head`, `resize_raw` | models                     |
 | `label`, `target`, `resize/flip/zoom_target`, `loss` (missing labels masked) | train |
 | `new_metric`, `metric_directions`          | train, eval, Δ_MTL               |
+| `new_calibrator` (decision settings chosen on labelled data after training) | train (calibration) |
 | `postprocess`, `postprocess_at` (in-graph) | export, runtime                  |
 | `output_specs` (names, dtypes, shapes)     | export, serve, KServe v2         |
 | `codec`, `to_result`, `frame_result`, `model_result` (files and HTTP) | predict, serve |
@@ -83,6 +84,26 @@ class Metric(Protocol):
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """What a `Calibrator` chose: the task with its new settings, and a JSON record of the choice
+    (each setting and the metric it maximised, before and after, on the calibration data)."""
+
+    task: Task
+    record: dict[str, Any]
+
+
+class Calibrator(Protocol):
+    """Accumulates a task's post-processed outputs and targets over labelled data, as a `Metric` does,
+    then chooses the task's decision settings (a score threshold) on them.
+
+    `compute` raises a ValueError saying what the data lacks when it cannot choose (no labels)."""
+
+    def update(self, outputs: Mapping[str, Tensor], target: Any) -> None: ...
+
+    def compute(self) -> Calibration: ...
+
+
+@dataclass(frozen=True)
 class Task(ABC):
     """A task type. Subclasses are frozen dataclasses whose fields are the task's saved config.
 
@@ -153,6 +174,11 @@ class Task(ABC):
 
     @abstractmethod
     def new_metric(self) -> Metric: ...
+
+    def new_calibrator(self) -> Calibrator | None:
+        """A calibrator of the settings that turn this task's outputs into answers (the people count's
+        score threshold), chosen on labelled data after training; None for a task without such settings."""
+        return None
 
     @abstractmethod
     def constant_output(self, targets: Any) -> Tensor:

@@ -38,6 +38,7 @@ person) and `yaw` (K,) degrees (NaN = not labelled).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from torch import Tensor, nn
 
 from onepass.errors import ConfigError
 from onepass.models.tasks.base import (
+    Calibration,
     Detection,
     InstancesTask,
     OutputAgreement,
@@ -198,6 +200,10 @@ class PeopleTask(InstancesTask):
 
     def new_metric(self) -> PeopleMetrics:
         return PeopleMetrics(self)
+
+    def new_calibrator(self) -> CountThresholdCalibrator:
+        """Chooses `score_threshold`: the one that counts the most images right (`best_count_threshold`)."""
+        return CountThresholdCalibrator(self)
 
     def constant_output(self, targets: Mapping[str, Tensor]) -> Tensor:
         """The trivial baseline: nobody, anywhere (a heatmap far below any threshold)."""
@@ -471,7 +477,8 @@ class PeopleTask(InstancesTask):
 
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]
-        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "")
+        counted = f"; counted at score >= {self.score_threshold:g}"
+        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + counted
 
 
 class CentreHead(nn.Module):
@@ -579,6 +586,107 @@ def match_people(predicted: np.ndarray, true: np.ndarray, iou: float = MATCH_IOU
             taken[t] = True
             pairs.append((p, t))
     return pairs
+
+
+# ---- the count's score threshold, chosen on labelled data -----------------------------------------
+
+
+@dataclass(frozen=True)
+class CountThreshold:
+    threshold: float
+    accuracy: float  # % of the images whose count is right at `threshold`
+
+
+def count_accuracy(scores: np.ndarray, counts: np.ndarray, threshold: float) -> float:
+    """% of images whose count (scores at or above `threshold`) is their true count; scores (N, K),
+    best first or not, counts (N,)."""
+    return 100.0 * float(((scores >= threshold).sum(axis=1) == counts).mean())
+
+
+def best_count_threshold(scores: np.ndarray, counts: np.ndarray, current: float) -> CountThreshold:
+    """The score threshold in (0, 1) that counts the most images right, found exactly (no grid).
+
+    Image n with true count c is counted right by every threshold in (its (c+1)-th best score, its
+    c-th best score]; a sweep over these intervals finds where the most of them overlap. `current`
+    stays when it is among the best; otherwise the threshold is the middle of the widest best stretch
+    (the furthest from flipping any image's count; ties to the stretch nearest `current`), rounded to
+    the fewest decimals that keep it inside."""
+    scores, counts = np.asarray(scores, np.float64), np.asarray(counts, np.int64)
+    if not len(counts):
+        raise ValueError("no labelled image to choose the people count's score threshold on")
+    ranked = -np.sort(-scores, axis=1)  # (N, K) best first
+    width = ranked.shape[1]
+    padded = np.concatenate([np.full((len(ranked), 1), np.inf), ranked, np.full((len(ranked), 1), -np.inf)], axis=1)
+    possible = counts <= width  # K peaks cannot count more than K people
+    rows = np.nonzero(possible)[0]
+    high = np.minimum(padded[rows, counts[rows]], 1.0)  # the c-th best score (inf for c = 0)
+    low = np.maximum(padded[rows, counts[rows] + 1], 0.0)  # the (c+1)-th (-inf for c = K)
+    keep = low < high
+    low, high = np.sort(low[keep]), np.sort(high[keep])
+    edges = np.unique(np.concatenate([[0.0, 1.0], low, high]))
+    # right on (edges[j], edges[j + 1]]: the intervals that start at or before edges[j] and end after it
+    right = np.searchsorted(low, edges[:-1], side="right") - np.searchsorted(high, edges[:-1], side="right")
+    if count_accuracy(scores, counts, current) * len(counts) >= 100.0 * right.max() - 1e-9:
+        return CountThreshold(current, count_accuracy(scores, counts, current))
+    best = right == right.max()
+    starts = np.nonzero(best & ~np.concatenate([[False], best[:-1]]))[0]
+    ends = np.nonzero(best & ~np.concatenate([best[1:], [False]]))[0] + 1  # stretch: edges[start] .. edges[end]
+    stretches = sorted(
+        zip(starts, ends, strict=True),
+        key=lambda se: (-(edges[se[1]] - edges[se[0]]), abs((edges[se[0]] + edges[se[1]]) / 2 - current)),
+    )
+    start, end = stretches[0]
+    threshold = _rounded_within(float(edges[start]), float(edges[end]))
+    return CountThreshold(threshold, count_accuracy(scores, counts, threshold))
+
+
+def _rounded_within(low: float, high: float) -> float:
+    """The middle of (low, high], with as few decimals as keep it inside (and inside (0, 1))."""
+    middle = (low + high) / 2
+    for digits in range(2, 8):
+        rounded = round(middle, digits)
+        if low < rounded <= high and 0.0 < rounded < 1.0:
+            return rounded
+    return middle
+
+
+class CountThresholdCalibrator:
+    """Collects each labelled image's scores and true count, then chooses the task's `score_threshold`
+    (`best_count_threshold`); the record gives the threshold and the count accuracy on this data, at the
+    old threshold and the new."""
+
+    def __init__(self, task: PeopleTask):
+        self.task = task
+        self._scores: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+
+    def update(self, outputs: Mapping[str, Tensor], target: Mapping[str, Tensor]) -> None:
+        labelled = target["labelled"].bool().cpu().numpy()
+        self._scores.append(outputs[self.task.output_name("scores")].detach().float().cpu().numpy()[labelled])
+        self._counts.append(target["valid"].bool().sum(dim=1).cpu().numpy()[labelled])
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(N, K): every labelled image's peak scores, best first."""
+        return np.concatenate(self._scores) if self._scores else np.zeros((0, self.task.max_people), np.float32)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(N,): every labelled image's true number of people."""
+        return np.concatenate(self._counts) if self._counts else np.zeros(0, np.int64)
+
+    def compute(self) -> Calibration:
+        scores, counts = self.scores, self.counts
+        if not len(counts):
+            raise ValueError(f"no image has {self.task.name} labels, so the count's score threshold cannot be chosen")
+        old = self.task.score_threshold
+        chosen = best_count_threshold(scores, counts, old)
+        record = {
+            "images": len(counts),
+            "score_threshold": {"before": old, "after": chosen.threshold},
+            "count_acc": {"before": count_accuracy(scores, counts, old), "after": chosen.accuracy},
+        }
+        return Calibration(dataclasses.replace(self.task, score_threshold=chosen.threshold), record)
 
 
 # ---- metrics ------------------------------------------------------------------------------------

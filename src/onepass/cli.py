@@ -4,6 +4,7 @@
     onepass info [MODEL]                                   models/cli.py
     onepass train [--config FILE] [--KEY VALUE ...] [--set KEY=VALUE ...] [--resume]
     onepass eval MODEL --data DIR [--baseline TASK=metrics.json ...]      train/cli.py
+    onepass calibrate MODEL --data DIR                     train/cli.py
     onepass export MODEL [--format onnx|tensorrt] ...      export/cli.py
     onepass serve | predict | bench ...                    serve/, predict/, bench/cli.py
 

@@ -13,7 +13,9 @@ from onepass.errors import ConfigError
 from onepass.models.tasks.people import (
     PeopleTask,
     angle_difference,
+    best_count_threshold,
     box_iou_matrix,
+    count_accuracy,
     match_people,
 )
 
@@ -207,3 +209,65 @@ def test_a_persons_label_sits_on_its_own_background():
     assert edge_black[-1] - edge_black[0] == black[-1] - black[0]  # the whole label, as wide as before
     assert edge_black[0] < 200  # so it starts left of the box
     assert (np.delete(edge_band, np.arange(edge_black[0], edge_black[-1] + 1), axis=1) == 128).all()
+
+
+def brute_force_best_count_accuracy(scores: np.ndarray, counts: np.ndarray) -> float:
+    """The best count accuracy over every threshold in (0, 1), tried one by one: a count changes only
+    where the threshold passes a score, so each distinct score and one point above them all are enough."""
+    candidates = [*np.unique(scores), (float(scores.max()) + 1.0) / 2.0]
+    return max(
+        100.0 * np.mean([int(np.sum(row >= t)) == c for row, c in zip(scores, counts, strict=True)])
+        for t in candidates
+        if 0.0 < t < 1.0
+    )
+
+
+def test_the_count_threshold_counting_the_most_images_right_is_chosen():
+    # scores (best first) and true counts: image 0 is right at (0.6, 0.9], image 1 at (0.3, 0.7],
+    # image 2 at (0.5, 0.8], image 3 (nobody) at (0.55, 1): all four at (0.6, 0.7], whose middle is 0.65
+    scores = np.array([[0.9, 0.6, 0.1], [0.8, 0.7, 0.3], [0.8, 0.5, 0.2], [0.55, 0.1, 0.0]])
+    counts = np.array([1, 2, 1, 0])
+    chosen = best_count_threshold(scores, counts, current=0.3)
+    assert chosen.threshold == pytest.approx(0.65) and chosen.accuracy == 100.0
+    assert count_accuracy(scores, counts, 0.3) == 0.0  # and the old threshold counted none of them right
+    # a threshold that is already among the best stays
+    assert best_count_threshold(scores, counts, current=0.62).threshold == 0.62
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_chosen_count_threshold_is_as_good_as_trying_every_one(seed):
+    rng = np.random.default_rng(seed)
+    images, k = int(rng.integers(1, 60)), int(rng.integers(1, 9))
+    scores = rng.random((images, k)).round(int(rng.integers(1, 4)))  # coarse scores: ties, as real ones have
+    counts = rng.integers(0, k + 2, images)  # some more than K peaks can count
+    chosen = best_count_threshold(scores, counts, current=0.3)
+    assert 0.0 < chosen.threshold < 1.0
+    assert chosen.accuracy == pytest.approx(brute_force_best_count_accuracy(scores, counts))
+    assert chosen.accuracy == pytest.approx(count_accuracy(scores, counts, chosen.threshold))
+
+
+def test_the_calibrator_records_the_threshold_and_the_count_accuracy_before_and_after():
+    task = PeopleTask(attributes={"gender": ("female", "male")}, yaw=False, max_people=3)
+    one = [{"bbox": [0, 0, 40, 32], "attributes": {}}]
+    target = batch_of(task, [one, one + one, None])  # the third image has no person labels: left out
+    calibrator = task.new_calibrator()
+    scores = torch.tensor([[0.9, 0.35, 0.1], [0.8, 0.7, 0.2], [0.9, 0.9, 0.9]])
+    calibrator.update({"people_scores": scores}, target)
+    calibration = calibrator.compute()
+    assert calibrator.counts.tolist() == [1, 2]
+    assert calibration.task == PeopleTask(attributes={"gender": ("female", "male")}, yaw=False, max_people=3,
+                                          score_threshold=calibration.task.score_threshold)  # fmt: skip
+    assert 0.35 < calibration.task.score_threshold <= 0.7  # image 0 right above 0.35, image 1 up to 0.7
+    assert calibration.record == {
+        "images": 2,
+        "score_threshold": {"before": 0.3, "after": calibration.task.score_threshold},
+        "count_acc": {"before": 50.0, "after": 100.0},
+    }
+    with pytest.raises(ValueError, match="no image has people labels"):
+        empty = task.new_calibrator()
+        empty.update({"people_scores": scores[2:]}, batch_of(task, [None]))
+        empty.compute()
+
+
+def test_the_label_summary_says_where_the_count_starts():
+    assert PeopleTask(score_threshold=0.44136).label_summary().endswith("; counted at score >= 0.44136")

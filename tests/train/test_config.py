@@ -42,11 +42,11 @@ def test_the_flags_names_are_the_registries():
 def test_every_option_has_a_unique_key_and_help():
     keys = [o.key for o in options()]
     assert len(keys) == len(set(keys))
-    assert {o.path[0] for o in options()} == {"model", "data", "optimizer", "balancer", "run"}
+    assert {o.path[0] for o in options()} == {"model", "data", "optimizer", "balancer", "calibration", "run"}
     assert [o.key for o in options() if o.required] == ["data", "out"]
     assert all(o.help for o in options()), [o.key for o in options() if not o.help]
     sections = {f.name for f in dataclasses.fields(TrainConfig)}
-    assert sections == {"model", "data", "optimizer", "balancer", "run"}
+    assert sections == {"model", "data", "optimizer", "balancer", "calibration", "run"}
 
 
 def test_the_shipped_config_file_reads_into_its_sections():
@@ -109,7 +109,10 @@ def test_the_model_options_become_the_model_config():
 
 def test_the_resume_rule_is_in_the_fields():
     may_change = {o.key for o in options() if o.may_change_on_resume}
-    assert may_change == {"out", "name", "val_data", "epochs", "steps", "num_workers", "checkpoint_every", "log_every"}
+    assert may_change == {
+        "out", "name", "val_data", "epochs", "steps", "num_workers", "checkpoint_every", "log_every",
+        "calibrate", "calibration_data", "calibration_images",  # they act after the last step
+    }  # fmt: skip
     config = TrainConfig.from_mapping(REQUIRED)
     saved = config.to_json()
     assert config.resume_conflicts(saved) == {}
