@@ -79,7 +79,7 @@ def test_beats_the_trivial_baselines_by_the_promised_margins(remeasured):
 # (70.7 %). Where it falls short, the promise is a floor a few points under what it measured, so that
 # a retrained model that gets worse fails here; raise each to its target as the model reaches it.
 PEOPLE_TARGETS = {"ap50": 0.80, "count_acc": 90.0, "acc_age_group": 85.0, "acc_gender": 85.0, "acc_looking": 85.0}
-PEOPLE_PROMISED = {**PEOPLE_TARGETS, "count_acc": 60.0, "acc_gender": 78.0, "acc_looking": 66.0}
+PEOPLE_PROMISED = {**PEOPLE_TARGETS, "count_acc": 75.0, "acc_gender": 78.0, "acc_looking": 66.0}
 
 
 def _noise(metric: str, value: float, n: int) -> float:
