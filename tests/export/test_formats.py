@@ -42,9 +42,9 @@ def test_the_readme_table_of_formats_is_the_registrys():
 @pytest.mark.parametrize("name", list(EXPORT_FORMATS))
 def test_every_option_is_a_flag_that_says_its_format(name):
     actions = {a.dest: a for a in _export_parser()._actions}
-    for option in flat_options(EXPORT_FORMATS[name].options):  # a group's fields too (--int8-format)
-        action = actions[option.name]
-        assert action.option_strings == [flag(option.name)] and action.default is None  # None: not given
+    for entry in flat_options(EXPORT_FORMATS[name].options):  # a group's fields too (--int8-format)
+        action = actions[entry.name]
+        assert action.option_strings == [flag(entry.name)] and action.default is None  # None: not given
         assert re.search(rf"(^|; )[\w, ]*\b{name}\b[\w, ]*: ", action.help)
         assert option.field.metadata["help"] in action.help
 
