@@ -46,7 +46,7 @@ def test_every_option_is_a_flag_that_says_its_format(name):
         action = actions[entry.name]
         assert action.option_strings == [flag(entry.name)] and action.default is None  # None: not given
         assert re.search(rf"(^|; )[\w, ]*\b{name}\b[\w, ]*: ", action.help)
-        assert option.field.metadata["help"] in action.help
+        assert entry.field.metadata["help"] in action.help
 
 
 @pytest.mark.parametrize("name", list(EXPORT_FORMATS))
