@@ -63,6 +63,8 @@ ONE_CHANGE = {  # name -> the change, one knob each, from BEFORE
 COMBINED = {  # further settings from the defaults
     "defaults + --int8-calibration percentile": {"calibration": "percentile"},
     "defaults + --int8-keep-fp32 last": {"keep_fp32": "last"},
+    "defaults + --int8-keep-fp32 first": {"keep_fp32": "first"},
+    "defaults + --int8-weights int8 --int8-keep-fp32 first": {"weights": "int8", "keep_fp32": "first"},
     "defaults + --int8-format qoperator": {"format": "qoperator"},
 }
 LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC"}
