@@ -5,6 +5,10 @@ field with its default and help text) and an `export(package, options, report)` 
 `@register_format`. `onepass export` builds its flags from those dataclasses and refuses an option the
 chosen format does not take; the README's table of formats is `formats_table()`.
 
+One concern's options may be a dataclass of their own inside a format's (`option_group`: the int8
+quantisation's `Int8Options` inside the onnx format's): each of its fields is a flag with the group's
+prefix (`--int8-format`), and the group is built only when one of them is given.
+
 Imports nothing heavy: the `onepass` parser imports this module to build itself.
 """
 
@@ -32,6 +36,37 @@ def option(default: Any, help: str, metavar: str | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"help": help, "metavar": metavar})
 
 
+def option_group(options: type, prefix: str) -> Any:
+    """A field of a format's options holding another frozen dataclass of options: its fields are the
+    flags `--<prefix>-<name>`; the field is None unless one of them was given."""
+    return dataclasses.field(default=None, metadata={"group": options, "prefix": prefix})
+
+
+@dataclass(frozen=True)
+class FlatOption:
+    """One option as the command line sees it: a field of a format's options, or of a group in them."""
+
+    name: str  # the flag's name: the field's, or "<prefix>_<field>" in a group (int8_format)
+    field: dataclasses.Field
+    hint: Any  # the field's type annotation
+    group: str | None = None  # the group's field in the format's options, if in one
+
+
+def flat_options(options: type) -> list[FlatOption]:
+    """A format's options with every group's fields in its place, in declaration order."""
+    hints = typing.get_type_hints(options)
+    flat = []
+    for field in dataclasses.fields(options):
+        group = field.metadata.get("group")
+        if group is None:
+            flat.append(FlatOption(field.name, field, hints[field.name]))
+            continue
+        inner = typing.get_type_hints(group)
+        prefix = field.metadata["prefix"]
+        flat += [FlatOption(f"{prefix}_{f.name}", f, inner[f.name], field.name) for f in dataclasses.fields(group)]
+    return flat
+
+
 def flag(name: str) -> str:
     """An option's field name -> its command-line flag: eval_data -> --eval-data."""
     return "--" + name.replace("_", "-")
@@ -50,26 +85,36 @@ class ExportFormat:
     export: Exporter
 
     def option_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self.options))
+        return tuple(o.name for o in flat_options(self.options))
 
     def make_options(self, given: Mapping[str, Any]) -> Any:
-        """The options dataclass from the options given (the rest keep their defaults); an option of
-        another format is refused with the list of this one's."""
-        names = self.option_names()
-        for name in given:
-            if name not in names:
+        """The options dataclass from the options given (the rest keep their defaults; a group is built
+        when one of its options is given); an option of another format is refused with the list of this
+        one's."""
+        flat = {o.name: o for o in flat_options(self.options)}
+        top: dict[str, Any] = {}
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in given.items():
+            if name not in flat:
                 raise ExportError(
                     f"{flag(name)} does not apply to --format {self.name} "
-                    f"(its options: {', '.join(flag(n) for n in names)})"
+                    f"(its options: {', '.join(flag(n) for n in flat)})"
                 )
-        return self.options(**given)
+            option = flat[name]
+            if option.group is None:
+                top[name] = value
+            else:
+                groups.setdefault(option.group, {})[option.field.name] = value
+        types = {f.name: f.metadata["group"] for f in dataclasses.fields(self.options) if "group" in f.metadata}
+        top |= {name: types[name](**values) for name, values in groups.items()}
+        return self.options(**top)
 
     def option_summary(self) -> str:
         """ "`--half`, `--calib DIR`, ..." for the formats table."""
         parts = []
-        for field in dataclasses.fields(self.options):
-            metavar = field.metadata.get("metavar")
-            shown = f"{flag(field.name)} {metavar}" if metavar else flag(field.name)
+        for option in flat_options(self.options):
+            metavar = option.field.metadata.get("metavar")
+            shown = f"{flag(option.name)} {metavar}" if metavar else flag(option.name)
             parts.append(f"`{shown}`".replace("|", "\\|"))  # a | inside a Markdown table cell
         return ", ".join(parts)
 
@@ -79,8 +124,10 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {}
 
 def register_format(name: str, writes: str, options: type) -> Callable[[Exporter], Exporter]:
     """Register a format's `export` function, with what it writes and its options dataclass."""
-    if not (dataclasses.is_dataclass(options) and options.__dataclass_params__.frozen):
-        raise TypeError(f"export format {name!r}: its options must be a frozen dataclass")
+    groups = [f.metadata["group"] for f in dataclasses.fields(options) if "group" in f.metadata]
+    for kind in (options, *groups):
+        if not (dataclasses.is_dataclass(kind) and kind.__dataclass_params__.frozen):
+            raise TypeError(f"export format {name!r}: its options must be a frozen dataclass ({kind.__name__} is not)")
 
     def register(export: Exporter) -> Exporter:
         if name in EXPORT_FORMATS:
@@ -113,15 +160,15 @@ def command_line_options() -> list[CommandLineOption]:
     helps: dict[str, dict[str, str]] = {}  # option -> format -> help
     kinds: dict[str, tuple[Any, str | None]] = {}
     for export in EXPORT_FORMATS.values():
-        hints = typing.get_type_hints(export.options)
-        for field in dataclasses.fields(export.options):
-            kind = _value_type(hints[field.name], f"{export.name}.{field.name}")
-            if kinds.setdefault(field.name, (kind, field.metadata.get("metavar")))[0] is not kind:
-                raise TypeError(f"export option {field.name!r} has different types in different formats")
+        for option in flat_options(export.options):
+            field = option.field
+            kind = _value_type(option.hint, f"{export.name}.{option.name}")
+            if kinds.setdefault(option.name, (kind, field.metadata.get("metavar")))[0] is not kind:
+                raise TypeError(f"export option {option.name!r} has different types in different formats")
             text, default = field.metadata["help"], field.default
             if default is not None and default is not False:
                 text += f" (default {default:g})" if isinstance(default, float) else f" (default {default})"
-            helps.setdefault(field.name, {})[export.name] = text
+            helps.setdefault(option.name, {})[export.name] = text
     options = []
     for name, by_format in helps.items():
         texts = set(by_format.values())

@@ -7,11 +7,13 @@ exporters (export/onnx.py, fp16.py, int8.py) when it runs.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from onepass.export.formats import ExportError, option, register_format
+from onepass.export.formats import ExportError, flag, flat_options, option, option_group, register_format
+from onepass.export.int8_options import Int8Options
 
 if TYPE_CHECKING:
     from onepass.models.package import ModelPackage
@@ -20,10 +22,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class OnnxOptions:
     half: bool = option(False, "also model.fp16.onnx")
-    int8: bool = option(False, "also model.int8.onnx (static QDQ, for CPUs)")
+    int8: bool = option(False, "also model.int8.onnx (static int8, for CPUs; how: the --int8-* options)")
     calib: str | None = option(
         None, "--int8 calibration images: a folder (searched recursively), or 'synth'", metavar="DIR|synth"
     )
+    quantisation: Int8Options | None = option_group(Int8Options, prefix="int8")  # None: the defaults
     eval_data: str | None = option(
         None,
         "labelled folder dataset to measure reduced precisions on (default: held-out synthetic scenes)",
@@ -41,6 +44,9 @@ class OnnxOptions:
                               "fixed synthetic scenes, right only for models trained on them)")  # fmt: skip
         if self.calib is not None and not self.int8:
             raise ExportError("--calib is for --int8")
+        if self.quantisation is not None and not self.int8:
+            given = [flag(o.name) for o in flat_options(OnnxOptions) if o.group == "quantisation"]
+            raise ExportError(f"{', '.join(given)} are for --int8")
         if self.out and (self.half or self.int8 or self.frame):
             raise ExportError(
                 "--out names one file; --half, --int8 and --frame write model.fp16.onnx, model.int8.onnx and "
@@ -48,9 +54,12 @@ class OnnxOptions:
             )
 
 
-def export_precision(package: ModelPackage, precision: str, calib: str | None = None) -> Path:
+def export_precision(
+    package: ModelPackage, precision: str, calib: str | None = None, quantisation: Int8Options | None = None
+) -> Path:
     """The package's ONNX file for `precision` (fp32, fp16, int8), written into the package; int8 is
-    calibrated on `calib` (None: the fixed synthetic scenes)."""
+    calibrated on `calib` (None: the fixed synthetic scenes) and quantised as `quantisation` says
+    (None: the defaults)."""
     if precision == "fp32":
         from onepass.export.onnx import export_onnx
 
@@ -62,7 +71,7 @@ def export_precision(package: ModelPackage, precision: str, calib: str | None = 
     if precision == "int8":
         from onepass.export.int8 import export_int8
 
-        return export_int8(package, calib)
+        return export_int8(package, calib, options=quantisation)
     raise ExportError(f"ONNX exports: precision {precision!r} is not offered (valid: fp32, fp16, int8)")
 
 
@@ -73,6 +82,7 @@ def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
     from onepass.export.onnx import export_onnx
     from onepass.export.parity import onnx_parity, onnx_runner
     from onepass.export.report import measuring_examples, parity_json, print_parity, record_metrics
+    from onepass.models.package_exports import QUANTISATION_KEY
 
     examples = measuring_examples(package, options.eval_data, report) if options.half or options.int8 else None
     path = export_onnx(package, options.out, dynamic_size=options.dynamic_size)
@@ -91,8 +101,13 @@ def export(package: ModelPackage, options: OnnxOptions, report: dict) -> None:
     if options.half:
         reduced["fp16"] = export_precision(package, "fp16")
     if options.int8:
-        reduced["int8"] = export_precision(package, "int8", None if options.calib == "synth" else options.calib)
-        report["files"].setdefault(reduced["int8"].name, {})["calibration"] = options.calib
+        quantisation = options.quantisation or Int8Options()
+        reduced["int8"] = export_precision(
+            package, "int8", None if options.calib == "synth" else options.calib, quantisation
+        )
+        entry = report["files"].setdefault(reduced["int8"].name, {})
+        entry["calibration"] = options.calib
+        entry[QUANTISATION_KEY] = dataclasses.asdict(quantisation)
     if reduced:
         files = {path.name: path, **{p.name: p for p in reduced.values()}}
         record_metrics(package, {name: onnx_runner(p) for name, p in files.items()}, report, examples)

@@ -14,6 +14,11 @@ my-model/
   trt-cache/                                      engines of onnxruntime's TensorRT provider
   exports.json                                    parity and metric cost of every export
 ```
+
+exports.json (REPORT_FORMAT, REPORT_VERSION): `files` maps each export file to its `parity` (fp32) or
+`metrics` (reduced precisions); model.int8.onnx also records its `calibration` images and, under
+QUANTISATION_KEY, the --int8-* options it was quantised with (export/int8_options.py's fields; a key
+added within version 1, so reports written before it lack it).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ TRT_CACHE_DIR = "trt-cache"  # onnxruntime's TensorRT provider keeps its engines
 REPORT_FILE = "exports.json"
 REPORT_FORMAT = "onepass-exports"
 REPORT_VERSION = 1
+QUANTISATION_KEY = "quantisation"  # an int8 file's entry: the Int8Options it was made with, as a dict
 
 
 def check_exported_from(package: ModelPackage, path: Path, metadata: Mapping[str, str]) -> None:

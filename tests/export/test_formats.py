@@ -17,6 +17,7 @@ from onepass.export.formats import (
     ExportFormat,
     command_line_options,
     flag,
+    flat_options,
     formats_table,
     option,
     register_format,
@@ -41,10 +42,11 @@ def test_the_readme_table_of_formats_is_the_registrys():
 @pytest.mark.parametrize("name", list(EXPORT_FORMATS))
 def test_every_option_is_a_flag_that_says_its_format(name):
     actions = {a.dest: a for a in _export_parser()._actions}
-    for field in dataclasses.fields(EXPORT_FORMATS[name].options):
-        action = actions[field.name]
-        assert action.option_strings == [flag(field.name)] and action.default is None  # None: not given
-        assert re.search(rf"(^|; )[\w, ]*\b{name}\b[\w, ]*: ", action.help) and field.metadata["help"] in action.help
+    for entry in flat_options(EXPORT_FORMATS[name].options):  # a group's fields too (--int8-format)
+        action = actions[entry.name]
+        assert action.option_strings == [flag(entry.name)] and action.default is None  # None: not given
+        assert re.search(rf"(^|; )[\w, ]*\b{name}\b[\w, ]*: ", action.help)
+        assert entry.field.metadata["help"] in action.help
 
 
 @pytest.mark.parametrize("name", list(EXPORT_FORMATS))
