@@ -1,7 +1,7 @@
 """What each int8 quantisation knob does to a model package: task metrics against PyTorch fp32, file
 size, and int8/fp32 latency at batch 1 and 8, one setting per row.
 
-    python benchmarks/int8_knobs.py /tmp/default-copy --json docs/bench/int8-knobs.json
+    python benchmarks/int8_knobs.py /tmp/default-copy --json docs/performance/int8-knobs.json
     python benchmarks/int8_knobs.py MODEL --calib DIR --eval-data DIR --eval-images 48 --seconds 0.5
 
 The rows: the int8 export as it was before the --int8-* options ("before": full-range int8 weights,

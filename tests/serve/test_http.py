@@ -72,7 +72,7 @@ def test_previews_come_with_their_keys(client, predictor):
     image = scene(12, 120, 160)
     body = post_image(client, encode(image), previews="true", maps="false").json()
     assert list(body["previews"]) == ["semseg", "depth", "normals", "people"]
-    assert list(body["legends"]) == ["semseg", "depth", "normals"]  # the people's boxes carry their labels in words
+    assert list(body["legends"]) == ["semseg", "depth", "normals", "people"]
     semseg = predictor.predict(image)[0]["semseg"]
     classes = predictor.tasks["semseg"].classes
     present = [classes[i] for i in np.unique(semseg)]
@@ -80,6 +80,9 @@ def test_previews_come_with_their_keys(client, predictor):
     depth = body["legends"]["depth"]
     assert depth["kind"] == "colour_bar" and depth["title"] == "depth (m)"
     assert [t["label"] for t in depth["ticks"]][0] == "0.5" and depth["ticks"][-1] == {"at": 1.0, "label": "10"}
+    people = body["legends"]["people"]  # what the boxes' colours mean, and how many each marks
+    looking = sum(p["looking"]["label"] == "yes" for p in predictor.predict(image)[0]["people"])
+    assert people["kind"] == "swatches" and people["items"][0]["label"] == f"looking ({looking})"
 
 
 def test_raw_image_body_is_accepted(client):
