@@ -274,6 +274,11 @@ class Trainer:
             checkpoint["loss_sums"],
             checkpoint["loss_counts"],
         )
+        if self.total_steps < self.state.step:  # it would stop at once, yet record the shorter run
+            raise ConfigError(
+                f"{path}: the checkpoint is at step {self.state.step}, past this run's {self.total_steps} steps; "
+                f"resume with --steps (or --epochs) of at least {self.state.step}"
+            )
 
     # ---- the loop -------------------------------------------------------------------------
     def loader(self, epoch: int, skip_batches: int) -> torch.utils.data.DataLoader:

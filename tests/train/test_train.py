@@ -76,6 +76,15 @@ def test_resume_refuses_a_changed_config(tmp_path):
         train(changed, resume=True, progress=False)
 
 
+def test_resume_refuses_fewer_steps_than_the_checkpoint_has_done(tmp_path):
+    config = tiny_train_config(tmp_path, epochs=2)  # 3 steps an epoch
+    train(config, progress=False, stop_after=4)
+    with pytest.raises(ValueError, match="at step 4, past this run's 3 steps; resume with --steps .* at least 4"):
+        train(tiny_train_config(tmp_path, epochs=2, steps=3), resume=True, progress=False)
+    assert not (tmp_path / "pkg" / "weights.safetensors").exists()  # nothing recorded for the shorter run
+    assert train(tiny_train_config(tmp_path, epochs=2, steps=5), resume=True, progress=False) is not None
+
+
 def test_per_task_learning_rates_are_parameter_groups(tmp_path):
     config = tiny_train_config(tmp_path, lr=1e-3, lr_shared=1e-4, lr_tasks={"depth": 5e-3}, balancer="uncertainty")
     trainer = Trainer(config, progress=False)
