@@ -22,7 +22,18 @@ from onepass.bench.records import ModelBenchDocument, ServeBenchDocument, Worker
 RESULTS = Path(__file__).resolve().parents[2] / "docs" / "bench"
 
 
-@pytest.mark.parametrize("path", sorted(RESULTS.glob("*.json")), ids=lambda p: p.name)
+def _results(version_1: bool) -> list[Path]:
+    return [p for p in sorted(RESULTS.glob("*.json")) if (json.loads(p.read_text())["version"] == 1) == version_1]
+
+
+@pytest.mark.parametrize("path", _results(version_1=False), ids=lambda p: p.name)
+def test_current_results_read_and_round_trip(path):
+    document = read_document(path)
+    assert json.loads(path.read_text())["version"] == VERSION
+    assert parse_document(json.loads(json.dumps(document_json(document)))) == document
+
+
+@pytest.mark.parametrize("path", _results(version_1=True), ids=lambda p: p.name)
 def test_version_1_results_read_and_round_trip(path):
     raw = json.loads(path.read_text())
     document = read_document(path)
