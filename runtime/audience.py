@@ -27,7 +27,7 @@ import numpy as np
 
 from onepass.errors import ConfigError
 from onepass.models.tasks.base import Detection, Task
-from onepass.runtime.track_stitching import StitchConfig, fragments, stitch
+from onepass.runtime.track_stitching import StitchConfig, fragments, majority, stitch
 from onepass.runtime.video import frame_durations
 
 AUDIENCE_FORMAT = "onepass-audience"
@@ -190,7 +190,7 @@ def track_reports(
         attributes = {}
         for name in dict.fromkeys(a for _, d in sightings for a in d.attributes):
             votes = Counter(d.attributes[name] for _, d in sightings if name in d.attributes)
-            label, count = max(votes.items(), key=lambda kv: (kv[1], kv[0]))  # ties: the later name, stably
+            label, count = majority(votes)
             attributes[name] = {"label": label, "share": round(count / sum(votes.values()), 4)}
         report["votes"] = attributes
         reports.append(report)

@@ -293,14 +293,16 @@ def _fastest(package: ModelPackage, device: str, precisions: tuple[str, ...], co
     refused: dict[str, str] = {}
     best: Backend | None = None
     best_name = ""
+    picking = len(precisions) > 1  # precision "auto": what each backend offers, where the hardware has it
     for name, backend in BACKEND_TYPES.items():
         for precision in precisions:
-            if len(precisions) > 1 and precision not in backend.precisions:
-                continue  # precision "auto": only what this backend offers
-            label = name if len(precisions) == 1 else f"{name} {precision}"
+            if picking and precision not in backend.precisions:
+                continue
+            label = f"{name} {precision}" if picking else name
             try:
-                emulated = cpu.missing_cpu_units(precision) if device_kind(device) == "cpu" else None
-                if emulated and len(precisions) > 1:  # asked for by name, it runs; picked for you, it must pay
+                # asked for by name, a precision runs; picked for you, it must be native here
+                emulated = picking and device_kind(device) == "cpu" and cpu.missing_cpu_units(precision)
+                if emulated:
                     raise BackendUnavailable(emulated)
                 candidate = open_backend(backend, package, device, precision, compile)
             except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on

@@ -55,7 +55,13 @@ class Fragment:
     votes: Mapping[str, Counter]  # attribute -> label counts over the sightings
 
     def majority(self, attribute: str) -> str:
-        return max(self.votes[attribute].items(), key=lambda kv: (kv[1], kv[0]))[0]  # ties as the report breaks them
+        return majority(self.votes[attribute])[0]
+
+
+def majority(votes: Counter) -> tuple[str, int]:
+    """The label with the most votes and its count; ties go to the later label name, stably (the audience
+    report's majority and stitching's agree on it)."""
+    return max(votes.items(), key=lambda kv: (kv[1], kv[0]))
 
 
 def fragments(
