@@ -9,7 +9,8 @@ of the CLI's batch size: preprocessing, inference and per-image results, no file
 
 `onepass predict` runs as a real subprocess, twice: on a quarter of the images and on all of them.
 The difference of the two wall times cancels start-up (Python, torch, the model, the workers), so
-"steady" is the rate a long job sees; "with start-up" is the full run's own rate.
+"steady" is the rate a long job sees; "with start-up" is the full run's own rate. Then each stage
+of the pipeline is timed on its own in this process (stage_split.py), to say where the time goes.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stage_split import print_split, split_stages
 
 import onepass
 from onepass.bench.timing import time_calls
 from onepass.data.cli import parse_size
 from onepass.data.image import decode_image
 from onepass.data.synth_dataset import write_synthetic_dataset
+from onepass.predict.inputs import collect_inputs
 from onepass.predict.job import default_batch_size
+from onepass.predict.outputs import OutputLayout
+from onepass.predict.stages import ImageReader, ResultWriter
+from onepass.predict.video_inputs import video_chunks
 from onepass.runtime.predictor import resolve_device
 
 
@@ -42,6 +48,17 @@ def predictor_alone(images: list[np.ndarray], backend: str, device: str, batch_s
             predictor.predict(images[start : start + batch_size])
 
     return time_calls(every_image, warmup=1, runs=1, seconds=seconds, items=len(images)).throughput_per_s
+
+
+def stage_split(folder: Path, out: Path, backend: str, device: str, batch_size: int):
+    """The CLI's stages on the images of `folder`, one after the other (stage_split.py)."""
+    predictor = onepass.load(backend=backend, device=device)
+    package, tasks = predictor.package, predictor.config.tasks
+    layout = OutputLayout.for_tasks(out, tasks, "png", False)
+    layout.temp_dir.mkdir(parents=True)
+    writer = ResultWriter(package, tuple(t.name for t in tasks), layout)
+    chunks = video_chunks(collect_inputs([str(folder)]), batch_size)
+    return split_stages(chunks, ImageReader(package), predictor.backend.sharing_cores(), writer)
 
 
 def predict_cli(inputs: Path, out: Path, backend: str, device: str, extra: list[str]) -> float:
@@ -77,6 +94,7 @@ def main() -> None:
         alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
         quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)
         full = predict_cli(root / "scenes" / "images", root / "out", args.backend, device, args.extra)
+        split = stage_split(root / "scenes" / "images", root / "out-split", args.backend, device, batch_size)
 
     steady = (args.n - args.n // 4) / (full - quarter)
     print(
@@ -85,6 +103,7 @@ def main() -> None:
     print(f"Predictor alone, pre-decoded batches:  {alone:8.1f} images/s")
     print(f"onepass predict, steady (full - 1/4):  {steady:8.1f} images/s  = {steady / alone:.2f}x the Predictor")
     print(f"onepass predict, with start-up:        {args.n / full:8.1f} images/s  ({full:.1f} s for {args.n} images)")
+    print_split(split, "onepass predict's stages, one after the other in one process")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ a tracked task (a people task), or no audience report is made.
 The video is a synthetic sequence (people walking through a room, data/synth/_sequence.py) encoded
 with H.264. `onepass predict` runs as a real subprocess on the whole video and on its first quarter;
 the difference of the two wall times cancels start-up (Python, torch, the model, the workers), so
-"steady" is what a long video sees; "with start-up" the full run's own rate.
+"steady" is what a long video sees; "with start-up" the full run's own rate. Then each stage of the
+pipeline is timed on its own in this process (stage_split.py), to say where the time goes.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ import time
 from pathlib import Path
 
 import numpy as np
+from stage_split import print_split, split_stages
 
 import onepass
 from onepass.data.cli import parse_size
 from onepass.data.synth import plan_sequence, render_sequence_frame
+from onepass.predict.audience_files import write_audience
+from onepass.predict.inputs import collect_inputs
 from onepass.predict.job import default_batch_size
-from onepass.runtime.predictor import resolve_device
+from onepass.predict.outputs import OutputFolder, OutputLayout, table_columns
+from onepass.predict.stages import ResultWriter
+from onepass.predict.video_inputs import VideoReader, video_chunks
+from onepass.runtime.predictor import resolve_device, select_tasks
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float) -> None:
@@ -53,6 +60,43 @@ def predictor_alone(model, frames, tasks, backend: str, device: str, batch_size:
         for start in range(0, len(frames), batch_size):
             done += len(predictor.predict(frames[start : start + batch_size], tasks))
     return done / (time.perf_counter() - started)
+
+
+def stage_split(video: Path, out: Path, model: str, tasks, backend: str, device: str, batch_size: int):
+    """The CLI's stages on the frames of `video`, one after the other (stage_split.py); the records
+    are committed to the output folder's table as the CLI does, so that tracking reads them."""
+    predictor = onepass.load(model, backend=backend, device=device)
+    package = predictor.package
+    chosen = [t for t in package.config.tasks if t.name in select_tasks(package.config.tasks, tasks)]
+    layout = OutputLayout.for_tasks(out, chosen, "png", False)
+    writer = ResultWriter(package, tuple(t.name for t in chosen), layout)
+    frames = collect_inputs([str(video)])
+    columns = table_columns({k: v for t in chosen for k, v in t.table_columns().items()})
+    with OutputFolder(layout, {"model": {"name": package.name}}, columns) as folder:
+        committed = _Committing(writer, folder)
+        model_card = {"name": package.name, "version": package.version}
+        return split_stages(
+            video_chunks(frames, batch_size),
+            VideoReader(package),
+            predictor.backend.sharing_cores(),
+            committed,
+            after=lambda: write_audience(layout, frames, chosen, model_card),
+        )
+
+
+class _Committing:
+    """A ResultWriter whose rows go into the output folder's table (the driver's part, in the CLI)."""
+
+    def __init__(self, writer: ResultWriter, folder: OutputFolder):
+        self.writer, self.folder = writer, folder
+
+    def output_names(self) -> list[str]:
+        return self.writer.output_names()
+
+    def __call__(self, images, sizes, outputs):
+        rows, errors = self.writer(images, sizes, outputs)
+        self.folder.add_rows(rows)
+        return rows, errors
 
 
 def predict_cli(video: Path, out: Path, model: str, backend: str, device: str, extra: list[str]) -> float:
@@ -93,6 +137,7 @@ def main() -> None:
         alone = predictor_alone(args.model, frames, tasks, args.backend, device, batch_size, args.time)
         full = predict_cli(root / "full.mp4", root / "out-full", args.model, args.backend, device, extra)
         quarter = predict_cli(root / "quarter.mp4", root / "out-quarter", args.model, args.backend, device, extra)
+        split = stage_split(root / "full.mp4", root / "out-split", args.model, tasks, args.backend, device, batch_size)
     steady = (len(frames) - len(frames) // 4) / max(full - quarter, 1e-9)
     print(f"{len(frames)} frames at {height}x{width}, batch {batch_size}, tasks {args.tasks or 'all'}, {device}")
     print(f"Predictor alone (decoded frames in memory): {alone:.1f} frames/s")
@@ -100,6 +145,8 @@ def main() -> None:
     print(
         f"onepass predict video.mp4, with start-up:   {len(frames) / full:.1f} frames/s ({len(frames) / full / alone:.2f}x)"
     )
+
+    print_split(split, "onepass predict video.mp4's stages, one after the other in one process")
 
 
 if __name__ == "__main__":

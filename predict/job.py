@@ -108,13 +108,7 @@ def run_job(job: PredictJob) -> Summary:
     if video_file is not None and job.visualize:
         raise ConfigError(f"{video_file}: --visualize draws panels from image files, not video frames; drop it")
     chosen = [by_name[name] for name in tasks]
-    layout = OutputLayout(
-        job.out,
-        tuple(t.name for t in chosen if t.codec is not None),  # one file per image in the task's codec
-        job.format,
-        job.visualize,
-        tuple(t.name for t in chosen if t.writes_records),  # a JSONL line per image
-    )
+    layout = OutputLayout.for_tasks(job.out, chosen, job.format, job.visualize)
     columns = {name: kind for t in chosen for name, kind in t.table_columns().items()}
     settings = {
         "model": {"name": package.name, "version": package.version},

@@ -83,14 +83,15 @@ def run_local(
                 sink.rows(rows)
 
         read_ahead()  # workers start and decode while the model loads
-        predictor = load_predictor()
+        # the workers decode and encode on the cores inference uses: its threads must not spin between ops
+        backend = load_predictor().backend.sharing_cores()
         names = writer.output_names()
         while reading and not failures:
             decoded = reading.popleft().result()
             read_ahead()
             sink.errors(decoded.errors)
             if decoded.images:
-                outputs = predictor.backend.run(decoded.batch)
+                outputs = backend.run(decoded.batch)
                 outputs = {name: outputs[name] for name in names}
                 writing.add(pool.submit(writer, decoded.images, decoded.sizes, outputs))
             collect(block=False)

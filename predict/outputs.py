@@ -36,7 +36,10 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from onepass.models.tasks import Task
 
 from onepass.errors import UserError
 from onepass.predict.inputs import InputImage, output_stem
@@ -86,6 +89,13 @@ class OutputLayout:
     format: str  # "png" | "npz"
     visualize: bool
     record_tasks: tuple[str, ...] = ()
+
+    @classmethod
+    def for_tasks(cls, root: Path, tasks: Sequence[Task], format: str, visualize: bool) -> OutputLayout:
+        """The layout of `tasks`' outputs: a file per image in each codec task's codec (the maps), a
+        JSONL line per image for each task that writes records."""
+        files = tuple(t.name for t in tasks if t.codec is not None)
+        return cls(root, files, format, visualize, tuple(t.name for t in tasks if t.writes_records))
 
     def record_file(self, task: str) -> Path:
         return self.root / f"{task}.jsonl"

@@ -106,6 +106,13 @@ class RegisteredBackend(ABC):
         (models/inference_graph.py's FrameGraph). Only where `runs_frames` is True."""
         raise NotImplementedError(f"{self.name} backend: no frame-size graph for this package")
 
+    def sharing_cores(self) -> RegisteredBackend:
+        """This backend, or a copy of it whose threads leave the CPU's cores to the process's other
+        threads between operators: for a process where other work runs beside inference (the server's
+        request threads, `onepass predict`'s readers and writers). Only backends whose idle threads
+        spin (onnxruntime's, on the CPU) return a copy."""
+        return self
+
 
 BACKEND_TYPES: dict[str, type[RegisteredBackend]] = {}  # in registration order: the order `auto` tries them
 

@@ -116,6 +116,7 @@ class OnnxRuntimeBackend(RegisteredBackend):
         self.path = package.path / self.file_name(precision)
         self.device = device
         self.precision = precision
+        self.threads, self.spinning = threads, spinning
         self._ort_value = onnxruntime.OrtValue  # IO binding on CUDA: inputs are bound as device values
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -160,6 +161,15 @@ class OnnxRuntimeBackend(RegisteredBackend):
     def frame_session(self):
         """model.frame.onnx's session, loaded at its first use (a second copy of the weights in memory)."""
         return self._session(self.frame_path)
+
+    def sharing_cores(self) -> OnnxRuntimeBackend:
+        """On the CPU, a second session of the same file whose idle threads sleep instead of spinning.
+
+        Spinning picks up each operator's work sooner (a lone pass is faster), but the spinning threads
+        hold the cores that the process's other threads need for decoding and encoding."""
+        if self.device != "cpu" or not self.spinning:
+            return self
+        return OnnxRuntimeBackend(self.package, "cpu", self.precision, threads=self.threads, spinning=False)
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
         return self._run_session(self.session, images)

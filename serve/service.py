@@ -30,7 +30,6 @@ from onepass.errors import ConfigError
 from onepass.models.package import PackageError
 from onepass.runtime.backend import runs_frames
 from onepass.runtime.memory import keep_freed_memory
-from onepass.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from onepass.runtime.predictor import Predictor, resolve_device
 from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend
 from onepass.serve.http_api import build_app
@@ -68,9 +67,8 @@ def throughput_backend(predictor: Predictor):
     requests/s without it. Both sessions are loaded from the same file; one runs at a time.
     """
     backend = predictor.backend
-    if isinstance(backend, OnnxRuntimeBackend) and backend.device == "cpu":
-        return OnnxRuntimeBackend(predictor.package, "cpu", backend.precision, spinning=False)
-    return None
+    shared = backend.sharing_cores()
+    return None if shared is backend else shared
 
 
 @bentoml.asgi_app(APP, path="/")

@@ -135,6 +135,22 @@ def test_onnxruntime_matches_torch(shipped_with_fp16, precision):
     _assert_close(predictor.predict(images), reference, SHIPPED[precision])
 
 
+def test_sharing_cores_gives_onnxruntime_a_session_that_does_not_spin_and_answers_the_same(exported_tiny_package):
+    onnx = onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu").backend
+    shared = onnx.sharing_cores()
+    assert onnx.spinning and shared is not onnx and not shared.spinning
+    assert shared._options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert shared.sharing_cores() is shared  # already sleeps when idle
+    batch = np.random.default_rng(0).integers(0, 256, (2, *open_package(exported_tiny_package).config.input_size, 3))
+    batch = batch.astype(np.uint8)
+    expected, got = onnx.run(batch), shared.run(batch)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name])
+    torch_backend = onepass.load(exported_tiny_package, backend="torch", device="cpu").backend
+    assert torch_backend.sharing_cores() is torch_backend  # only onnxruntime has a spinning option
+
+
 def test_auto_measures_the_backends_and_says_which_it_chose(exported_tiny_package):
     predictor = onepass.load(exported_tiny_package, device="cpu")
     choice = predictor.backend_choice

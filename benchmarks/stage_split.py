@@ -1,0 +1,87 @@
+"""Where `onepass predict`'s time goes: each stage of its pipeline timed on its own, in one process.
+
+The CLI overlaps its stages (worker processes read and write while the driver runs inference), so
+its wall time is not their sum. Run one after the other here, each stage's wall and CPU time per
+image say what it costs the machine; on a CPU whose cores inference already fills, everything beside
+inference comes out of the end-to-end rate.
+
+    read      decode the files (or the video), resize to the model input (`ImageReader`, `VideoReader`)
+    hand-off  pickling a chunk to a worker process and its outputs back (the process pool's cost)
+    infer     the backend on the batch
+    write     each task's `to_result`, encoding and the atomic file writes (`ResultWriter`)
+    track     after the frames: tracking and the audience report (videos only)
+
+Used by predict_throughput.py and video_throughput.py.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class StageClock:
+    """Wall and CPU seconds spent in each stage, and the images they were spent on."""
+
+    wall: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    images: int = 0
+
+    def time(self, stage: str, call: Callable[[], object]) -> object:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = call()
+        self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - wall
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - cpu
+        return result
+
+    def table(self, title: str) -> Table:
+        table = Table(title=title)
+        for column in ("stage", "wall ms/image", "CPU ms/image", "share of wall"):
+            table.add_column(column, justify="left" if column == "stage" else "right")
+        total = sum(self.wall.values())
+        for stage, seconds in self.wall.items():
+            per_image = 1000 * seconds / max(self.images, 1)
+            cpu = 1000 * self.cpu[stage] / max(self.images, 1)
+            table.add_row(stage, f"{per_image:.2f}", f"{cpu:.2f}", f"{100 * seconds / total:.0f} %")
+        table.add_row(
+            "sum",
+            f"{1000 * total / max(self.images, 1):.2f}",
+            f"{1000 * sum(self.cpu.values()) / max(self.images, 1):.2f}",
+            "",
+        )
+        return table
+
+
+def split_stages(
+    chunks: Iterable[Sequence[object]],
+    read: Callable[[Sequence[object]], object],
+    backend,
+    writer,
+    after: Callable[[], object] | None = None,
+) -> StageClock:
+    """Every chunk through read, hand-off, infer and write, each timed; then `after` as "track"."""
+    clock = StageClock()
+    names = writer.output_names()
+    for chunk in chunks:
+        decoded = clock.time("read", lambda chunk=chunk: read(chunk))
+        clock.time("hand-off", lambda decoded=decoded: pickle.loads(pickle.dumps(decoded)))
+        if not decoded.images:
+            continue
+        outputs = clock.time("infer", lambda decoded=decoded: backend.run(decoded.batch))
+        outputs = {name: outputs[name] for name in names}
+        clock.time("hand-off", lambda outputs=outputs: pickle.loads(pickle.dumps(outputs)))
+        clock.time("write", lambda decoded=decoded, outputs=outputs: writer(decoded.images, decoded.sizes, outputs))
+        clock.images += len(decoded.images)
+    if after is not None:
+        clock.time("track", after)
+    return clock
+
+
+def print_split(clock: StageClock, title: str) -> None:
+    Console().print(clock.table(title))
