@@ -20,7 +20,7 @@ from torch import nn
 
 from onepass.data.files import file_sha256
 from onepass.errors import ConfigError
-from onepass.models.package import WEIGHTS_FILE, open_package
+from onepass.models.package import WEIGHTS_FILE, PackageError, open_package
 
 SHOWN_NAMES = 6  # names listed per kind in an error
 
@@ -40,7 +40,10 @@ class InitialWeights:
 def load_initial_weights(model: nn.Module, package: str | Path) -> InitialWeights:
     """Copy every tensor of `package`'s weights into `model` (in place: the same Parameter objects, so
     an optimiser built already keeps them). Refuses, naming the tensors, weights that do not fit."""
-    opened = open_package(package)  # a package directory ("default": the shipped model), validated
+    try:
+        opened = open_package(package)  # a package directory ("default": the shipped model), validated
+    except PackageError as error:
+        raise ConfigError(f"init_from {package}: {error} (init_from names a model package directory)") from None
     path = opened.path / WEIGHTS_FILE
     if not path.is_file():
         raise ConfigError(f"init_from {package}: {path} is missing; a model package needs its weights")

@@ -103,6 +103,8 @@ class PeopleTask(InstancesTask):
             raise ConfigError(f"people: max_people must be in 1..1024, got {self.max_people}")
         if not 0.0 < self.score_threshold < 1.0:
             raise ConfigError(f"people: score_threshold must be in (0, 1), got {self.score_threshold}")
+        if not isinstance(self.head_attributes, tuple) or not all(isinstance(n, str) for n in self.head_attributes):
+            raise ConfigError(f"people: head_attributes must be a list of names, got {self.head_attributes!r}")
         readable = self._read_parts()
         for name in self.head_attributes:
             if name not in readable:
