@@ -12,8 +12,10 @@ the decoder's stride-r feature map it predicts, per cell,
 | 1             | centre heatmap logit                                      | penalty-reduced focal loss    |
 | 2             | box width and height, log(size in cells)                  | L1 at the true centres        |
 | 2             | sub-cell offset of the centre                              | L1 at the true centres        |
-| Σ C_a         | logits of each person attribute, concatenated              | cross-entropy at the centres  |
-| 2 (if yaw)    | (sin, cos) of the head yaw                                 | L1 at the true centres        |
+| Σ C_a         | logits of each person attribute, concatenated              | cross-entropy at the centres¹ |
+| 2 (if yaw)    | (sin, cos) of the head yaw                                 | L1 at the true centres¹       |
+
+¹ or at the true head cells, for those named in `head_attributes` (below).
 
 Decoding (in the exported graph, and the same function scores training): peaks are the cells equal
 to their 3x3 max-pool, the K best by score are kept (top-K, K = `max_people`), and each peak's box,
@@ -70,8 +72,9 @@ HEATMAP_PRIOR = 0.1  # initial centre probability everywhere (CenterNet's bias i
 FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet's penalty-reduced focal loss
 SIZE_WEIGHT = 1.0  # log-size L1 (scale free, so it needs no 0.1 weight as CenterNet's pixel L1 does)
 # The head's centre, as a fraction of the box's height from its top: the median over the synthetic
-# renderer's untruncated persons (data/synth/_scene.py's head_centre; 0.078, quartiles 0.070-0.092,
-# /work/runs/headpoint/head_fraction.py); a standing person is about 7.5 heads tall, so real ones agree.
+# renderer's untruncated persons (data/synth/_scene.py's head_centre: 0.078, quartiles 0.070-0.092 over
+# 200 scenes; tests/models/test_people_head_attributes.py checks it); a standing person is about 7.5
+# heads tall, so real ones agree.
 HEAD_POINT_FRACTION = 0.08
 MATCH_IOU = 0.5  # a prediction and a true person match at IoU >= 0.5 (attribute accuracy, yaw error)
 DEFAULT_ATTRIBUTES = {"age_group": ("child", "adult"), "gender": ("female", "male"), "looking": ("no", "yes")}
@@ -510,7 +513,8 @@ class PeopleTask(InstancesTask):
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]
         counted = f"; counted at score >= {self.score_threshold:g}"
-        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + counted
+        at_head = f"; {', '.join(self.head_attributes)} read at the head" if self.head_attributes else ""
+        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + at_head + counted
 
 
 class CentreHead(nn.Module):

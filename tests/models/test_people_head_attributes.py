@@ -114,3 +114,23 @@ def test_head_attributes_are_saved_and_an_entry_without_them_reads_as_none():
     (people,) = [t for t in shipped.tasks if t.name == "people"]
     assert people.head_attributes == ()
     assert ModelConfig.from_json(shipped.to_json()) == shipped
+
+
+def test_the_head_point_fraction_is_the_synthetic_persons_median():
+    """HEAD_POINT_FRACTION is measured: the head centre's height in the box of the renderer's persons."""
+    from onepass.data.synth import render_scene
+
+    rng = np.random.default_rng(7)
+    fractions = [
+        (person.head_centre[1] - person.box[1]) / person.box[3]
+        for _ in range(40)
+        for person in render_scene(rng, 128, 160).people
+        if not person.truncated and person.box[3] >= 20
+    ]
+    assert len(fractions) > 40
+    assert abs(float(np.median(fractions)) - HEAD_POINT_FRACTION) < 0.01
+
+
+def test_the_label_summary_says_what_is_read_at_the_head():
+    assert "looking, yaw read at the head" in PeopleTask(ATTRIBUTES, head_attributes=("looking", "yaw")).label_summary()
+    assert "head" not in PeopleTask(ATTRIBUTES).label_summary()
