@@ -87,6 +87,19 @@ class ModelOptions:
     pretrained_file: str | None = option(
         None, "start the encoder from a local weights file: timm, torchvision or safetensors", metavar="PATH"
     )
+    # Like pretrained_file, but every tensor: the package's path and its weights' SHA-256 go in the new
+    # package's provenance (training.init_from), and the new package holds the weights. Step 0 only: a
+    # resumed run continues from its checkpoint's weights and does not read the package again.
+    init_from: str | None = option(
+        None, "start the whole model from a model package's weights (same architecture and tasks; fresh "
+        "optimiser and schedule)", metavar="PKG",
+    )  # fmt: skip
+    # A config file may also write a task as a mapping in `tasks`, {type: people, head_attributes: [...]}:
+    # `TrainConfig.from_mapping` moves its options here.
+    task_options: dict[str, dict[str, Any]] = option(
+        help="options of a task beyond what the dataset gives it, by task type, e.g. "
+        "\"{'people': {'head_attributes': ['looking', 'yaw']}}\"", default_factory=dict,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         from onepass.models.architectures import architecture_class
@@ -100,6 +113,18 @@ class ModelOptions:
         architecture_class(self.architecture)  # the architectures' names, with a close match
         if self.pretrained and self.pretrained_file:
             raise ConfigError("pretrained (timm's hub) and pretrained_file (a local file) both set: choose one")
+        if self.init_from and (self.pretrained or self.pretrained_file):
+            raise ConfigError(
+                "init_from (a package's weights, the encoder's included) and pretrained/pretrained_file (the "
+                "encoder's) both set: the package's weights would replace the encoder's; choose one"
+            )
+        for task, values in self.task_options.items():
+            if task not in self.tasks:
+                raise ConfigError(f"task_options names task {task!r}, which is not among the tasks {list(self.tasks)}")
+            settable = [f.name for f in dataclasses.fields(TASK_TYPES[task])]
+            for name in values:
+                if name not in settable:
+                    raise unknown_name_error(f"option of task {task!r}", name, settable)
 
 
 @dataclass(frozen=True)
@@ -251,7 +276,10 @@ class TrainConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """From flat keys (a config file, flags, `--set`); each value is checked against its field's type."""
+        """From flat keys (a config file, flags, `--set`); each value is checked against its field's type.
+        A task in `tasks` may be a mapping, {type: people, head_attributes: [...]}: its options join
+        `task_options`."""
+        values = split_task_entries(values)
         by_key = {o.key: o for o in options()}
         unknown = set(values) - set(by_key)
         if unknown:
@@ -279,6 +307,34 @@ class TrainConfig:
             if before != current[o.key]:
                 conflicts[o.key] = (current[o.key], before)
         return conflicts
+
+
+def split_task_entries(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` with each mapping in its `tasks` list ({type: NAME, option: value, ...}) replaced by
+    NAME, and its options moved to `task_options` (an option given both ways is refused)."""
+    tasks = values.get("tasks")
+    if not isinstance(tasks, list | tuple) or not any(isinstance(t, Mapping) for t in tasks):
+        return dict(values)
+    task_options = {k: dict(v) for k, v in (values.get("task_options") or {}).items()}
+    names = []
+    for entry in tasks:
+        if not isinstance(entry, Mapping):
+            names.append(entry)
+            continue
+        entry = dict(entry)
+        name = entry.pop("type", None)
+        if not isinstance(name, str):
+            raise ConfigError(
+                f"tasks: a task written as a mapping needs its type, e.g. {{type: people, ...}}; got {entry}"
+            )
+        both = sorted(set(entry) & set(task_options.get(name, {})))
+        if both:
+            raise ConfigError(
+                f"tasks: option(s) {both} of task {name!r} are set in tasks and in task_options; set each once"
+            )
+        task_options.setdefault(name, {}).update(entry)
+        names.append(name)
+    return {**values, "tasks": names, "task_options": task_options}
 
 
 # ---- the flat keys --------------------------------------------------------------------------------

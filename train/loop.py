@@ -14,7 +14,7 @@ import math
 import platform
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,24 +45,40 @@ from onepass.train.evaluate import (
     evaluate_dataset,
     fit_constant_predictor,
 )
+from onepass.train.initial_weights import InitialWeights, load_initial_weights
 
 CHECKPOINT_FORMAT = "onepass-checkpoint"
 CHECKPOINT_VERSION = 1
 RUN_DIR = "train"  # inside the package: checkpoint.pt, log.jsonl (not part of the shipped package)
 
 
-def tasks_for_dataset(names: tuple[str, ...], description: DatasetDescription) -> tuple[Task, ...]:
+def tasks_for_dataset(
+    names: tuple[str, ...], description: DatasetDescription, task_options: Mapping[str, Mapping[str, Any]] | None = None
+) -> tuple[Task, ...]:
+    """Each task as the dataset describes it (its classes), then with the config's `task_options` for it."""
     tasks = []
     for name in names:
         if name not in TASK_TYPES:
             raise unknown_name_error("task", name, list(TASK_TYPES))
-        tasks.append(TASK_TYPES[name].from_dataset(description))
+        task = TASK_TYPES[name].from_dataset(description)
+        options = {k: _frozen(v) for k, v in (task_options or {}).get(name, {}).items()}
+        tasks.append(dataclasses.replace(task, **options) if options else task)  # the task validates them
     return tuple(tasks)
 
 
+def _frozen(value: Any) -> Any:
+    """A config's lists as the tasks' tuples (their fields are frozen)."""
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    if isinstance(value, Mapping):
+        return {k: _frozen(v) for k, v in value.items()}
+    return value
+
+
 # Model options the Trainer applies itself rather than the ModelConfig: the package's config never
-# names a weights file (loading the package must not need it; training.pretrained_file records it).
-TRAINER_MODEL_OPTIONS = ("pretrained_file",)
+# names a weights file or package (loading the package must not need it; training.pretrained_file and
+# training.init_from record them). task_options are in the tasks themselves.
+TRAINER_MODEL_OPTIONS = ("pretrained_file", "init_from", "task_options")
 
 
 def model_config(options: ModelOptions, tasks: tuple[Task, ...]) -> ModelConfig:
@@ -165,7 +181,8 @@ class Trainer:
         data = config.data
         if not Path(data.path).is_dir():
             raise DatasetError(f"{data.path}: dataset folder does not exist")
-        self.tasks = tasks_for_dataset(config.model.tasks, DatasetDescription.load(Path(data.path)))
+        description = DatasetDescription.load(Path(data.path))
+        self.tasks = tasks_for_dataset(config.model.tasks, description, config.model.task_options)
         input_size = config.model.input_size
         augmentation = data.augmentation if data.augment else None
         self.train_set = TaskDataset.from_folder(data.path, self.tasks, input_size, augmentation, config.run.seed)
@@ -186,6 +203,7 @@ class Trainer:
         # before the optimiser and DDP see the parameters; a resumed run's checkpoint then replaces them
         weights = config.model.pretrained_file
         self.pretrained_source = self.model.encoder.load_pretrained_file(weights) if weights else None
+        self.initial_weights: InitialWeights | None = None  # init_from: read by `fit` at step 0, never on resume
         self.model = self.model.to(device).to(memory_format=torch.channels_last)
         groups = parameter_groups(config.optimizer, self.model, self.balancer)
         self.optimizer = build_optimizer(config.optimizer, groups)
@@ -234,6 +252,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "pretrained_file": json.dumps(self.pretrained_source.to_json() if self.pretrained_source else None),
+            "init_from": json.dumps(self.initial_weights.to_json() if self.initial_weights else None),
         }
         temporary = self.checkpoint_path.with_suffix(".tmp")
         torch.save(checkpoint, temporary)
@@ -262,6 +281,8 @@ class Trainer:
                 f"{path}: the run started from another pretrained file (SHA-256 {(started_from or {}).get('sha256')}) "
                 f"than {self.pretrained_source.path} is now ({self.pretrained_source.sha256}); resume with that file"
             )
+        started = json.loads(checkpoint.get("init_from", "null"))  # the package is not read again: these weights win
+        self.initial_weights = InitialWeights(**started) if started else None
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.balancer.load_state_dict(checkpoint["balancer"])
@@ -354,6 +375,9 @@ class Trainer:
                 f"{self.out}: already holds a training run ({self.checkpoint_path}); "
                 "continue it with --resume, or choose another --out"
             )
+        elif self.config.model.init_from:
+            # in place, before the first step: the optimiser (and DDP) hold these very parameters
+            self.initial_weights = load_initial_weights(self.model, self.config.model.init_from)
         if self.group.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         steps_this_run = 0
@@ -499,6 +523,8 @@ class Trainer:
             "balancer_weights": self.balancer.weights(),
             # the encoder's starting weights: the package holds them now, so loading it never needs the file
             "pretrained_file": self.pretrained_source.to_json() if self.pretrained_source else None,
+            # the whole model's starting weights (init_from); the package holds them now, too
+            "init_from": self.initial_weights.to_json() if self.initial_weights else None,
         }
 
 

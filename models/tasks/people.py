@@ -12,12 +12,18 @@ the decoder's stride-r feature map it predicts, per cell,
 | 1             | centre heatmap logit                                      | penalty-reduced focal loss    |
 | 2             | box width and height, log(size in cells)                  | L1 at the true centres        |
 | 2             | sub-cell offset of the centre                              | L1 at the true centres        |
-| Σ C_a         | logits of each person attribute, concatenated              | cross-entropy at the centres  |
-| 2 (if yaw)    | (sin, cos) of the head yaw                                 | L1 at the true centres        |
+| Σ C_a         | logits of each person attribute, concatenated              | cross-entropy at the centres¹ |
+| 2 (if yaw)    | (sin, cos) of the head yaw                                 | L1 at the true centres¹       |
+
+¹ or at the true head cells, for those named in `head_attributes` (below).
 
 Decoding (in the exported graph, and the same function scores training): peaks are the cells equal
 to their 3x3 max-pool, the K best by score are kept (top-K, K = `max_people`), and each peak's box,
-attributes and yaw are read at its cell. Outputs are fixed-size, batch-first and padded, sorted by
+attributes and yaw are read at its cell. The attributes named in `head_attributes` (and the yaw, when
+it is named) are read at the person's HEAD cell instead: x at the box's centre, y at
+`HEAD_POINT_FRACTION` of the box's height below its top (the true box's in the loss, the decoded box's
+in the graph). A centre cell sits on the torso, while the evidence for where a head faces (a face or
+hair) is at the head. Outputs are fixed-size, batch-first and padded, sorted by
 score; `people_count` counts the scores at or above `score_threshold`:
 
     people_boxes (N, K, 4)       x0, y0, x1, y1 as fractions of the image's width and height
@@ -65,6 +71,11 @@ MISSING = -1
 HEATMAP_PRIOR = 0.1  # initial centre probability everywhere (CenterNet's bias init, -2.19)
 FOCAL_ALPHA, FOCAL_BETA = 2.0, 4.0  # CenterNet's penalty-reduced focal loss
 SIZE_WEIGHT = 1.0  # log-size L1 (scale free, so it needs no 0.1 weight as CenterNet's pixel L1 does)
+# The head's centre, as a fraction of the box's height from its top: the median over the synthetic
+# renderer's untruncated persons (data/synth/_scene.py's head_centre: 0.078, quartiles 0.070-0.092 over
+# 200 scenes; tests/models/test_people_head_attributes.py checks it); a standing person is about 7.5
+# heads tall, so real ones agree.
+HEAD_POINT_FRACTION = 0.08
 MATCH_IOU = 0.5  # a prediction and a true person match at IoU >= 0.5 (attribute accuracy, yaw error)
 DEFAULT_ATTRIBUTES = {"age_group": ("child", "adult"), "gender": ("female", "male"), "looking": ("no", "yes")}
 LOOKING_COLOUR, AWAY_COLOUR = (80, 230, 90), (255, 170, 40)  # a box's colour in `visualize`
@@ -77,6 +88,8 @@ class PeopleTask(InstancesTask):
     yaw: bool = True  # predict the head yaw (degrees) as well
     max_people: int = 32  # K: the padded size of every output
     score_threshold: float = 0.3  # a peak at or above this counts as a person
+    # person attributes (and/or "yaw") read at the head cell rather than the box's centre cell
+    head_attributes: tuple[str, ...] = ()
 
     name: ClassVar[str] = "people"
     tracks_objects: ClassVar[bool] = True  # a video's persons become tracks (dwell and attention time)
@@ -93,6 +106,17 @@ class PeopleTask(InstancesTask):
             raise ConfigError(f"people: max_people must be in 1..1024, got {self.max_people}")
         if not 0.0 < self.score_threshold < 1.0:
             raise ConfigError(f"people: score_threshold must be in (0, 1), got {self.score_threshold}")
+        if not isinstance(self.head_attributes, tuple) or not all(isinstance(n, str) for n in self.head_attributes):
+            raise ConfigError(f"people: head_attributes must be a list of names, got {self.head_attributes!r}")
+        readable = self._read_parts()
+        for name in self.head_attributes:
+            if name not in readable:
+                raise ConfigError(
+                    f"people: head_attributes names {name!r}, which is not a person attribute of this task "
+                    f"(choose from: {', '.join(readable)})"
+                )
+        if len(set(self.head_attributes)) != len(self.head_attributes):
+            raise ConfigError(f"people: head_attributes names an attribute twice: {list(self.head_attributes)}")
 
     @classmethod
     def from_dataset(cls, description) -> PeopleTask:
@@ -104,7 +128,9 @@ class PeopleTask(InstancesTask):
         return all(tuple(known.get(a, ())) == c for a, c in self.attributes.items())
 
     def __hash__(self) -> int:  # dict field: hash by content
-        return hash((tuple(self.attributes.items()), self.yaw, self.max_people, self.score_threshold))
+        return hash(
+            (tuple(self.attributes.items()), self.yaw, self.max_people, self.score_threshold, self.head_attributes)
+        )
 
     # ---- layout of the raw head output ----------------------------------------------------
     @property
@@ -116,6 +142,10 @@ class PeopleTask(InstancesTask):
         sizes = [1, 2, 2, *(len(c) for c in self.attributes.values())] + ([2] if self.yaw else [])
         names = ["heatmap", "size", "offset", *self.attributes] + (["yaw"] if self.yaw else [])
         return dict(zip(names, torch.split(raw, sizes, dim=1), strict=True))
+
+    def _read_parts(self) -> list[str]:
+        """The channel groups read at a person's cell besides the box: each attribute, then the yaw."""
+        return [*self.attributes, *(["yaw"] if self.yaw else [])]
 
     def output_name(self, part: str) -> str:
         return f"{self.name}_{part}"
@@ -179,6 +209,8 @@ class PeopleTask(InstancesTask):
             cells = centres.floor().clamp_min(0)
             cells = torch.stack([cells[..., 0].clamp_max(w - 1), cells[..., 1].clamp_max(h - 1)], dim=-1)
             index = (cells[..., 1] * w + cells[..., 0]).long()  # (B, K)
+            head_index = head_cell_index(target["boxes"], h, w) if self.head_attributes else index
+            where = {name: head_index if name in self.head_attributes else index for name in self._read_parts()}
             size = read_at(parts["size"], index)  # (B, K, 2)
             box_cells = box_size_cells(target["boxes"], h, w).clamp_min(1e-3)
             total = total + SIZE_WEIGHT * (size - box_cells.log()).abs()[valid].mean()
@@ -188,14 +220,14 @@ class PeopleTask(InstancesTask):
                 labels = target[attribute].long()
                 known = valid & (labels != MISSING)
                 if bool(known.any()):
-                    total = total + F.cross_entropy(read_at(parts[attribute], index)[known], labels[known])
+                    total = total + F.cross_entropy(read_at(parts[attribute], where[attribute])[known], labels[known])
             if self.yaw:
                 yaw = target["yaw"].float()
                 known = valid & ~yaw.isnan()
                 if bool(known.any()):
                     radians = torch.deg2rad(yaw[known])
                     true = torch.stack([radians.sin(), radians.cos()], dim=-1)
-                    total = total + (read_at(parts["yaw"], index)[known] - true).abs().mean()
+                    total = total + (read_at(parts["yaw"], where["yaw"])[known] - true).abs().mean()
         return total
 
     def new_metric(self) -> PeopleMetrics:
@@ -234,14 +266,17 @@ class PeopleTask(InstancesTask):
         size = read_at(parts["size"], index).clamp(max=math.log(4.0 * max(h, w))).exp()  # (B, K, 2) cells
         cx, cy = (xs + offset[..., 0]) / w, (ys + offset[..., 1]) / h
         half_w, half_h = size[..., 0] / (2 * w), size[..., 1] / (2 * h)
-        boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1).clamp(0.0, 1.0)
+        boxes = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+        # the head cell of the decoded box (before clamping to the image, as the loss's true box is not)
+        head_index = head_cell_index(boxes, h, w) if self.head_attributes else index
+        where = {name: head_index if name in self.head_attributes else index for name in self._read_parts()}
         outputs = {
-            self.output_name("boxes"): boxes,
+            self.output_name("boxes"): boxes.clamp(0.0, 1.0),
             self.output_name("scores"): scores,
-            **{self.output_name(a): read_at(parts[a], index).softmax(dim=-1) for a in self.attributes},
+            **{self.output_name(a): read_at(parts[a], where[a]).softmax(dim=-1) for a in self.attributes},
         }
         if self.yaw:
-            sin_cos = read_at(parts["yaw"], index)
+            sin_cos = read_at(parts["yaw"], where["yaw"])
             outputs[self.output_name("yaw")] = torch.rad2deg(torch.atan2(sin_cos[..., 0], sin_cos[..., 1]))
         outputs[self.output_name("count")] = (scores >= self.score_threshold).sum(dim=1).to(torch.int64)
         return outputs
@@ -478,7 +513,8 @@ class PeopleTask(InstancesTask):
     def label_summary(self) -> str:
         parts = [f"{a}: {'/'.join(c)}" for a, c in self.attributes.items()]
         counted = f"; counted at score >= {self.score_threshold:g}"
-        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + counted
+        at_head = f"; {', '.join(self.head_attributes)} read at the head" if self.head_attributes else ""
+        return "per person: box, score; " + "; ".join(parts) + ("; yaw (°)" if self.yaw else "") + at_head + counted
 
 
 class CentreHead(nn.Module):
@@ -504,6 +540,14 @@ def read_at(part: Tensor, index: Tensor) -> Tensor:
     """(B, C, h, w) at flat cell indices (B, K) -> (B, K, C)."""
     flat = part.flatten(2)  # (B, C, h*w)
     return flat.gather(2, index[:, None, :].expand(-1, flat.shape[1], -1)).transpose(1, 2)
+
+
+def head_cell_index(boxes: Tensor, h: int, w: int) -> Tensor:
+    """(B, K, 4) fraction boxes -> (B, K) flat index of each box's head cell: x at the box's centre, y
+    `HEAD_POINT_FRACTION` of its height below its top, clamped into the (h, w) map."""
+    x = ((boxes[..., 0] + boxes[..., 2]) * (w / 2)).floor().clamp(0, w - 1)
+    y = ((boxes[..., 1] + HEAD_POINT_FRACTION * (boxes[..., 3] - boxes[..., 1])) * h).floor().clamp(0, h - 1)
+    return (y * w + x).long()
 
 
 def centre_cells(boxes: Tensor, h: int, w: int) -> Tensor:

@@ -128,3 +128,27 @@ def test_the_frame_size_export_resizes_in_the_graph_and_is_checked(frame_tiny_pa
 def test_frame_export_options_are_checked(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--frame", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "--frame write" in capsys.readouterr().err
+
+
+def test_head_attributes_export_with_parity_and_are_read_at_the_head_cell_in_the_graph(tmp_path):
+    """A people task reading looking and yaw at the head cell: the graph agrees with PyTorch, and not
+    with the same weights read at the centre (so the head cell is what the graph reads)."""
+    import dataclasses
+
+    from onepass.export.parity import onnx_runner, parity
+    from onepass.models.tasks import PeopleTask
+    from tests.tiny import PERSON_ATTRIBUTES
+
+    # a threshold under the heatmap's prior, so that every peak is a person the parity checks
+    people = PeopleTask(PERSON_ATTRIBUTES, max_people=8, score_threshold=0.01, head_attributes=("looking", "yaw"))
+    torch.manual_seed(0)
+    save_package(tmp_path, MultiTaskModel(tiny_config(tasks=(people,))).eval(), "tiny")
+    package = open_package(tmp_path)
+    assert package.config.tasks[0].head_attributes == ("looking", "yaw")
+    path = export_onnx(package)
+    checks = onnx_parity(package, path)
+    assert all(c.passed for c in checks), [c for c in checks if not c.passed]
+    centre = dataclasses.replace(people, head_attributes=())
+    at_centre = dataclasses.replace(package, config=dataclasses.replace(package.config, tasks=(centre,)))
+    failed = {c.output for c in parity(at_centre, onnx_runner(path)) if not c.passed}
+    assert "people_yaw" in failed and "people_boxes" not in failed and "people_gender" not in failed
