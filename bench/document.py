@@ -17,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from onepass.bench.plan import BenchError
-from onepass.bench.records import Document, ModelBenchDocument, ServeBenchDocument
+from onepass.bench.records import Document, ModelBenchDocument, PipelineBenchDocument, ServeBenchDocument
 
 FORMAT = "onepass-bench"
 VERSION = 2
 READS = (1, 2)
-KINDS: dict[str, type] = {"model": ModelBenchDocument, "serve": ServeBenchDocument}
+KINDS: dict[str, type] = {
+    "model": ModelBenchDocument,
+    "serve": ServeBenchDocument,
+    "pipeline": PipelineBenchDocument,
+}
 DEFAULT_SOURCE_SIZE = [480, 640]  # what version 1 timed from, when its settings do not say
 
 

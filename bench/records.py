@@ -447,4 +447,43 @@ class ServeBenchDocument:
         return None
 
 
-Document = ModelBenchDocument | ServeBenchDocument
+# ---- `onepass predict` end to end (benchmarks/predict_throughput.py, video_throughput.py) --------
+@dataclass(frozen=True)
+class StageCost:
+    """One stage of `onepass predict`'s pipeline timed on its own (benchmarks/stage_split.py), per image."""
+
+    stage: str
+    wall_ms: float
+    cpu_ms: float  # this process's CPU time: above wall_ms where the stage runs on several threads
+
+
+@dataclass(frozen=True)
+class PipelineBenchDocument:
+    """`onepass predict` on files or a video, end to end, against the Predictor alone on the same
+    images already decoded in memory; and where its time goes, stage by stage."""
+
+    kind: ClassVar[str] = "pipeline"
+    command: str
+    date: str
+    machine: MachineRecord
+    versions: dict[str, str | None]
+    source: SourceRevision | None
+    inputs: str  # "images" (files) or "video" (one H.264 file)
+    model: str
+    size: tuple[int, int]  # the images' or frames' (H, W)
+    items: int  # images or frames in the full run
+    batch_size: int
+    backend: str
+    tasks: tuple[str, ...] | None  # None: every task of the model
+    predictor_per_s: float  # the Predictor alone, on decoded images
+    steady_per_s: float  # onepass predict, start-up cancelled (the full run minus a quarter run)
+    with_startup_per_s: float  # onepass predict's full run, start-up included
+    target: float  # the ratio steady / Predictor the issue asks for
+    stages: tuple[StageCost, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.steady_per_s / self.predictor_per_s
+
+
+Document = ModelBenchDocument | ServeBenchDocument | PipelineBenchDocument

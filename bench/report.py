@@ -12,8 +12,9 @@ from pathlib import Path
 
 from onepass.bench.document import read_document
 from onepass.bench.model_tables import model_tables, summary_lines
+from onepass.bench.pipeline_tables import pipeline_tables
 from onepass.bench.plots import model_plot_names, serve_plot_name
-from onepass.bench.records import Document, ModelBenchDocument, ServeBenchDocument
+from onepass.bench.records import Document, ModelBenchDocument, PipelineBenchDocument, ServeBenchDocument
 from onepass.bench.serve_tables import serve_tables
 from onepass.bench.tables import render_markdown
 from onepass.errors import UserError
@@ -36,7 +37,7 @@ def _machine_lines(document: Document) -> list[str]:
         f"- machine: {machine.cpu}, {machine.logical_cores} logical cores ({machine.usable_cores} usable), "
         f"{machine.memory_bytes / 2**30:.0f} GiB memory",
     ]
-    if isinstance(document, ServeBenchDocument):  # a model document's summary lines say it
+    if isinstance(document, ServeBenchDocument | PipelineBenchDocument):  # a model document's summary lines say it
         lines.append(f"- CPU features: {features_text(machine.cpu_flags)}")
     if machine.load_average:
         load = ", ".join(f"{v:.1f}" for v in machine.load_average)
@@ -62,7 +63,9 @@ def _plots(result: Result, plots: Path | None, relative_to: Path) -> list[str]:
     """The --plot PNGs of this result (named after its JSON file), where they exist."""
     if plots is None:
         return []
-    if isinstance(result.document, ServeBenchDocument):
+    if isinstance(result.document, PipelineBenchDocument):
+        names = []
+    elif isinstance(result.document, ServeBenchDocument):
         names = [serve_plot_name(result.stem)]
     else:
         names = list(model_plot_names(result.stem))
@@ -74,6 +77,8 @@ def document_section(result: Result, plots: Path | None, relative_to: Path) -> s
     parts = ["\n".join(_machine_lines(document)), ""]
     if isinstance(document, ServeBenchDocument):
         parts += [render_markdown(table) for table in serve_tables(document)]
+    elif isinstance(document, PipelineBenchDocument):
+        parts += [render_markdown(table) for table in pipeline_tables(document)]
     else:
         parts.append("\n".join(f"- {line}" for line in summary_lines(document)) + "\n")
         parts += [render_markdown(table) for table in model_tables(document)]
@@ -102,6 +107,7 @@ def build_report(results: list[Result], plots: Path | None, relative_to: Path) -
     cpu = [r for r in models if not r.document.device.startswith("cuda")]
     gpu = [r for r in models if r.document.device.startswith("cuda")]
     serve = [r for r in results if isinstance(r.document, ServeBenchDocument)]
+    pipelines = [r for r in results if isinstance(r.document, PipelineBenchDocument)]
     out = [
         "# Benchmarks",
         "",
@@ -128,6 +134,15 @@ def build_report(results: list[Result], plots: Path | None, relative_to: Path) -
     if not serve:
         out += [f"Not measured yet: `bash {SCRIPT}` runs it when `onepass serve` is available.", ""]
     for result in serve:
+        out.append(document_section(result, plots, relative_to))
+    out += ["## Batch prediction: `onepass predict` on files and video", ""]
+    if not pipelines:
+        out += [
+            "Not measured yet: `python benchmarks/predict_throughput.py --json R.json` and "
+            "`python benchmarks/video_throughput.py --model MODEL --json R.json` write these results.",
+            "",
+        ]
+    for result in pipelines:
         out.append(document_section(result, plots, relative_to))
     out += ["## GPU", ""]
     if not gpu:

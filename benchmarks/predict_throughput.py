@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stage_split import print_split, split_stages
+from stage_split import machine_now, print_split, split_stages, write_pipeline_result
 
 import onepass
 from onepass.bench.timing import time_calls
@@ -37,6 +37,8 @@ from onepass.predict.outputs import OutputLayout
 from onepass.predict.stages import ImageReader, ResultWriter
 from onepass.predict.video_inputs import video_chunks
 from onepass.runtime.predictor import resolve_device
+
+TARGET = 0.9  # the predict issue's: end to end at least 0.9x the Predictor alone
 
 
 def predictor_alone(images: list[np.ndarray], backend: str, device: str, batch_size: int, seconds: float) -> float:
@@ -77,10 +79,12 @@ def main() -> None:
     parser.add_argument("--backend", default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to time the Predictor alone")
+    parser.add_argument("--json", help="also write the result here, as a bench document for BENCHMARKS.md")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `onepass predict` options")
     args = parser.parse_args()
     device = resolve_device(args.device)
     batch_size = default_batch_size(args.backend, device)
+    machine = machine_now(device)
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
@@ -104,6 +108,12 @@ def main() -> None:
     print(f"onepass predict, steady (full - 1/4):  {steady:8.1f} images/s  = {steady / alone:.2f}x the Predictor")
     print(f"onepass predict, with start-up:        {args.n / full:8.1f} images/s  ({full:.1f} s for {args.n} images)")
     print_split(split, "onepass predict's stages, one after the other in one process")
+    if args.json:
+        write_pipeline_result(
+            args.json, split, machine, inputs="images", model="default", size=args.size, items=args.n,
+            batch_size=batch_size, backend=args.backend, tasks=None, predictor_per_s=alone, steady_per_s=steady,
+            with_startup_per_s=args.n / full, target=TARGET,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,18 +11,25 @@ inference comes out of the end-to-end rate.
     write     each task's `to_result`, encoding and the atomic file writes (`ResultWriter`)
     track     after the frames: tracking and the audience report (videos only)
 
-Used by predict_throughput.py and video_throughput.py.
+Used by predict_throughput.py and video_throughput.py, which with `--json PATH` also write their
+result as a bench document (kind "pipeline", bench/records.py) that BENCHMARKS.md is generated from.
 """
 
 from __future__ import annotations
 
+import datetime
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
+
+from onepass.bench.document import write_document
+from onepass.bench.machine import describe_machine, source_revision, versions
+from onepass.bench.records import MachineRecord, PipelineBenchDocument, StageCost
 
 
 @dataclass
@@ -39,6 +46,11 @@ class StageClock:
         self.wall[stage] = self.wall.get(stage, 0.0) + time.perf_counter() - wall
         self.cpu[stage] = self.cpu.get(stage, 0.0) + time.process_time() - cpu
         return result
+
+    def costs(self) -> tuple[StageCost, ...]:
+        """Each stage's wall and CPU milliseconds per image, in the order the stages first ran."""
+        per = 1000 / max(self.images, 1)
+        return tuple(StageCost(stage, seconds * per, self.cpu[stage] * per) for stage, seconds in self.wall.items())
 
     def table(self, title: str) -> Table:
         table = Table(title=title)
@@ -85,3 +97,23 @@ def split_stages(
 
 def print_split(clock: StageClock, title: str) -> None:
     Console().print(clock.table(title))
+
+
+def machine_now(device: str) -> MachineRecord:
+    """The machine and its load as the run starts (the document records the load before the work)."""
+    return describe_machine(device)
+
+
+def write_pipeline_result(path: str, clock: StageClock, machine: MachineRecord, **figures) -> None:
+    """The run as a bench document (kind "pipeline"): `figures` are PipelineBenchDocument's own fields
+    (inputs, model, size, items, batch_size, backend, tasks, the three rates and the target)."""
+    document = PipelineBenchDocument(
+        command=" ".join(["python", *sys.argv]),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        machine=machine,
+        versions=versions(),
+        source=source_revision(),
+        stages=clock.costs(),
+        **figures,
+    )
+    print(f"wrote {write_document(path, document)}")
