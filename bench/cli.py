@@ -3,7 +3,8 @@
     onepass bench MODEL [--backends torch,onnxruntime] [--precisions fp32,int8] [--batch-sizes 1,8]
                         [--input-sizes 128x160,256x320] [--source-size 240x320,480x640] [--device cpu|cuda]
                         [--vs-single-task [DIR ...]] [--head-cost TASK,...] [--json FILE] [--plot DIR]
-    onepass bench serve (--url http://127.0.0.1:3000 | --model MODEL) [--baseline] [--concurrency 1,4,16,64]
+    onepass bench serve (--url http://127.0.0.1:3000 | --model MODEL) [--baseline] [--without-bentoml]
+                        [--concurrency 1,4,16,64]
                         [--maps true,false] [--duration S | --requests N] [--json FILE] [--plot DIR]
 
 Imports nothing heavy at module level: the `onepass` parser imports this module to build itself.
@@ -23,7 +24,7 @@ MODEL_OPTIONS = (
     "metric_images", "eval_data", "vs_single_task", "head_cost", "workdir", "roofline_seconds",
 )  # fmt: skip
 SERVE_OPTIONS = (
-    "url", "serve_model", "baseline", "concurrency", "maps", "duration", "requests", "image", "upload", "field",
+    "url", "serve_model", "baseline", "without_bentoml", "concurrency", "maps", "duration", "requests", "image", "upload", "field",
     "timeout", "backend", "workers",
 )  # fmt: skip
 COMMON_OPTIONS = ("source_size", "warmup", "json", "plot")
@@ -89,6 +90,12 @@ def add_parser(commands) -> None:
         action="store_true",
         default=None,
         help="also load a thirty-line Starlette + onnxruntime server on MODEL's model.onnx, the same way; show both",
+    )
+    serve.add_argument(
+        "--without-bentoml",
+        action="store_true",
+        default=None,
+        help="also load onepass's own app, model start-up and batcher under plain uvicorn: what BentoML's layers cost",
     )
     serve.add_argument("--concurrency", help="comma-separated client counts (default 1,4,16,64)")
     serve.add_argument("--maps", help="the maps form field: true, false, or true,false for both (default true)")
@@ -219,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
         url=args.url,
         model=args.serve_model,
         baseline=bool(args.baseline),
+        without_bentoml=bool(args.without_bentoml),
         concurrency=parse_ints(args.concurrency, "--concurrency") if args.concurrency else (1, 4, 16, 64),
         maps=_booleans(args.maps, "--maps") if args.maps else (True,),
         duration=None if args.requests is not None else _at_least(args.duration, 10.0, 0.1, "--duration"),

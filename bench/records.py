@@ -342,6 +342,7 @@ class ServeLoadSettings:
     url: str | None = None  # a running server; None: the bench starts `onepass serve MODEL` itself
     model: str | None = None  # the model served: the in-process reference, the started server, the baseline
     baseline: bool = False  # also load the baseline server (bench/baseline_server.py) on MODEL's model.onnx
+    without_bentoml: bool = False  # also load onepass's own app under plain uvicorn (bench/app_server.py)
     concurrency: tuple[int, ...] = (1, 4, 16, 64)
     maps: tuple[bool, ...] = (True,)  # each level runs once per value of the `maps` form field
     duration: float | None = 10.0  # seconds per level (None: use `requests`)
@@ -392,7 +393,8 @@ class ServerRun:
 
 @dataclass(frozen=True)
 class BaselineRatio:
-    """`onepass serve` against the baseline server at one level (the same load, one after the other)."""
+    """`onepass serve` against the baseline server at one level (the same load, one after the other);
+    also any first server against a second (`onepass_*`: the first, `baseline_*`: the second)."""
 
     concurrency: int
     maps: bool
@@ -439,6 +441,8 @@ class ServeBenchDocument:
     servers: tuple[ServerRun, ...]
     in_process: InProcessReference | None = None
     vs_baseline: tuple[BaselineRatio, ...] = ()
+    vs_app: tuple[BaselineRatio, ...] = ()  # onepass serve against its app without BentoML (--without-bentoml)
+    app_vs_baseline: tuple[BaselineRatio, ...] = ()  # that app against the baseline (both options)
 
     def server(self, name: str) -> ServerRun | None:
         for run in self.servers:

@@ -1,7 +1,9 @@
 """`onepass bench serve`: a closed-loop HTTP load generator (httpx, asyncio) against `onepass serve`
 (a running one, --url, or one it starts on a free loopback port, --model) and, with --baseline,
 against the baseline server (bench/baseline_server.py: Starlette + uvicorn + one onnxruntime session
-on the same model.onnx), loaded exactly the same way, one after the other.
+on the same model.onnx), loaded exactly the same way, one after the other; with --without-bentoml,
+also against onepass's own app under plain uvicorn (bench/app_server.py), so that the gap between
+onepass serve and the baseline splits into what BentoML's layers cost and what onepass's app costs.
 
 For each concurrency level (and each value of the `maps` form field asked for), C clients each send
 `POST /predict` (multipart field `image`) back to back for a duration (or until N requests are
@@ -53,6 +55,7 @@ from onepass.serve.batching import BATCH_SIZE_METRIC  # the histogram the server
 
 ONEPASS = "onepass serve"
 BASELINE = "baseline"
+APP = "onepass app without BentoML"
 PAYLOAD_SEED = 20261126
 READY_TIMEOUT_S = 300  # BentoML takes tens of seconds to start on 2 cores
 STOP_TIMEOUT_S = 60  # and about 30 s to shut down gracefully
@@ -277,6 +280,12 @@ def baseline_command(settings: ServeLoadSettings, port: int) -> list[str]:
     ]
 
 
+def app_command(settings: ServeLoadSettings, port: int) -> list[str]:
+    """onepass's app and model start-up under plain uvicorn (bench/app_server.py)."""
+    command = [sys.executable, "-m", "onepass.bench.app_server", str(settings.model), "--host", "127.0.0.1"]
+    return command + ["--port", str(port), "--backend", settings.backend]
+
+
 @contextlib.contextmanager
 def started_server(command: list[str], url: str, name: str, log: Log) -> Iterator[None]:
     """Run `command` (a server on `url`) in a process group of its own until the block ends: ready
@@ -355,6 +364,8 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
         raise BenchError("onepass bench serve needs --url URL (a running server) or --model MODEL (to start one)")
     if settings.baseline and settings.model is None:
         raise BenchError("--baseline needs --model MODEL: the baseline serves that model's model.onnx")
+    if settings.without_bentoml and settings.model is None:
+        raise BenchError("--without-bentoml needs --model MODEL: the app without BentoML serves that model")
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     machine = describe_machine("cpu")  # the load average when the run started
     log(f"bench serve: CPU features: {features_text(machine.cpu_flags)}")
@@ -367,8 +378,11 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
             settings, ONEPASS, payload, log, None if settings.url else lambda p: onepass_serve_command(settings, p)
         )
     ]
+    if settings.without_bentoml:
+        servers.append(_load_server(settings, APP, payload, log, lambda p: app_command(settings, p)))
     if settings.baseline:
         servers.append(_load_server(settings, BASELINE, payload, log, lambda p: baseline_command(settings, p)))
+    by_name = {server.name: server for server in servers}
     return ServeBenchDocument(
         command=command,
         date=date,
@@ -379,5 +393,7 @@ def run_serve_bench(settings: ServeLoadSettings, command: str = "", log: Log = p
         payload_bytes=len(payload.content),
         servers=tuple(servers),
         in_process=reference,
-        vs_baseline=vs_baseline(servers[0], servers[1]) if settings.baseline else (),
+        vs_baseline=vs_baseline(servers[0], by_name[BASELINE]) if settings.baseline else (),
+        vs_app=vs_baseline(servers[0], by_name[APP]) if settings.without_bentoml else (),
+        app_vs_baseline=vs_baseline(by_name[APP], by_name[BASELINE]) if APP in by_name and BASELINE in by_name else (),
     )

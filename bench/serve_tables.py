@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from onepass.bench.records import BatchSizes, ServeBenchDocument, ServerRun
+from onepass.bench.records import BaselineRatio, BatchSizes, ServeBenchDocument, ServerRun
 from onepass.bench.tables import DASH, Table, ms, number, signed_ms, times
 from onepass.bench.timing import PREDICT_PHASES, LatencyStats
 
@@ -96,57 +96,62 @@ def load_table(document: ServeBenchDocument, server: ServerRun) -> Table:
 
 
 @dataclass(frozen=True)
-class BaselineRow:
-    concurrency: int
-    maps: bool
-    onepass_requests_per_s: float | None
-    baseline_requests_per_s: float | None
-    throughput_ratio: float | None
-    onepass_p50_ms: float | None
-    baseline_p50_ms: float | None
-    latency_ratio: float | None
+class PairRow:
+    """One load level served by two servers, one after the other (a BaselineRatio: the first server
+    against the second)."""
 
-    COLUMNS = (
-        "concurrency", "maps", "onepass req/s", "baseline req/s", "req/s ratio", "onepass p50 ms", "baseline p50 ms",
-        "p50 ratio",
-    )  # fmt: skip
+    pair: BaselineRatio
+
+    @staticmethod
+    def columns(first: str, second: str) -> tuple[str, ...]:
+        return (
+            "concurrency", "maps", f"{first} req/s", f"{second} req/s", "req/s ratio", f"{first} p50 ms",
+            f"{second} p50 ms", "p50 ratio",
+        )  # fmt: skip
 
     def cells(self) -> tuple[str, ...]:
+        r = self.pair
         return (
-            str(self.concurrency),
-            "on" if self.maps else "off",
-            number(self.onepass_requests_per_s),
-            number(self.baseline_requests_per_s),
-            times(self.throughput_ratio),
-            ms(self.onepass_p50_ms),
-            ms(self.baseline_p50_ms),
-            times(self.latency_ratio),
+            str(r.concurrency),
+            "on" if r.maps else "off",
+            number(r.onepass_requests_per_s),
+            number(r.baseline_requests_per_s),
+            times(r.throughput_ratio),
+            ms(r.onepass_p50_ms),
+            ms(r.baseline_p50_ms),
+            times(r.latency_ratio),
         )
 
 
-def baseline_table(document: ServeBenchDocument) -> Table | None:
-    if not document.vs_baseline:
+BASELINE_NOTE = (
+    "The baseline: Starlette, uvicorn and one onnxruntime session on the same model.onnx, decoding with Pillow, no "
+    "batching, no BentoML (bench/baseline_server.py); it answers the small outputs only, whatever `maps` says, so "
+    "maps=off is the like-for-like row."
+)
+APP_NOTE = (
+    "onepass's app without BentoML: the same Starlette app, model start-up and batcher as onepass serve, run by "
+    "plain uvicorn in one process (bench/app_server.py)."
+)
+
+
+def pair_table(title: str, first: str, second: str, pairs, note: str) -> Table | None:
+    if not pairs:
         return None
-    rows = tuple(
-        BaselineRow(
-            r.concurrency,
-            r.maps,
-            r.onepass_requests_per_s,
-            r.baseline_requests_per_s,
-            r.throughput_ratio,
-            r.onepass_p50_ms,
-            r.baseline_p50_ms,
-            r.latency_ratio,
-        )  # fmt: skip
-        for r in document.vs_baseline
-    )
-    note = (
-        "The baseline: Starlette, uvicorn and one onnxruntime session on the same model.onnx, decoding with "
-        "Pillow, no batching, no BentoML (bench/baseline_server.py); it answers the small outputs only, whatever "
-        "`maps` says, so maps=off is the like-for-like row. Ratios are onepass / baseline: req/s above 1x and "
-        "p50 below 1x mean onepass serve earns its layers."
-    )
-    return Table("onepass serve against the baseline server", BaselineRow.COLUMNS, rows, note)
+    ratios = f" Ratios are {first} / {second}: req/s above 1x and p50 below 1x favour {first}."
+    return Table(title, PairRow.columns(first, second), tuple(PairRow(p) for p in pairs), note + ratios)
+
+
+def baseline_tables(document: ServeBenchDocument) -> list[Table | None]:
+    """onepass serve against the baseline; with --without-bentoml, against its own app without BentoML
+    (what BentoML's layers cost) and that app against the baseline (what onepass's app costs)."""
+    return [
+        pair_table("onepass serve against the baseline server", "onepass", "baseline", document.vs_baseline, BASELINE_NOTE),
+        pair_table("onepass serve against its app without BentoML", "onepass serve", "app", document.vs_app, APP_NOTE),
+        pair_table(
+            "onepass's app without BentoML against the baseline server", "app", "baseline",
+            document.app_vs_baseline, APP_NOTE + " " + BASELINE_NOTE,
+        ),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -177,5 +182,5 @@ def in_process_table(document: ServeBenchDocument) -> Table | None:
 
 def serve_tables(document: ServeBenchDocument) -> list[Table]:
     tables = [load_table(document, server) for server in document.servers]
-    tables += [baseline_table(document), in_process_table(document)]
+    tables += [*baseline_tables(document), in_process_table(document)]
     return [t for t in tables if t is not None]

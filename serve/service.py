@@ -11,6 +11,8 @@ and /metrics.
 
 A worker whose start-up fails (the model does not load, a warm-up pass fails) stops the whole
 server rather than being restarted by BentoML forever: see `stop_the_server` and serve/launch.py.
+The start-up itself (load, warm-up, batcher) is serve/model_runtime.py, shared with a plain-uvicorn
+run of the same app (bench/app_server.py).
 
 Settings come from BentoML arguments (`--arg key=value`; see serve/settings.py).
 """
@@ -20,29 +22,22 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 
 import bentoml
-import numpy as np
 
-import onepass
 from onepass.errors import ConfigError
 from onepass.models.package import PackageError
-from onepass.runtime.backend import runs_frames
-from onepass.runtime.memory import keep_freed_memory
-from onepass.runtime.predictor import Predictor, resolve_device
-from onepass.serve.batching import BATCH_SIZE_METRIC, BatchingBackend
+from onepass.serve.batching import BATCH_SIZE_METRIC
 from onepass.serve.http_api import build_app
 from onepass.serve.launch import STARTUP_FAILURE_ENV
+from onepass.serve.model_runtime import start_runtime
 from onepass.serve.settings import ServeSettings, resolve_model
-from onepass.serve.state import Runtime, set_runtime
+from onepass.serve.state import set_runtime
 
 logger = logging.getLogger("onepass.serve")
 
 SETTINGS = ServeSettings.from_arguments(vars(bentoml.use_arguments()))
 MODEL_PATH = resolve_model(SETTINGS.model)  # fails here, before any worker starts, for a bad MODEL
-WARMUP_RUNS = 3
-WARMUP_FRAME = (480, 640)  # (H, W): the frame-size graph's warm-up frame, a common camera size
 STARTUP_FAILURE_EXIT = 3  # a worker's exit status when it cannot start (uvicorn's own for a failed start-up)
 APP = build_app(SETTINGS.max_upload_bytes)  # one per worker process, as the service instance; it gets its runtime there
 
@@ -58,19 +53,6 @@ def batch_size_histogram(max_batch_size: int):
     )
 
 
-def throughput_backend(predictor: Predictor):
-    """The backend for batches formed under load, when it should differ from the lone-request one.
-
-    onnxruntime on the CPU: a second session whose threads do not spin. Spinning makes a lone
-    request's pass ~2 ms faster (measured at 240x320), but under load the spinning threads take
-    the cores from the request threads' decoding and encoding: 16 concurrent clients got ~15 % more
-    requests/s without it. Both sessions are loaded from the same file; one runs at a time.
-    """
-    backend = predictor.backend
-    shared = backend.sharing_cores()
-    return None if shared is backend else shared
-
-
 @bentoml.asgi_app(APP, path="/")
 @bentoml.service(name="onepass", workers=SETTINGS.workers, traffic={"timeout": 120})
 class Onepass:
@@ -84,41 +66,16 @@ class Onepass:
             raise
 
     def _start(self) -> None:
-        start = time.perf_counter()
-        keep_freed_memory()
-        predictor = onepass.load(
-            MODEL_PATH, backend=SETTINGS.backend, device=SETTINGS.device, precision=SETTINGS.precision
-        )
-        queued = throughput_backend(predictor)
-        height, width = predictor.config.input_size
-        # Warm up before readiness: the first passes pay for allocation, kernel selection, compilation.
-        for backend in [predictor.backend, queued] if queued else [predictor.backend]:
-            for batch in (1, min(SETTINGS.max_batch_size, 8)) + (1,) * (WARMUP_RUNS - 2):
-                backend.run(np.zeros((batch, height, width, 3), np.uint8))
-            if runs_frames(backend):  # the frame-size graph (onnxruntime loads it here), at a camera's size
-                backend.run_frames(np.zeros((1, *WARMUP_FRAME, 3), np.uint8))
         histogram = batch_size_histogram(SETTINGS.max_batch_size)
-        self.batching = BatchingBackend(
-            predictor.backend,
-            SETTINGS.max_batch_size,
-            SETTINGS.max_latency_ms,
-            on_batch=histogram.observe,
-            queued_backend=queued,
-        )
-        backend_info = {
-            "name": predictor.backend.name,
-            "device": resolve_device(SETTINGS.device),
-            "precision": SETTINGS.precision,
-            "choice": predictor.backend_choice,  # with backend "auto": what it measured, and what it kept
-        }
-        set_runtime(APP, Runtime(Predictor(predictor.package, self.batching), SETTINGS, backend_info))
+        runtime, self.batching, seconds = start_runtime(SETTINGS, MODEL_PATH, on_batch=histogram.observe)
+        set_runtime(APP, runtime)
         logger.info(
             "model %s %s loaded on backend %s (%s) and warmed up in %.1f s",
-            predictor.package.name,
-            predictor.package.version,
-            predictor.backend_choice,
+            runtime.name,
+            runtime.version,
+            runtime.backend_info["choice"],
             SETTINGS.precision,
-            time.perf_counter() - start,
+            seconds,
         )
 
     @bentoml.on_shutdown

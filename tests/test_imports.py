@@ -24,8 +24,9 @@ ROOT = "onepass"  # src/onepass: the CLI and onepass.load, after every stage
 ANYWHERE = {"errors"}  # onepass.errors: the UserError base, importing nothing
 PEER_EDGES = {
     # `onepass bench serve` measures a running `onepass serve`: it reads the batch-size histogram that
-    # the server exports under the name serve/batching.py gives it
-    ("bench", "serve"): "bench serve reads serve's batch-size metric",
+    # the server exports under the name serve/batching.py gives it; and bench/app_server.py runs the
+    # same app and model start-up under plain uvicorn
+    ("bench", "serve"): "bench serve reads serve's batch-size metric and runs serve's app without BentoML",
 }
 
 

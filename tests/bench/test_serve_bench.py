@@ -19,8 +19,10 @@ from onepass.bench.document import read_document
 from onepass.bench.plan import BenchError
 from onepass.bench.records import ServeLoadSettings
 from onepass.bench.serve_load import (
+    APP,
     BASELINE,
     ONEPASS,
+    app_command,
     baseline_command,
     batch_size_delta,
     free_port,
@@ -203,3 +205,38 @@ def test_unreachable_server_is_a_one_line_error(capsys):
 def test_histogram_delta_without_metrics():
     assert parse_batch_histogram("# nothing here\n") is None
     assert batch_size_delta(None, None) is None
+
+
+def test_without_bentoml_loads_onepass_own_app_under_uvicorn_and_compares_all_three(server, exported_package, tmp_path):
+    argv = ["bench", "serve", "--url", server, "--model", str(exported_package), "--baseline", "--without-bentoml"]
+    argv += ["--backend", "torch", "--concurrency", "1", "--requests", "4", "--warmup", "1", "--source-size", "48x64"]
+    argv += ["--upload", "jpeg", "--json", str(tmp_path / "s.json")]
+    assert main(argv) == 0
+    document = read_document(tmp_path / "s.json")
+    ours, app, baseline = document.servers
+    assert (ours.name, app.name, baseline.name) == (ONEPASS, APP, BASELINE)
+    assert "onepass.bench.app_server" in app.command and app.started
+    assert all(lv.ok == lv.requests == 4 for lv in app.levels)  # onepass's own /predict answered every request
+    (serve_vs_app,), (app_vs_base,) = document.vs_app, document.app_vs_baseline
+    assert serve_vs_app.latency_ratio == pytest.approx(ours.levels[0].latency_ms.p50 / app.levels[0].latency_ms.p50)
+    assert app_vs_base.latency_ratio == pytest.approx(app.levels[0].latency_ms.p50 / baseline.levels[0].latency_ms.p50)
+    titles = [t.title for t in serve_tables(document)]
+    assert titles[3:6] == [
+        "onepass serve against the baseline server",
+        "onepass serve against its app without BentoML",
+        "onepass's app without BentoML against the baseline server",
+    ]
+
+
+def test_the_app_without_bentoml_answers_predict_as_onepass_serve_does(exported_package):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = ServeLoadSettings(model=str(exported_package), backend="torch")
+    with started_server(app_command(settings, port), url, APP, print):
+        frame = request_payload(ServeLoadSettings(source_size=(48, 64), upload="png"))
+        response = httpx.post(f"{url}/predict", files={"image": (frame.name, frame.content, frame.content_type)})
+        assert response.status_code == 200
+        body = response.json()
+        assert body["model"]["name"] == open_package(exported_package).name and "timings_ms" in body
+        refused = httpx.post(f"{url}/predict", data={"x": "1"})  # not multipart: onepass serve's own refusal
+        assert refused.status_code == 415 and "error" in refused.json()
