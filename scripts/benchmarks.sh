@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measure the shipped default model and write BENCHMARKS.md from the results (numbers only from runs).
 #
-#   bash scripts/benchmarks.sh            # no GPU: "cpu serve"; with a CUDA GPU: "gpu"
-#   bash scripts/benchmarks.sh cpu        # or any of: cpu gpu serve report, e.g. "cpu serve"
+#   bash scripts/benchmarks.sh            # no GPU: "cpu serve predict"; with a CUDA GPU: "gpu"
+#   bash scripts/benchmarks.sh cpu        # or any of: cpu gpu serve predict report, e.g. "cpu serve"
 #
 # Results (JSON) and charts (PNG) go to docs/bench/; BENCHMARKS.md is regenerated from every JSON
 # there, so a GPU machine's run adds its section next to the CPU results already in the repo.
@@ -22,7 +22,7 @@ if ! "$py" -c "import matplotlib" 2>/dev/null; then
 fi
 parts="$*"
 if [ -z "$parts" ]; then
-  if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then parts="gpu"; else parts="cpu serve"; fi
+  if "$py" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then parts="gpu"; else parts="cpu serve predict"; fi
 fi
 mkdir -p "$results"
 rm -rf "$work"
@@ -69,10 +69,23 @@ sys.exit(0 if 'people' in [t.name for t in open_package('$model').config.tasks] 
       echo "== onepass bench serve --model $model --baseline"
       "$onepass" bench serve --model "$model" --baseline --concurrency 1,4,16,64 --duration 10 \
         --source-size 240x320 --upload jpeg --maps true,false --json "$results/serve.json" --plot "$results"
+      # where onepass serve's time over the baseline goes: the same app under plain uvicorn, without BentoML
+      echo "== onepass bench serve --model $model --baseline --without-bentoml"
+      "$onepass" bench serve --model "$model" --baseline --without-bentoml --concurrency 1,16 --duration 10 \
+        --source-size 240x320 --upload jpeg --maps false --json "$results/serve-layers.json"
+      ;;
+    predict)
+      # onepass predict end to end against the Predictor alone, on files and on a video, split by stage
+      echo "== onepass predict on files and video"
+      "$py" benchmarks/predict_throughput.py --n 800 --backend onnxruntime --json "$results/predict-128x160.json"
+      "$py" benchmarks/predict_throughput.py --n 400 --size 480x640 --backend onnxruntime \
+        --json "$results/predict-480x640.json"
+      "$py" benchmarks/video_throughput.py --model "$model" --seconds 60 --backend onnxruntime \
+        --json "$results/predict-video.json"
       ;;
     report) ;;
     *)
-      echo "unknown part '$part' (cpu, gpu, serve, report)" >&2
+      echo "unknown part '$part' (cpu, gpu, serve, predict, report)" >&2
       exit 2
       ;;
   esac
