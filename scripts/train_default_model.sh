@@ -8,7 +8,10 @@ work="${1:-runs/default-model}"
 rm -rf "$work" && mkdir -p "$work"
 "$venv/bin/onepass" data synth --out "$work/synth-train" --n 3000 --size 128x160 --seed 0
 "$venv/bin/onepass" data synth --out "$work/synth-val" --n 500 --size 128x160 --seed 1
-"$venv/bin/onepass" train --config configs/default.yaml --data "$work/synth-train" --val-data "$work/synth-val" --out "$work/package"
+"$venv/bin/onepass" train --config configs/default.yaml --data "$work/synth-train" --val-data "$work/synth-val" --out "$work/first"
+# version 2: 600 more steps from those weights, a fresh schedule (configs/default-finetune.yaml)
+"$venv/bin/onepass" train --config configs/default-finetune.yaml --init-from "$work/first" --data "$work/synth-train" \
+  --val-data "$work/synth-val" --out "$work/package"
 target=src/onepass/default_model
 rm -rf "$target" && mkdir -p "$target"
 cp "$work/package/onepass.json" "$work/package/weights.safetensors" "$work/package/metrics.json" "$target/"
