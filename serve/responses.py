@@ -31,7 +31,10 @@ def predict_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict
     start = time.perf_counter()
     image = decode_upload(data, runtime.settings.max_image_pixels)
     decoded = time.perf_counter()
-    result = predictor.predict(image, tasks=options.tasks, maps_at=options.maps_at)[0]
+    # Without maps or previews the maps are dropped from the answer: leave them at the model's size rather
+    # than resize them to the image's first (measured: 2.7 ms of a 240x320 request's 19)
+    maps_at = options.maps_at if options.maps or options.previews else "model"
+    result = predictor.predict(image, tasks=options.tasks, maps_at=maps_at)[0]
     inferred = time.perf_counter()
     body: dict[str, Any] = {
         "model": runtime.card,

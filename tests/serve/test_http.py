@@ -68,6 +68,16 @@ def test_tasks_and_maps_fields_choose_the_output(client):
     assert "legends" not in post_image(client, data, tasks="normals").json()  # keys come with the previews
 
 
+def test_without_maps_the_answer_is_what_it_was_with_the_maps_resized_and_dropped(client, predictor):
+    """maps=false leaves the maps at the model's size (they are not sent): every other field is what the
+    image-size path gives, people boxes in the image's pixels included."""
+    image = scene(7, 150, 200)
+    body = post_image(client, encode(image), maps="false").json()
+    expected = predictor.predict(image, maps_at="frame")[0]
+    assert body["people"] == expected["people"] and body["image"] == {"width": 200, "height": 150}
+    assert body["audience"] == predictor.tasks["people"].summary(expected["people"])
+
+
 def test_previews_come_with_their_keys(client, predictor):
     image = scene(12, 120, 160)
     body = post_image(client, encode(image), previews="true", maps="false").json()
