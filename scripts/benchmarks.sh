@@ -77,7 +77,7 @@ sys.exit(0 if 'people' in [t.name for t in open_package('$model').config.tasks] 
     predict)
       # onepass predict end to end against the Predictor alone, on files and on a video, split by stage
       echo "== onepass predict on files and video"
-      "$py" benchmarks/predict_throughput.py --n 800 --backend onnxruntime --json "$results/predict-128x160.json"
+      "$py" benchmarks/predict_throughput.py --n 2400 --backend onnxruntime --json "$results/predict-128x160.json"
       "$py" benchmarks/predict_throughput.py --n 400 --size 480x640 --backend onnxruntime \
         --json "$results/predict-480x640.json"
       "$py" benchmarks/video_throughput.py --model "$model" --seconds 60 --backend onnxruntime \
