@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import importlib.resources
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,24 +228,38 @@ def write_json_atomic(path: Path, data: Any, strict: bool = False) -> None:
 def atomic_path(path: Path, temp_dir: Path | None = None) -> Iterator[str]:
     """A temporary file beside `path` (or in `temp_dir`, on the same filesystem), renamed over it only
     if the block succeeds: a reader never sees half a file, and a failure leaves the old one in place."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=temp_dir or path.parent)
-    os.close(handle)
+    temporary, created = _new_file(path.name, temp_dir or path.parent)
     try:
         yield temporary
-        # mkstemp makes 0600, and some writers (safetensors) replace the file with one of their own
-        # 0600: give the finished file the mode any other new file gets here, 0666 less the umask
-        os.chmod(temporary, 0o666 & ~_umask())
+        # Created 0666 less the umask, the mode any other new file gets here; a writer that replaced the
+        # file with one of its own (safetensors makes 0600) gets that mode given back. The umask is read
+        # only then: reading /proc for every file was 40 % of `onepass predict`'s writing at 128x160.
+        if os.stat(temporary).st_ino != created:
+            os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
 
 
-@functools.cache
+def _new_file(name: str, folder: Path) -> tuple[str, int]:
+    """A new empty file `.NAME.XXXXXXXX` in `folder`, made with mode 0666 (the kernel applies the umask),
+    never an existing one (O_EXCL): its path and its inode."""
+    for _ in range(100):
+        candidate = os.path.join(folder, f".{name}.{secrets.token_hex(4)}")
+        try:
+            handle = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        try:
+            return candidate, os.fstat(handle).st_ino
+        finally:
+            os.close(handle)
+    raise FileExistsError(f"{folder}: no free temporary name for {name} after 100 tries")
+
+
 def _umask() -> int:
     """The process's umask: from /proc on Linux, since os.umask can only read it by setting it, which
-    would briefly change it for every other thread of the process. Read once per process (onepass
-    never sets it): `onepass predict` writes several files per image, and reading /proc for each
-    was 40 % of a writer's time at 128x160."""
+    would briefly change it for every other thread of the process."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
