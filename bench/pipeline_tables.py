@@ -46,8 +46,18 @@ class StageRow:
         return (self.cost.stage, number(self.cost.wall_ms, 2), number(self.cost.cpu_ms, 2), f"{100 * self.share:.0f} %")
 
 
+def stage_table(stages: tuple[StageCost, ...], title: str = "Its stages, one after the other in one process") -> Table:
+    total = sum(s.wall_ms for s in stages) or 1.0
+    return Table(
+        title,
+        StageRow.COLUMNS,
+        tuple(StageRow(s, s.wall_ms / total) for s in stages),
+        "In the CLI they overlap: worker processes read and write while the main process runs inference, so on "
+        "a CPU that inference fills everything beside it comes out of the end-to-end rate.",
+    )
+
+
 def pipeline_tables(document: PipelineBenchDocument) -> list[Table]:
-    total = sum(s.wall_ms for s in document.stages) or 1.0
     what = "frames" if document.inputs == "video" else "images"
     return [
         Table(
@@ -57,11 +67,5 @@ def pipeline_tables(document: PipelineBenchDocument) -> list[Table]:
             "steady: the full run's wall time minus a run on its first quarter, so start-up cancels; the Predictor "
             f"alone runs on the same {what} already decoded in memory.",
         ),
-        Table(
-            "Its stages, one after the other in one process",
-            StageRow.COLUMNS,
-            tuple(StageRow(s, s.wall_ms / total) for s in document.stages),
-            "In the CLI they overlap: worker processes read and write while the main process runs inference, so on "
-            "a CPU that inference fills everything beside it comes out of the end-to-end rate.",
-        ),
+        stage_table(document.stages),
     ]

@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stage_split import machine_now, print_split, split_stages, write_pipeline_result
+from stage_split import print_split, split_stages, write_pipeline_result
 
 import onepass
+from onepass.bench.machine import describe_machine
 from onepass.bench.timing import time_calls
 from onepass.data.cli import parse_size
 from onepass.data.image import decode_image
@@ -84,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     batch_size = default_batch_size(args.backend, device)
-    machine = machine_now(device)
+    machine = describe_machine(device)  # its load average before the work
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -6,7 +6,8 @@ image say what it costs the machine; on a CPU whose cores inference already fill
 inference comes out of the end-to-end rate.
 
     read      decode the files (or the video), resize to the model input (`ImageReader`, `VideoReader`)
-    hand-off  pickling a chunk to a worker process and its outputs back (the process pool's cost)
+    hand-off  pickling a chunk and its outputs, as the process pool does to pass them (timed one way:
+              nothing is unpickled here)
     infer     the backend on the batch
     write     each task's `to_result`, encoding and the atomic file writes (`ResultWriter`)
     track     after the frames: tracking and the audience report (videos only)
@@ -25,11 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from rich.console import Console
-from rich.table import Table
 
 from onepass.bench.document import write_document
-from onepass.bench.machine import describe_machine, source_revision, versions
+from onepass.bench.machine import source_revision, versions
+from onepass.bench.pipeline_tables import stage_table
 from onepass.bench.records import MachineRecord, PipelineBenchDocument, StageCost
+from onepass.bench.tables import render_rich
 
 
 @dataclass
@@ -52,23 +54,6 @@ class StageClock:
         per = 1000 / max(self.images, 1)
         return tuple(StageCost(stage, seconds * per, self.cpu[stage] * per) for stage, seconds in self.wall.items())
 
-    def table(self, title: str) -> Table:
-        table = Table(title=title)
-        for column in ("stage", "wall ms/image", "CPU ms/image", "share of wall"):
-            table.add_column(column, justify="left" if column == "stage" else "right")
-        total = sum(self.wall.values())
-        for stage, seconds in self.wall.items():
-            per_image = 1000 * seconds / max(self.images, 1)
-            cpu = 1000 * self.cpu[stage] / max(self.images, 1)
-            table.add_row(stage, f"{per_image:.2f}", f"{cpu:.2f}", f"{100 * seconds / total:.0f} %")
-        table.add_row(
-            "sum",
-            f"{1000 * total / max(self.images, 1):.2f}",
-            f"{1000 * sum(self.cpu.values()) / max(self.images, 1):.2f}",
-            "",
-        )
-        return table
-
 
 def split_stages(
     chunks: Iterable[Sequence[object]],
@@ -82,12 +67,12 @@ def split_stages(
     names = writer.output_names()
     for chunk in chunks:
         decoded = clock.time("read", lambda chunk=chunk: read(chunk))
-        clock.time("hand-off", lambda decoded=decoded: pickle.loads(pickle.dumps(decoded)))
+        clock.time("hand-off", lambda decoded=decoded: pickle.dumps(decoded))
         if not decoded.images:
             continue
         outputs = clock.time("infer", lambda decoded=decoded: backend.run(decoded.batch))
         outputs = {name: outputs[name] for name in names}
-        clock.time("hand-off", lambda outputs=outputs: pickle.loads(pickle.dumps(outputs)))
+        clock.time("hand-off", lambda outputs=outputs: pickle.dumps(outputs))
         clock.time("write", lambda decoded=decoded, outputs=outputs: writer(decoded.images, decoded.sizes, outputs))
         clock.images += len(decoded.images)
     if after is not None:
@@ -96,12 +81,7 @@ def split_stages(
 
 
 def print_split(clock: StageClock, title: str) -> None:
-    Console().print(clock.table(title))
-
-
-def machine_now(device: str) -> MachineRecord:
-    """The machine and its load as the run starts (the document records the load before the work)."""
-    return describe_machine(device)
+    render_rich(stage_table(clock.costs(), title), Console())
 
 
 def write_pipeline_result(path: str, clock: StageClock, machine: MachineRecord, **figures) -> None:

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stage_split import machine_now, print_split, split_stages, write_pipeline_result
+from stage_split import print_split, split_stages, write_pipeline_result
 
 import onepass
+from onepass.bench.machine import describe_machine
 from onepass.data.cli import parse_size
 from onepass.data.synth import plan_sequence, render_sequence_frame
 from onepass.predict.audience_files import write_audience
@@ -131,7 +132,7 @@ def main() -> None:
     ]
     device = resolve_device(args.device)
     batch_size = default_batch_size(args.backend, device)
-    machine = machine_now(device)
+    machine = describe_machine(device)  # its load average before the work
     tasks = args.tasks.split(",") if args.tasks else None
     extra = ["--tasks", args.tasks] if args.tasks else []
     with tempfile.TemporaryDirectory() as folder:
