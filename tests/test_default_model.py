@@ -74,12 +74,12 @@ def test_beats_the_trivial_baselines_by_the_promised_margins(remeasured):
 
 # What the shipped model promises for the audience (README, "The default model"), on the 500 scenes
 # metrics.json records and, less the sampling noise of 64 scenes, re-measured here. The audience
-# issue's targets are AP50 0.80, count accuracy 90 % and 85 % for each attribute: this model (version 2)
-# reaches AP50 (0.978) and age group (96.7 %), and falls short on count (83.8 %), gender (83.7 %) and
-# looking (71.5 %). Where it falls short, the promise is a floor a few points under what it measured, so
+# issue's targets are AP50 0.80, count accuracy 90 % and 85 % for each attribute: this model (version 3)
+# reaches AP50 (0.976), count (91.4 %) and age group (96.7 %), and falls short on gender (83.7 %) and
+# looking (71.4 %). Where it falls short, the promise is a floor a few points under what it measured, so
 # that a retrained model that gets worse fails here; raise each to its target as the model reaches it.
 PEOPLE_TARGETS = {"ap50": 0.80, "count_acc": 90.0, "acc_age_group": 85.0, "acc_gender": 85.0, "acc_looking": 85.0}
-PEOPLE_PROMISED = {**PEOPLE_TARGETS, "count_acc": 80.0, "acc_gender": 80.0, "acc_looking": 68.0}
+PEOPLE_PROMISED = {**PEOPLE_TARGETS, "acc_gender": 80.0, "acc_looking": 68.0}
 
 
 def _noise(metric: str, value: float, n: int) -> float:

@@ -93,8 +93,9 @@ def test_int8_is_qdq_with_fp32_post_processing_and_keeps_the_metadata(request, e
         expected = next(op for prefix, op in POST_PROCESSING_OPS.items() if output.startswith(prefix))
         assert expected in [n.op_type for n in region], (output, [n.op_type for n in region])
         assert "QuantizeLinear" not in [n.op_type for n in region], output  # nothing re-quantised after it
-        # the walk stopped at the body's last DequantizeLinear (the people's box decoding alone is 47 nodes)
-        assert len(region) < 60 and "Conv" not in [n.op_type for n in region], output
+        # the walk stopped at the body's last DequantizeLinear (the people's box decoding alone is 47 nodes;
+        # with the overlap suppression the default model has, 96 for the boxes and 110 for the yaw)
+        assert len(region) < 150 and "Conv" not in [n.op_type for n in region], output
     assert read_metadata(path)["name"] == open_package(folder).name
 
 
