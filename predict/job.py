@@ -133,7 +133,10 @@ def run_job(job: PredictJob) -> Summary:
                 def load():
                     from onepass.runtime.predictor import load
 
-                    predictor = load(package.path, backend=job.backend, device=device, precision=job.precision)
+                    # run_local decodes and encodes on the cores inference uses: its threads must not spin
+                    predictor = load(
+                        package.path, backend=job.backend, device=device, precision=job.precision, shares_cores=True
+                    )
                     print(f"onepass predict: backend {predictor.backend_choice}", file=sys.stderr, flush=True)
                     return predictor
 

@@ -84,6 +84,7 @@ def run_local(
 
         read_ahead()  # workers start and decode while the model loads
         # the workers decode and encode on the cores inference uses: its threads must not spin between ops
+        # (a backend loaded with shares_cores=True already does not: then this is the same backend)
         backend = load_predictor().backend.sharing_cores()
         names = writer.output_names()
         while reading and not failures:

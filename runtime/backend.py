@@ -106,6 +106,12 @@ class RegisteredBackend(ABC):
         (models/inference_graph.py's FrameGraph). Only where `runs_frames` is True."""
         raise NotImplementedError(f"{self.name} backend: no frame-size graph for this package")
 
+    @classmethod
+    def sharing_options(cls) -> dict[str, Any]:
+        """The constructor options that open it already sharing the cores (`sharing_cores`), so that a
+        process which knows it will share them builds one session, not two: none unless it spins."""
+        return {}
+
     def sharing_cores(self) -> RegisteredBackend:
         """This backend, or a copy of it whose threads leave the CPU's cores to the process's other
         threads between operators: for a process where other work runs beside inference (the server's

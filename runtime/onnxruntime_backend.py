@@ -162,6 +162,10 @@ class OnnxRuntimeBackend(RegisteredBackend):
         """model.frame.onnx's session, loaded at its first use (a second copy of the weights in memory)."""
         return self._session(self.frame_path)
 
+    @classmethod
+    def sharing_options(cls) -> dict[str, Any]:
+        return {"spinning": False}
+
     def sharing_cores(self) -> OnnxRuntimeBackend:
         """On the CPU, a second session of the same file whose idle threads sleep instead of spinning.
 

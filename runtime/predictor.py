@@ -236,6 +236,7 @@ def load(
     device: str = "auto",
     precision: str = "fp32",
     compile: bool = False,
+    shares_cores: bool = False,
 ) -> Predictor:
     """A Predictor for a model package directory (None or "default": the shipped model).
 
@@ -245,6 +246,9 @@ def load(
     backend "auto") times each backend at fp32 and, where it offers it and the hardware computes it
     natively (a CPU with AVX512-BF16 or AMX), at bf16. `compile=True` compiles the torch backend (the
     only one with that option): with bf16 on such a CPU, that is the pairing worth timing.
+    `shares_cores=True` opens each backend as `Backend.sharing_cores` would leave it (its idle threads
+    sleep), for a process that decodes or encodes beside inference: what "auto" times is then what
+    runs, and no second session is built.
     """
     package = open_package(path)
     if backend != "auto" and backend not in BACKEND_TYPES:
@@ -253,15 +257,15 @@ def load(
     if precision == "auto":
         if backend != "auto":
             raise ConfigError(f"precision 'auto' picks among backends: use it with backend 'auto', not {backend!r}")
-        return _fastest(package, device, AUTO_PRECISIONS, compile)
+        return _fastest(package, device, AUTO_PRECISIONS, compile, shares_cores)
     if backend != "auto":
         chosen = BACKEND_TYPES[backend]
         if compile and "compile" not in chosen.options:
             raise ConfigError(f"compile=True: the {backend} backend has no compile option (the torch backend has)")
-        predictor = Predictor(package, open_backend(chosen, package, device, precision, compile))
+        predictor = Predictor(package, open_backend(chosen, package, device, precision, compile, shares_cores))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
-    return _fastest(package, device, (precision,), compile)
+    return _fastest(package, device, (precision,), compile, shares_cores)
 
 
 def resolve_device(device: str) -> str:
@@ -273,14 +277,24 @@ def resolve_device(device: str) -> str:
 
 
 def open_backend(
-    backend: type[RegisteredBackend], package: ModelPackage, device: str, precision: str, compile: bool = False
+    backend: type[RegisteredBackend],
+    package: ModelPackage,
+    device: str,
+    precision: str,
+    compile: bool = False,
+    shares_cores: bool = False,
 ) -> RegisteredBackend:
-    """The backend built for this package, or BackendUnavailable saying why it cannot run here."""
+    """The backend built for this package (sharing the CPU's cores if asked), or BackendUnavailable
+    saying why it cannot run here."""
     options = {"compile": compile} if "compile" in backend.options else {}
+    if shares_cores and device_kind(device) == "cpu":
+        options |= backend.sharing_options()
     return backend.open(package, device, precision, **options)
 
 
-def _fastest(package: ModelPackage, device: str, precisions: tuple[str, ...], compile: bool) -> Predictor:
+def _fastest(
+    package: ModelPackage, device: str, precisions: tuple[str, ...], compile: bool, shares_cores: bool = False
+) -> Predictor:
     """Every backend that is available for this package and device, at each of `precisions` it offers,
     timed; the fastest kept. With one precision the candidates are named by backend, else by backend
     and precision ("torch bf16").
@@ -304,7 +318,7 @@ def _fastest(package: ModelPackage, device: str, precisions: tuple[str, ...], co
                 emulated = picking and device_kind(device) == "cpu" and cpu.missing_cpu_units(precision)
                 if emulated:
                     raise BackendUnavailable(emulated)
-                candidate = open_backend(backend, package, device, precision, compile)
+                candidate = open_backend(backend, package, device, precision, compile, shares_cores)
             except BackendUnavailable as error:  # not here (no GPU, library, provider or export): say why, go on
                 refused[label] = str(error)
                 continue

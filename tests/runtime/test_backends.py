@@ -151,6 +151,17 @@ def test_sharing_cores_gives_onnxruntime_a_session_that_does_not_spin_and_answer
     assert torch_backend.sharing_cores() is torch_backend  # only onnxruntime has a spinning option
 
 
+def test_a_predictor_loaded_to_share_the_cores_builds_its_sessions_sleeping(exported_tiny_package):
+    """`shares_cores=True`: onnxruntime's session is opened not spinning (what `auto` times is what
+    runs), so `sharing_cores` has nothing left to copy; the torch backend is as it always is."""
+    onnx = onepass.load(exported_tiny_package, backend="onnxruntime", device="cpu", shares_cores=True).backend
+    assert not onnx.spinning and onnx.sharing_cores() is onnx
+    assert onnx._options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    chosen = onepass.load(exported_tiny_package, device="cpu", shares_cores=True).backend
+    assert chosen.sharing_cores() is chosen
+    assert onepass.load(exported_tiny_package, backend="torch", device="cpu", shares_cores=True).backend.name == "torch"
+
+
 def test_auto_measures_the_backends_and_says_which_it_chose(exported_tiny_package):
     predictor = onepass.load(exported_tiny_package, device="cpu")
     choice = predictor.backend_choice
