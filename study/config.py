@@ -38,7 +38,7 @@ from typing import Any
 from onepass.errors import ConfigError, unknown_name_error
 from onepass.study.errors import StudyError
 from onepass.train.balancing import BALANCERS, build_balancer
-from onepass.train.config import TrainConfig
+from onepass.train.config import TrainConfig, split_task_entries
 from onepass.train.config import options as training_options
 
 STUDY_FORMAT = "onepass-study"
@@ -146,6 +146,18 @@ class StudyConfig:
     def train_config(self, configuration: Configuration, seed: int) -> TrainConfig:
         train, val = self.data_folders()
         values = {**self.base, **configuration.overrides}
+        # task options per task: the configuration's over the base's, for the tasks this run has (a
+        # single-task baseline keeps its own task's)
+        tasks = values.get("tasks", _default("tasks"))
+        base_options, own_options = (
+            self.base.get("task_options") or {},
+            configuration.overrides.get("task_options") or {},
+        )
+        values["task_options"] = {
+            task: {**base_options.get(task, {}), **own_options.get(task, {})}
+            for task in dict.fromkeys([*base_options, *own_options])
+            if task in tasks
+        }
         values.update(
             data=train,
             val_data=val,
@@ -205,7 +217,7 @@ def parse_study(values: Any, source: str = "study config", out: str | None = Non
     if len(seeds) < MIN_SEEDS:
         raise where.error("seeds", f"needs at least {MIN_SEEDS} seeds for a mean ± std, got {len(seeds)}")
 
-    base = where.mapping(values.get("base") or {}, "base")
+    base = _task_entries(where, where.mapping(values.get("base") or {}, "base"), "base")
     where.overrides(base, "base", forbidden=SET_BY_STUDY)
     single_task = where.mapping(values.get("single_task") or {}, "single_task")
     where.overrides(single_task, "single_task", forbidden=SET_BY_STUDY + BUDGET + ("tasks",))
@@ -242,7 +254,9 @@ def _configurations(
         if OTHER_BALANCERS in entry:
             if len(entry) != 1:
                 raise where.error(label, f"{OTHER_BALANCERS} stands alone: {{{OTHER_BALANCERS}: {{overrides}}}}")
-            shared = where.mapping(entry[OTHER_BALANCERS] or {}, f"{label}.{OTHER_BALANCERS}")
+            shared = _task_entries(
+                where, where.mapping(entry[OTHER_BALANCERS] or {}, f"{label}.{OTHER_BALANCERS}"), label
+            )
             if "balancer" in shared or "balancer_options" in shared:
                 raise where.error(f"{label}.{OTHER_BALANCERS}", "sets the balancer itself: remove balancer")
             where.overrides(shared, f"{label}.{OTHER_BALANCERS}", forbidden=SET_BY_STUDY + BUDGET)
@@ -253,7 +267,7 @@ def _configurations(
             raise where.error(f"{label}.name", f"must be a folder name (letters, digits, . _ -), got {name!r}")
         if name.startswith(SINGLE_TASK_PREFIX):
             raise where.error(f"{label}.name", f"{name!r}: names starting {SINGLE_TASK_PREFIX!r} are the baselines'")
-        overrides = {k: v for k, v in entry.items() if k != "name"}
+        overrides = _task_entries(where, {k: v for k, v in entry.items() if k != "name"}, f"configuration {name!r}")
         where.overrides(overrides, f"configuration {name!r}", forbidden=SET_BY_STUDY + BUDGET)
         named.append(Configuration(name, overrides))
     # Expanded after every named entry is known: "other" means no configuration names it explicitly.
@@ -276,6 +290,15 @@ def _configurations(
                 f"reference), got {tasks!r}",
             )
     return tuple(result)
+
+
+def _task_entries(where: _Where, values: dict[str, Any], field: str) -> dict[str, Any]:
+    """`values` with each task written as a mapping ({type: people, nms_iou: 0.5}) made a name, its
+    options moved to `task_options`, as `onepass train` reads a config file."""
+    try:
+        return split_task_entries(values)
+    except ConfigError as error:
+        raise where.error(field, str(error)) from None
 
 
 def _check_runs(where: _Where, study: StudyConfig, configuration: Configuration) -> None:

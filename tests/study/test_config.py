@@ -139,6 +139,34 @@ def test_the_grid_is_configurations_x_seeds_with_one_single_task_baseline_per_ta
     )
 
 
+def test_task_options_reach_every_run_that_has_the_task(tiny_data, tmp_path):
+    """A task written as a mapping in base (or in a configuration's tasks), and base's task_options:
+    each run gets the options of its own tasks, a configuration's over base's, per option."""
+    base = {**study_values(tiny_data, tmp_path)["base"], "task_options": {"people": {"score_threshold": 0.4}}}
+    base["tasks"] = ["semseg", "depth", {"type": "people", "nms_iou": 0.5}]
+    values = study_values(
+        tiny_data,
+        tmp_path / "study",
+        base=base,
+        configurations=[
+            {"name": "shared-fpn"},
+            {"name": "loose-nms", "tasks": ["depth", {"type": "people", "nms_iou": 0.7}]},
+        ],
+    )
+    study = parse_study(values)
+    assert study.tasks == ("semseg", "depth", "people")
+    by_name = {r.configuration: r.config.model for r in study.runs() if r.seed == 0}
+    assert set(by_name) == {"single-semseg", "single-depth", "single-people", "shared-fpn", "loose-nms"}
+    assert by_name["single-people"].task_options == {"people": {"score_threshold": 0.4, "nms_iou": 0.5}}
+    assert by_name["shared-fpn"].task_options == by_name["single-people"].task_options
+    assert by_name["single-semseg"].task_options == {} == by_name["single-depth"].task_options
+    assert by_name["loose-nms"].tasks == ("depth", "people")
+    assert by_name["loose-nms"].task_options == {"people": {"score_threshold": 0.4, "nms_iou": 0.7}}
+    values["base"]["task_options"]["people"]["nms_iou"] = 0.6  # given both ways in base
+    with pytest.raises(StudyError, match="base: tasks: .*nms_iou"):
+        parse_study(values)
+
+
 def test_other_balancers_expands_over_the_registry(tiny_data, tmp_path):
     """One configuration per registered balancer that no configuration names (the base's balancer counts
     for a configuration that sets none), in the entry's place, named after the balancer."""
