@@ -102,6 +102,9 @@ class PeopleTask(InstancesTask):
     # a peak whose box overlaps a better-scoring peak's at IoU above this is suppressed (score 0), in the
     # graph (`suppress_overlaps`); None: every max-pool peak is kept (packages from before the option)
     nms_iou: float | None = None
+    # the loss's weight of a person attribute's cross-entropy (or of "yaw"'s L1) against the detector's
+    # terms; unnamed ones weigh 1
+    attribute_weights: dict[str, float] = field(default_factory=dict)
 
     name: ClassVar[str] = "people"
     tracks_objects: ClassVar[bool] = True  # a video's persons become tracks (dwell and attention time)
@@ -129,6 +132,14 @@ class PeopleTask(InstancesTask):
                 )
         if self.nms_iou is not None and not 0.0 < self.nms_iou < 1.0:
             raise ConfigError(f"people: nms_iou must be in (0, 1) or null (no suppression), got {self.nms_iou}")
+        for name, weight in self.attribute_weights.items():
+            if name not in readable:
+                raise ConfigError(
+                    f"people: attribute_weights names {name!r}, which is not a person attribute of this task "
+                    f"(choose from: {', '.join(readable)})"
+                )
+            if not isinstance(weight, int | float) or isinstance(weight, bool) or not weight >= 0:
+                raise ConfigError(f"people: attribute_weights[{name!r}] must be a number >= 0, got {weight!r}")
         if len(set(self.head_attributes)) != len(self.head_attributes):
             raise ConfigError(f"people: head_attributes names an attribute twice: {list(self.head_attributes)}")
 
@@ -153,6 +164,7 @@ class PeopleTask(InstancesTask):
                 self.score_threshold,
                 self.head_attributes,
                 self.nms_iou,
+                tuple(sorted(self.attribute_weights.items())),
             )
         )
 
@@ -244,14 +256,17 @@ class PeopleTask(InstancesTask):
                 labels = target[attribute].long()
                 known = valid & (labels != MISSING)
                 if bool(known.any()):
-                    total = total + F.cross_entropy(read_at(parts[attribute], where[attribute])[known], labels[known])
+                    weight = self.attribute_weights.get(attribute, 1.0)
+                    logits = read_at(parts[attribute], where[attribute])[known]
+                    total = total + weight * F.cross_entropy(logits, labels[known])
             if self.yaw:
                 yaw = target["yaw"].float()
                 known = valid & ~yaw.isnan()
                 if bool(known.any()):
                     radians = torch.deg2rad(yaw[known])
                     true = torch.stack([radians.sin(), radians.cos()], dim=-1)
-                    total = total + (read_at(parts["yaw"], where["yaw"])[known] - true).abs().mean()
+                    error = (read_at(parts["yaw"], where["yaw"])[known] - true).abs().mean()
+                    total = total + self.attribute_weights.get("yaw", 1.0) * error
         return total
 
     def new_metric(self) -> PeopleMetrics:
