@@ -89,6 +89,15 @@ CONVERT_FORMATS = {
             ),
         ),
         ConvertFormat(
+            "sequence-frames",
+            "sequence_frames",
+            "a synthetic sequence dataset's frames -> more images of a folder dataset, with their people",
+            "the sequence dataset folder (sequences.json; `onepass data sequences`)",
+            "a folder dataset (images/ and dataset.json with the same person_attributes): the frames go to "
+            "DST/images/sequences/, their people into DST/people.json",
+            (Option("every", "keep every N-th frame of each sequence (default 1: all)", 1, "number"),),
+        ),
+        ConvertFormat(
             "depth",
             "depth_maps",
             "a folder of depth maps, 16-bit PNGs or float .npy files -> DST/depth/ (16-bit PNG, millimetres)",

@@ -4,6 +4,7 @@
     onepass data convert coco-people export.json my-frames              my-frames/people.json
     onepass data convert semseg-masks masks/ my-frames --classes classes.txt
     onepass data convert depth depth/ my-frames                         my-frames/depth/*.png
+    onepass data convert sequence-frames sequences/ synth-train --every 2   frames + people.json
 
 Each format is a subcommand with its own options (CONVERT_FORMATS); building the parser imports
 nothing heavy.

@@ -1,0 +1,94 @@
+"""A sequence dataset's frames (data/sequence.py) -> more images of a folder dataset, people labels only.
+
+The detector of a model trained on still scenes misses the people a video has most of: walkers cut
+by the image's side as they come in and go out, and people passing behind one another. Adding video
+frames to the still scenes teaches it those. Every `every`-th frame of each sequence is copied to
+DST/images/sequences/<sequence>/<frame>.png, and its people are appended to DST/people.json: each
+box, with its track's attributes, its `looking`, yaw and `truncated`. The frames have no map labels,
+so their map losses are masked.
+
+DST is a folder dataset (dataset.json and images/), often the still scenes themselves or a hard-linked
+copy: people.json is written anew (a new file, not in place), images are added, nothing is removed.
+The sequences' person attributes must be the dataset's, and a frame already there is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from onepass.data.convert import ConvertError
+from onepass.data.convert._dataset import target_dataset
+from onepass.data.people_json import PEOPLE_FILE, people_document, person_annotation, write_people_json
+from onepass.data.sequence import read_sequence_dataset
+
+FRAMES_FOLDER = "sequences"  # under DST/images/
+
+
+def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> str:
+    if every != int(every) or every < 1:
+        raise ConvertError(f"--every must be a whole number >= 1 (every how many frames one is kept), got {every:g}")
+    dataset = target_dataset(dst)
+    sequences = read_sequence_dataset(src)  # validated: boxes, tracks and attributes
+    expected = {k: tuple(v) for k, v in dataset.description.person_attributes.items()}
+    for sequence in sequences:
+        found = {k: tuple(v) for k, v in sequence.person_attributes.items()}
+        if found != expected:
+            raise ConvertError(
+                f"{src}/{sequence.name}: person attributes {found} are not those of {dst / 'dataset.json'} "
+                f"({expected}); the frames' people would not read"
+            )
+    document = _existing(dst / PEOPLE_FILE)
+    image_id = max((image["id"] for image in document["images"]), default=0) + 1
+    annotation_id = max((a["id"] for a in document["annotations"]), default=0) + 1
+    files = dataset.file_names()
+    frames = people = 0
+    for sequence in sequences:
+        height, width = sequence.size
+        for position in range(0, len(sequence.frames), int(every)):
+            frame = sequence.frames[position]
+            name = f"{FRAMES_FOLDER}/{sequence.name}/{frame.path.stem}.png"
+            if name in files:
+                raise ConvertError(f"{dst / 'images' / name}: already there (were these frames added before?)")
+            target = dst / "images" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(frame.path, target)
+            document["images"].append({"id": image_id, "file_name": name, "width": width, "height": height})
+            for person in frame.people:
+                x0, y0, x1, y1 = person.box
+                attributes: dict[str, object] = dict(sequence.tracks[person.track])
+                if person.looking is not None:
+                    attributes["looking"] = person.looking
+                if person.yaw is not None:
+                    attributes["yaw"] = person.yaw
+                box = (x0, y0, x1 - x0, y1 - y0)
+                document["annotations"].append(
+                    person_annotation(annotation_id, image_id, box, attributes, truncated=person.truncated)
+                )
+                annotation_id += 1
+                people += 1
+            image_id += 1
+            frames += 1
+    # validated, then written beside and moved over: a new file, so a hard-linked copy's original keeps its own
+    written = dst / f".{PEOPLE_FILE}.new"
+    write_people_json(written, document, dataset.description.person_attributes)
+    os.replace(written, dst / PEOPLE_FILE)
+    return (
+        f"added {frames} frames of {len(sequences)} sequences (every {int(every)}) with {people} people to {dst}: "
+        f"images/{FRAMES_FOLDER}/ and {PEOPLE_FILE}"
+    )
+
+
+def _existing(path: Path) -> dict:
+    """DST/people.json as it is (validated again when written), or an empty document."""
+    if not path.is_file():
+        return people_document([], [], description="frames of synthetic sequences")
+    try:
+        document = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        raise ConvertError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(document, dict) or not all(isinstance(document.get(k), list) for k in ("images", "annotations")):
+        raise ConvertError(f"{path}: not a people.json (lists 'images' and 'annotations')")
+    return document
