@@ -47,6 +47,9 @@ def model_card(package: ModelPackage) -> dict[str, Any]:
         data, trained_on = "unrecorded", "not recorded (this package's onepass.json has no training provenance)"
     elif synth:
         data, trained_on = "synthetic", f"{_count(training.get('train_images'))} synthetic scenes {_synthetic(synth)}"
+        frames = (training.get("train_data") or {}).get("sequence_frames") or []
+        if frames:  # `onepass data convert sequence-frames` added video frames to the scenes
+            trained_on += f", {_count(sum(f.get('frames', 0) for f in frames))} of them frames of synthetic sequences"
     else:
         path = (training.get("config") or {}).get("data", "?")
         data, trained_on = "dataset", f"{_count(training.get('train_images'))} images of the folder dataset {path}"

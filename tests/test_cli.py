@@ -49,7 +49,7 @@ def test_info_lists_tasks_classes_and_files(package, capsys):
 def test_info_of_the_shipped_model_says_it_knows_only_synthetic_scenes(capsys):
     assert main(["info"]) == 0
     out = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
-    for text in ("trained on 3,000 synthetic scenes", "not meaningful", "real camera frames", "onepass train --data"):
+    for text in ("trained on 4,440 synthetic scenes", "not meaningful", "real camera frames", "onepass train --data"):
         assert text in out, text
 
 

@@ -86,9 +86,18 @@ def data_description(path: str | os.PathLike, images: int) -> dict[str, Any]:
 
 
 def dataset_provenance(path: str | os.PathLike) -> dict[str, Any]:
-    """What made the data, when the folder says so (`onepass data synth` writes synth.json)."""
+    """What made the data, when the folder says so: `onepass data synth` writes synth.json, and
+    `onepass data convert sequence-frames` records the frames it added in sequence_frames.json."""
+    from onepass.data.convert.sequence_frames import SEQUENCE_FRAMES_FILE, read_sequence_frames_record
+
+    provenance: dict[str, Any] = {}
     origin = Path(path) / "synth.json"
-    return {"synth": json.loads(origin.read_text())} if origin.is_file() else {}
+    if origin.is_file():
+        provenance["synth"] = json.loads(origin.read_text())
+    frames = Path(path) / SEQUENCE_FRAMES_FILE
+    if frames.is_file():
+        provenance["sequence_frames"] = read_sequence_frames_record(frames)["added"]
+    return provenance
 
 
 def delta_mtl(results: Metrics, baselines: Metrics, tasks: Sequence[Task]) -> float:

@@ -10,6 +10,10 @@ so their map losses are masked.
 DST is a folder dataset (dataset.json and images/), often the still scenes themselves or a hard-linked
 copy: people.json is written anew (a new file, not in place), images are added, nothing is removed.
 The sequences' person attributes must be the dataset's, and a frame already there is refused.
+
+What was added is recorded in DST/sequence_frames.json (`SEQUENCE_FRAMES_FILE`, versioned; one entry
+per run: the source, its generator when synthetic, `every`, the frames and people added), which a
+trained package's provenance carries next to synth.json (train/evaluate.py `dataset_provenance`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from onepass.data.people_json import PEOPLE_FILE, people_document, person_annota
 from onepass.data.sequence import read_sequence_dataset
 
 FRAMES_FOLDER = "sequences"  # under DST/images/
+SEQUENCE_FRAMES_FILE = "sequence_frames.json"
+SEQUENCE_FRAMES_FORMAT, SEQUENCE_FRAMES_VERSION = "onepass-sequence-frames", 1
 
 
 def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> str:
@@ -75,6 +81,7 @@ def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> s
     written = dst / f".{PEOPLE_FILE}.new"
     write_people_json(written, document, dataset.description.person_attributes)
     os.replace(written, dst / PEOPLE_FILE)
+    _record(dst, src, int(every), frames, people)
     return (
         f"added {frames} frames of {len(sequences)} sequences (every {int(every)}) with {people} people to {dst}: "
         f"images/{FRAMES_FOLDER}/ and {PEOPLE_FILE}"
@@ -92,3 +99,35 @@ def _existing(path: Path) -> dict:
     if not isinstance(document, dict) or not all(isinstance(document.get(k), list) for k in ("images", "annotations")):
         raise ConvertError(f"{path}: not a people.json (lists 'images' and 'annotations')")
     return document
+
+
+def _record(dst: Path, src: Path, every: int, frames: int, people: int) -> None:
+    """Append this run to DST/sequence_frames.json (a new file each time, as people.json)."""
+    path = dst / SEQUENCE_FRAMES_FILE
+    record = {"format": SEQUENCE_FRAMES_FORMAT, "version": SEQUENCE_FRAMES_VERSION, "added": []}
+    if path.is_file():
+        record = read_sequence_frames_record(path)
+    generator = json.loads((src / "sequences.json").read_bytes()).get("generator")
+    entry = {"source": str(src), "every": every, "frames": frames, "people": people}
+    if generator is not None:
+        entry["generator"] = generator
+    record["added"].append(entry)
+    written = dst / f".{SEQUENCE_FRAMES_FILE}.new"
+    written.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(written, path)
+
+
+def read_sequence_frames_record(path: Path) -> dict:
+    """DST/sequence_frames.json, validated: its format, version and list of additions."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        raise ConvertError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (
+        SEQUENCE_FRAMES_FORMAT,
+        SEQUENCE_FRAMES_VERSION,
+    ):
+        raise ConvertError(f"{path}: not a {SEQUENCE_FRAMES_FORMAT} file of version {SEQUENCE_FRAMES_VERSION}")
+    if not isinstance(record.get("added"), list):
+        raise ConvertError(f"{path}: 'added' must be a list")
+    return record

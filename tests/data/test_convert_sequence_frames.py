@@ -58,6 +58,13 @@ def test_every_second_frame_joins_with_its_people_and_the_stills_keep_theirs(sou
                 assert annotation["truncated"] == person.truncated
             people += len(truth)
     assert people > 0
+    from onepass.train.evaluate import dataset_provenance
+
+    provenance = dataset_provenance(mixed)
+    assert provenance["synth"]["n"] == 3  # the stills' own record, kept
+    [added] = provenance["sequence_frames"]
+    assert (added["every"], added["frames"], added["people"]) == (2, len(frame_ids), people)
+    assert added["source"] == str(seq) and added["generator"]["seed"] == 5
     stills_people = json.loads(before)["annotations"]
     assert len(json.loads((mixed / "people.json").read_bytes())["annotations"]) == len(stills_people) + people
 

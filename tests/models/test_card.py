@@ -50,6 +50,13 @@ def test_synthetic_training_data_is_named_with_its_caveat(tmp_path):
     assert card_footnote(card) == f"tiny 2: {CAVEATS['synthetic']}"
 
 
+def test_video_frames_added_to_the_scenes_are_counted_among_them(tmp_path):
+    recorded = training("runs/synth", SYNTH)
+    recorded["train_data"]["sequence_frames"] = [{"source": "seq", "every": 2, "frames": 12, "people": 20}]
+    card = model_card(package_with(tmp_path, recorded))
+    assert card["data"] == "synthetic" and card["trained_on"].endswith(", 12 of them frames of synthetic sequences")
+
+
 def test_a_users_own_dataset_is_named_without_the_synthetic_caveat(tmp_path):
     card = model_card(package_with(tmp_path, training("/data/shop-frames", None), {"path": "/data/held", "images": 9}))
     assert card["data"] == "dataset"
@@ -66,6 +73,8 @@ def test_a_package_without_provenance_says_so(tmp_path):
 
 def test_the_shipped_model_is_honest_about_its_synthetic_training():
     card = model_card(open_package("default"))
-    assert card["data"] == "synthetic" and card["trained_on"].startswith("3,000 synthetic scenes")
+    # version 4: the 3,000 still scenes and 1,440 frames of synthetic sequences
+    assert card["data"] == "synthetic" and card["trained_on"].startswith("4,440 synthetic scenes")
+    assert card["trained_on"].endswith("1,440 of them frames of synthetic sequences")
     assert card["evaluated_on"] == "500 held-out synthetic scenes (seed 1)"
     assert "random initialisation" in card["training"]

@@ -111,7 +111,7 @@ def test_upload_shows_maps_keys_people_and_card_in_view(server, browser, predict
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", sphere) > 0
     # the model card: what it was trained on and what it is not good for
     card = browser.find_element("id", "card").text
-    assert "Trained on 3,000 synthetic scenes" in card and "not meaningful" in card and "onepass train" in card
+    assert "Trained on 4,440 synthetic scenes" in card and "not meaningful" in card and "onepass train" in card
     # everything in view at 1280x800, the words beside the pictures
     viewport = browser.execute_script("return [window.innerWidth, window.innerHeight]")
     assert viewport[0] == WINDOW[0] and viewport[1] <= WINDOW[1]
