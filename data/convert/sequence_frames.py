@@ -108,7 +108,7 @@ def _record(dst: Path, src: Path, every: int, frames: int, people: int) -> None:
     if path.is_file():
         record = read_sequence_frames_record(path)
     generator = json.loads((src / "sequences.json").read_bytes()).get("generator")
-    entry = {"source": str(src), "every": every, "frames": frames, "people": people}
+    entry = {"source": os.path.abspath(src), "every": every, "frames": frames, "people": people}
     if generator is not None:
         entry["generator"] = generator
     record["added"].append(entry)

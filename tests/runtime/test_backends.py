@@ -83,16 +83,16 @@ def _assert_close(results, reference, limits: Limits):
 
 
 FP32 = Limits(0.999, 1e-3, 0.1, 1e-4)  # the export's own fp32 parity limits
-# Measured on the shipped model (semseg, depth, normals, people; onnxruntime 1.32, CPU provider, an
-# AVX2 CPU without VNNI) on the images of `_shipped_model_images` against the torch backend, worst
-# image: fp16 agreement 0.99971, depth rtol 1.25e-3, mean angle 0.024°, lowest box IoU 0.969 over the
-# 6 clear persons, probabilities 3e-4; int8 (7-bit weights, Relu folded: export/int8_options.py's
-# defaults) 0.986, 0.106, 2.46°, 0.945, 0.033. Limits: about twice the measured error for fp16; for
-# int8, where CPUs with VNNI run other integer kernels, about 1.5 to 2 times the measured error and 3
-# points of agreement.
+# Measured on the shipped model (version 4: semseg, depth, normals, people; onnxruntime 1.32, CPU
+# provider, an AVX2 CPU without VNNI) on the images of `_shipped_model_images` against the torch
+# backend, worst image: fp16 agreement 0.99946, depth rtol 4.5e-3, mean angle 0.044°, lowest box IoU
+# 0.992 over the 6 clear persons, probabilities 3e-4; int8 (7-bit weights, Relu folded:
+# export/int8_options.py's defaults) 0.967, 0.095, 2.60°, 0.947, 0.025. Limits: about twice the
+# measured error for fp16; for int8, where CPUs with VNNI run other integer kernels, about 1.5 to 2
+# times the measured error and 3 points of agreement.
 SHIPPED = {
     "fp32": FP32,
-    "fp16": Limits(0.998, 3e-3, 0.05, 1.5e-3, people_box_iou=0.94, people_attribute_atol=1e-3),
+    "fp16": Limits(0.998, 1e-2, 0.1, 1.5e-3, people_box_iou=0.94, people_attribute_atol=1e-3),
     "int8": Limits(0.95, 0.2, 4.0, 0.1, people_box_iou=0.85, people_attribute_atol=0.06),
 }
 
