@@ -41,6 +41,7 @@ from pathlib import Path
 
 from pycocotools.coco import COCO
 
+from onepass.data.files import replace_text
 from onepass.data.folder import DatasetError
 
 PEOPLE_FILE = "people.json"
@@ -95,9 +96,10 @@ def people_document(images: Sequence[Mapping], annotations: Sequence[Mapping], d
 def write_people_json(
     path: str | os.PathLike, document: Mapping, person_attributes: Mapping[str, Sequence[str]]
 ) -> None:
-    """Validate `document` (refusing to write a file the reader would refuse) and write it."""
+    """Validate `document` (refusing to write a file the reader would refuse) and write it, as a new
+    file (`replace_text`)."""
     validate_people_json(document, str(path), person_attributes)
-    Path(path).write_text(json.dumps(document, separators=(",", ":")) + "\n")
+    replace_text(Path(path), json.dumps(document, separators=(",", ":")) + "\n")
 
 
 def load_people_json(

@@ -8,7 +8,7 @@ box, with its track's attributes, its `looking`, yaw and `truncated`. The frames
 so their map losses are masked.
 
 DST is a folder dataset (dataset.json and images/), often the still scenes themselves or a hard-linked
-copy: people.json is written anew (a new file, not in place), images are added, nothing is removed.
+copy: people.json is written as a new file (`replace_text`), images are added, nothing is removed.
 The sequences' person attributes must be the dataset's, and a frame already there is refused.
 
 What was added is recorded in DST/sequence_frames.json (`SEQUENCE_FRAMES_FILE`, versioned; one entry
@@ -25,7 +25,14 @@ from pathlib import Path
 
 from onepass.data.convert import ConvertError
 from onepass.data.convert._dataset import target_dataset
-from onepass.data.people_json import PEOPLE_FILE, people_document, person_annotation, write_people_json
+from onepass.data.files import replace_text
+from onepass.data.people_json import (
+    PEOPLE_FILE,
+    people_document,
+    person_annotation,
+    validate_people_json,
+    write_people_json,
+)
 from onepass.data.sequence import read_sequence_dataset
 
 FRAMES_FOLDER = "sequences"  # under DST/images/
@@ -46,7 +53,7 @@ def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> s
                 f"{src}/{sequence.name}: person attributes {found} are not those of {dst / 'dataset.json'} "
                 f"({expected}); the frames' people would not read"
             )
-    document = _existing(dst / PEOPLE_FILE)
+    document = _existing(dst / PEOPLE_FILE, dataset.description.person_attributes)
     image_id = max((image["id"] for image in document["images"]), default=0) + 1
     annotation_id = max((a["id"] for a in document["annotations"]), default=0) + 1
     files = dataset.file_names()
@@ -77,10 +84,7 @@ def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> s
                 people += 1
             image_id += 1
             frames += 1
-    # validated, then written beside and moved over: a new file, so a hard-linked copy's original keeps its own
-    written = dst / f".{PEOPLE_FILE}.new"
-    write_people_json(written, document, dataset.description.person_attributes)
-    os.replace(written, dst / PEOPLE_FILE)
+    write_people_json(dst / PEOPLE_FILE, document, dataset.description.person_attributes)  # a new file
     _record(dst, src, int(every), frames, people)
     return (
         f"added {frames} frames of {len(sequences)} sequences (every {int(every)}) with {people} people to {dst}: "
@@ -88,16 +92,15 @@ def convert(src: Path, dst: Path, progress: bool = False, every: float = 1) -> s
     )
 
 
-def _existing(path: Path) -> dict:
-    """DST/people.json as it is (validated again when written), or an empty document."""
+def _existing(path: Path, person_attributes) -> dict:
+    """DST/people.json as it is, validated as the reader validates it, or an empty document."""
     if not path.is_file():
         return people_document([], [], description="frames of synthetic sequences")
     try:
         document = json.loads(path.read_bytes())
     except (ValueError, RecursionError) as error:
         raise ConvertError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(document, dict) or not all(isinstance(document.get(k), list) for k in ("images", "annotations")):
-        raise ConvertError(f"{path}: not a people.json (lists 'images' and 'annotations')")
+    validate_people_json(document, str(path), person_attributes)
     return document
 
 
@@ -112,9 +115,7 @@ def _record(dst: Path, src: Path, every: int, frames: int, people: int) -> None:
     if generator is not None:
         entry["generator"] = generator
     record["added"].append(entry)
-    written = dst / f".{SEQUENCE_FRAMES_FILE}.new"
-    written.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(written, path)
+    replace_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def read_sequence_frames_record(path: Path) -> dict:
