@@ -5,8 +5,10 @@ size, and int8/fp32 latency at batch 1 and 8, one setting per row.
     python benchmarks/int8_knobs.py MODEL --calib DIR --eval-data DIR --eval-images 48 --seconds 0.5
 
 The rows: the int8 export as it was before the --int8-* options ("before": full-range int8 weights,
-Relu and Clip run on dequantised values), each knob changed alone from it, then the current defaults
-(`onepass export MODEL --int8`), and the defaults at onnxruntime's lower graph optimisation levels.
+Relu and Clip run on dequantised values), each knob changed alone from it, then the defaults before the
+VNNI measurements ("int7 folded": 7-bit weights, Relu and Clip folded) and changes from them, then the
+current defaults (`onepass export MODEL --int8`: int7 folded with each head's last convolution and the
+small ones fp32) with a change or two, and at onnxruntime's lower graph optimisation levels.
 Every row is measured on the same held-out images (export/quality.py, as `onepass export` measures a
 precision), twice: with this CPU's onnxruntime kernels, and with the QDQ graph run unfused
 (ORT_DISABLE_ALL: every Quantize/Dequantize pair computed in fp32 around fp32 operators), the error
@@ -37,7 +39,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from onepass.bench.machine import cpu_flags, cpu_model, features_text, usable_cores
+from onepass.bench.machine import cpu_model, usable_cores
 from onepass.bench.timing import time_calls
 from onepass.export.int8 import export_int8
 from onepass.export.int8_options import Int8Options
@@ -45,9 +47,10 @@ from onepass.export.onnx import fp32_onnx
 from onepass.export.parity import torch_runner
 from onepass.export.quality import Examples, Metrics, folder_examples, graph_metrics, held_out_scenes
 from onepass.models.package import ModelPackage, open_package
+from onepass.runtime.cpu import cpu_flags, features_text
 
 # the export before the --int8-* options existed: the reference the knobs are changed from
-BEFORE = Int8Options(weights="int8", keep_fp32="activations")
+BEFORE = Int8Options(weights="int8", keep_fp32="activations", fp32_below=0)
 ONE_CHANGE = {  # name -> the change, one knob each, from BEFORE
     "--int8-format qoperator": {"format": "qoperator"},
     "--int8-calibration entropy": {"calibration": "entropy"},
@@ -60,11 +63,19 @@ ONE_CHANGE = {  # name -> the change, one knob each, from BEFORE
     "--int8-keep-fp32 activations,last": {"keep_fp32": "activations,last"},
     "--int8-fp32-below 2048": {"fp32_below": 2048},
 }
-COMBINED = {  # further settings from the defaults
-    "defaults + --int8-calibration percentile": {"calibration": "percentile"},
-    "defaults + --int8-keep-fp32 last": {"keep_fp32": "last"},
-    "defaults + --int8-keep-fp32 first": {"keep_fp32": "first"},
-    "defaults + --int8-weights int8 --int8-keep-fp32 first": {"weights": "int8", "keep_fp32": "first"},
+# the defaults until the VNNI measurements (7-bit weights, Relu/Clip folded, every convolution int8), and
+# further settings from them; the two fastest on a VNNI CPU together are the defaults now
+INT7_FOLDED = Int8Options(keep_fp32="none", fp32_below=0)
+COMBINED = {
+    "int7 folded + --int8-calibration percentile": {"calibration": "percentile"},
+    "int7 folded + --int8-keep-fp32 last": {"keep_fp32": "last"},
+    "int7 folded + --int8-keep-fp32 first": {"keep_fp32": "first"},
+    "int7 folded + --int8-weights int8 --int8-keep-fp32 first": {"weights": "int8", "keep_fp32": "first"},
+    "int7 folded + --int8-format qoperator": {"format": "qoperator"},
+    "int7 folded + --int8-fp32-below 2048": {"fp32_below": 2048},
+}
+FROM_DEFAULTS = {
+    "defaults + --int8-weights int8": {"weights": "int8"},
     "defaults + --int8-format qoperator": {"format": "qoperator"},
 }
 LEVELS = {"all": "ORT_ENABLE_ALL", "extended": "ORT_ENABLE_EXTENDED", "basic": "ORT_ENABLE_BASIC"}
@@ -88,8 +99,10 @@ class Setting:
 def settings() -> list[Setting]:
     rows = [Setting("before", BEFORE)]
     rows += [Setting(name, dataclasses.replace(BEFORE, **change)) for name, change in ONE_CHANGE.items()]
+    rows.append(Setting("int7 folded (the defaults before)", INT7_FOLDED))
+    rows += [Setting(name, dataclasses.replace(INT7_FOLDED, **change)) for name, change in COMBINED.items()]
     rows.append(Setting("defaults", Int8Options()))
-    rows += [Setting(name, dataclasses.replace(Int8Options(), **change)) for name, change in COMBINED.items()]
+    rows += [Setting(name, dataclasses.replace(Int8Options(), **change)) for name, change in FROM_DEFAULTS.items()]
     rows += [Setting(f"defaults, ORT level {level}", Int8Options(), level) for level in ("extended", "basic")]
     return rows
 

@@ -22,7 +22,8 @@ from tests.tiny import write_random_dataset
 
 SETTINGS = {
     "defaults": Int8Options(),
-    "qoperator, full-range weights": Int8Options(format="qoperator", weights="int8"),
+    "7-bit weights, activations folded, every layer int8": Int8Options(keep_fp32="none", fp32_below=0),
+    "qoperator, full-range weights": Int8Options(format="qoperator", weights="int8", keep_fp32="none", fp32_below=0),
     "first, last, activations and small layers fp32": Int8Options(keep_fp32="first,last,activations", fp32_below=300),
     "uint8 weights, symmetric activations": Int8Options(weights="uint8", symmetric_activations=True),
 }
@@ -72,14 +73,25 @@ def _quantised_weights(model: onnx.ModelProto) -> list[np.ndarray]:
     return weights
 
 
-def test_defaults_are_qdq_with_7_bit_weights_and_the_activations_folded(int8_files, exported_tiny_package):
-    model = _load(int8_files, "defaults")
+def test_7_bit_weights_with_the_activations_folded(int8_files, exported_tiny_package):
+    model = _load(int8_files, "7-bit weights, activations folded, every layer int8")
     ops = [n.op_type for n in model.graph.node]
     assert "QLinearConv" not in ops and ops.count("Conv") == len(_network_layers(exported_tiny_package, ("Conv",)))
     weights = _quantised_weights(model)
     assert len(weights) == ops.count("Conv") and all(w.dtype == np.int8 for w in weights)
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64  # reduce_range: no int16 saturation
     assert "Relu" not in ops  # folded into the convolutions' output ranges (the tiny model's 10 Relus)
+
+
+def test_defaults_are_qdq_7_bit_folded_with_the_heads_last_and_the_small_layers_fp32(int8_files, exported_tiny_package):
+    assert Int8Options() == Int8Options(format="qdq", weights="int7", keep_fp32="last", fp32_below=2048)
+    model = _load(int8_files, "defaults")
+    assert _float_layers(model) == _expected_fp32(exported_tiny_package, first=False, below=2048)
+    weights = _quantised_weights(model)
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    assert "Relu" not in [n.op_type for n in model.graph.node] and "QLinearConv" not in [
+        n.op_type for n in model.graph.node
+    ]
 
 
 def test_qoperator_writes_integer_convolutions_with_nothing_requantised_between_them(int8_files, exported_tiny_package):
@@ -94,7 +106,9 @@ def test_qoperator_writes_integer_convolutions_with_nothing_requantised_between_
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 127  # --int8-weights int8: full range
 
 
-def test_kept_layers_stay_fp32_and_the_rest_is_quantised(int8_files, exported_tiny_package):
+def _expected_fp32(exported_tiny_package, first: bool, below: int) -> set[str]:
+    """The network layers that should stay fp32: the first (if `first`), every last one (no weighted layer
+    downstream: each head's), and those with fewer than `below` weights."""
     layers = _network_layers(exported_tiny_package)  # the attributes head ends in a matrix product
     source = onnx.load(str(exported_tiny_package / "model.onnx"))
     sizes = {name: array.size for name, array in _initializers(source).items()}
@@ -110,15 +124,21 @@ def test_kept_layers_stay_fp32_and_the_rest_is_quantised(int8_files, exported_ti
                         return True
         return False
 
-    expected = {layers[0].name} | {n.name for n in layers if not feeds_a_layer(n)}
-    expected |= {n.name for n in layers if sizes[n.input[1]] < 300}
+    expected = {layers[0].name} if first else set()
+    expected |= {n.name for n in layers if not feeds_a_layer(n)} | {n.name for n in layers if sizes[n.input[1]] < below}
     assert 2 < len(expected) < len(layers)
-    model = _load(int8_files, "first, last, activations and small layers fp32")
+    return expected
+
+
+def _float_layers(model: onnx.ModelProto) -> set[str]:
+    """The weighted layers whose weight is an fp32 initializer, not a DequantizeLinear's output."""
     produced_by = {t: n for n in model.graph.node for t in n.output}
-    float_weights = {  # an fp32 initializer, not a DequantizeLinear's output
-        n.name for n in model.graph.node if n.op_type in WEIGHTED and n.input[1] not in produced_by
-    }
-    assert float_weights == expected
+    return {n.name for n in model.graph.node if n.op_type in WEIGHTED and n.input[1] not in produced_by}
+
+
+def test_kept_layers_stay_fp32_and_the_rest_is_quantised(int8_files, exported_tiny_package):
+    model = _load(int8_files, "first, last, activations and small layers fp32")
+    assert _float_layers(model) == _expected_fp32(exported_tiny_package, first=True, below=300)
     assert [n.op_type for n in model.graph.node].count("Relu") == 10  # "activations": Relu runs dequantised
 
 
