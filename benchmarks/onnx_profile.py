@@ -4,6 +4,7 @@ onnxruntime backend uses (all). Compare model.onnx and model.int8.onnx with it:
 
     python benchmarks/onnx_profile.py src/onepass/default_model/model.onnx
     python benchmarks/onnx_profile.py src/onepass/default_model/model.int8.onnx --batch 8
+    python benchmarks/onnx_profile.py PACKAGE/model.frame.onnx --size 480x640    # the frame-size graph
 
 The input is random uint8 frames of the graph's own (static) size. Profiling adds its own overhead, so
 the totals are larger than a plain run's latency; read the shares.
@@ -21,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 
-def kernel_times(path: Path, batch: int, runs: int, threads: int) -> tuple[Counter, Counter, Counter]:
+def kernel_times(
+    path: Path, batch: int, runs: int, threads: int, size: tuple[int, int] | None = None
+) -> tuple[Counter, Counter, Counter]:
     """(microseconds per operator type, nodes per operator type, microseconds per node), summed over `runs`."""
     import onnxruntime
 
@@ -33,8 +36,10 @@ def kernel_times(path: Path, batch: int, runs: int, threads: int) -> tuple[Count
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0]
     _, height, width, channels = feed.shape
+    if size is not None:
+        height, width = size
     if not all(isinstance(v, int) for v in (height, width, channels)):
-        raise SystemExit(f"{path}: the input {feed.name} has a dynamic size {feed.shape}; profile a fixed-size graph")
+        raise SystemExit(f"{path}: the input {feed.name} has a dynamic size {feed.shape}: give --size HxW")
     frames = np.random.default_rng(0).integers(0, 256, (batch, height, width, channels), dtype=np.uint8)
     for _ in range(runs):
         session.run(None, {feed.name: frames})
@@ -57,9 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--runs", type=int, default=50, help="profiled runs (default 50)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (default: cores)")
+    parser.add_argument("--size", help="HxW frames, for a graph with a dynamic size (model.frame.onnx)")
     parser.add_argument("--top", type=int, default=15, help="operator types and nodes listed (default 15)")
     args = parser.parse_args(argv)
-    per_type, nodes, per_node = kernel_times(args.graph, args.batch, args.runs, args.threads)
+    size = tuple(int(v) for v in args.size.lower().split("x")) if args.size else None
+    per_type, nodes, per_node = kernel_times(args.graph, args.batch, args.runs, args.threads, size)
     total = sum(per_type.values())
     print(f"{args.graph}: {total / args.runs / 1e3:.2f} ms of kernel time per run (batch {args.batch})")
     for kind, micros in per_type.most_common(args.top):

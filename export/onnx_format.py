@@ -123,7 +123,7 @@ def export_frame(package: ModelPackage, report: dict) -> Path:
     from onepass.export.report import parity_json, print_parity
 
     path = export_frame_onnx(package)
-    checks = frame_parity(package, onnx_runner(path))
+    checks = frame_parity(package, onnx_runner(path), path)
     print_parity(path.name, checks)
     if not all(check.passed for check in checks):
         path.unlink()

@@ -51,10 +51,14 @@ class FrameGraph(nn.Module):
         self.model = model
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
-        config = self.model.config
         size = (image.shape[1], image.shape[2])  # the frame's (H, W); symbolic in the exported graph
-        x = normalise(frame_to_input(image, config.input_size), config.mean, config.std)
-        raw = self.model(x)
+        return self.from_input(frame_to_input(image, self.model.config.input_size), size)
+
+    def from_input(self, x: Tensor, size: tuple[int, int]) -> dict[str, Tensor]:
+        """The graph after its input resize: `x` (N, 3, h, w) grey levels at the model's input size ->
+        every output at the frame's `size` (export parity feeds it another graph's resize)."""
+        config = self.model.config
+        raw = self.model(normalise(x, config.mean, config.std))
         outputs: dict[str, Tensor] = {}
         for task in config.tasks:
             outputs.update(task.postprocess_at(raw[task.name], size))

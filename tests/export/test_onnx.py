@@ -125,6 +125,36 @@ def test_the_frame_size_export_resizes_in_the_graph_and_is_checked(frame_tiny_pa
         assert outputs["attr_people"].shape == (2, 3)
 
 
+def test_frame_parity_checks_the_graphs_own_resize_then_continues_from_it(frame_tiny_package, monkeypatch):
+    """The frame graph's input resize, run alone from its ONNX file, is PyTorch's within a grey level (its
+    own check, first); the outputs are then compared with PyTorch continuing from that same resized input,
+    so a tie rounded the other way on this CPU cannot fail the fp32 limits. A resize that differs by more
+    fails its check."""
+    import numpy as np
+
+    from onepass.export.parity import frame_parity, frame_parity_size, onnx_resized_frames, onnx_runner, parity_images
+    from onepass.models.inference_graph import frame_to_input
+
+    package = open_package(frame_tiny_package)
+    path = frame_tiny_package / "model.frame.onnx"
+    images = parity_images(package, size=frame_parity_size(package))
+    resized = onnx_resized_frames(path, images)
+    assert resized.shape == (len(images), 3, *package.config.input_size)
+    own = frame_to_input(torch.from_numpy(images), package.config.input_size).numpy()
+    assert np.abs(own - resized).max() <= 1.0 and np.mean(own == resized) > 0.99
+    checks = frame_parity(package, onnx_runner(path), path)
+    assert (checks[0].output, checks[0].passed) == ("image", True) and all(c.passed for c in checks)
+    report = json.loads((frame_tiny_package / "exports.json").read_text())["files"]["model.frame.onnx"]
+    assert report["parity"][0]["output"] == "image"  # `onepass export --frame` records it
+
+    import onepass.export.parity as parity_module
+
+    original = parity_module.onnx_resized_frames
+    monkeypatch.setattr(parity_module, "onnx_resized_frames", lambda p, i: original(p, i) + 3.0)  # 3 levels off
+    failed = frame_parity(package, onnx_runner(path), path)
+    assert failed[0].output == "image" and failed[0].value >= 3.0 and not failed[0].passed
+
+
 def test_frame_export_options_are_checked(tmp_path, capsys):
     assert main(["export", str(tmp_path), "--frame", "--out", str(tmp_path / "m.onnx")]) == 2
     assert "--frame write" in capsys.readouterr().err
