@@ -86,7 +86,7 @@ class Predictor:
 
     def stack_frames(self, images: Sequence[ImageInput]) -> tuple[np.ndarray, list[tuple[int, int]]]:
         """Frame phase 1: images of one size as they are, stacked: (N, H, W, 3) uint8 and their (H, W)."""
-        frames = [np.asarray(as_rgb_image(image, f"image {i}")) for i, image in enumerate(images)]
+        frames = [as_rgb_array(image, f"image {i}") for i, image in enumerate(images)]
         sizes = [frame.shape[:2] for frame in frames]
         if len(set(sizes)) > 1:
             raise ConfigError(f"stack_frames: the images must have one size, got {sorted(set(sizes))}")
@@ -209,6 +209,18 @@ def select_tasks(available: Sequence[Task], tasks: Sequence[str] | None) -> list
         if name not in names:
             raise unknown_name_error("task", name, names)
     return list(tasks)
+
+
+def as_rgb_array(image: ImageInput, what: str) -> np.ndarray:
+    """`as_rgb_image` as an (H, W, 3) uint8 array; an (H, W, 3) uint8 array is returned as it is (no copy:
+    going through Pillow copied a 1080x1920 frame twice, 10 ms of the frame path), an (H, W) one with its
+    grey level in each channel, as Pillow's "L" to "RGB" conversion does."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        if image.ndim == 3 and image.shape[2] == 3:
+            return image
+        if image.ndim == 2:
+            return np.repeat(image[:, :, None], 3, axis=2)
+    return np.asarray(as_rgb_image(image, what))
 
 
 def as_rgb_image(image: ImageInput, what: str) -> Image.Image:

@@ -144,3 +144,22 @@ def test_bf16_precision_runs_and_stays_close(package_path):
 def test_unknown_backend(package_path):
     with pytest.raises(ConfigError, match="unknown backend 'onnx'"):
         onepass.load(package_path, backend="onnx", device="cpu")
+
+
+def test_frames_are_stacked_without_going_through_pillow_and_as_pillow_would():
+    """stack_frames' arrays: an RGB uint8 array is used as it is; a grey one gets its level in every
+    channel, as Pillow's "L" to "RGB" conversion does; anything else goes through Pillow, and the errors
+    name the image."""
+    from onepass.runtime.predictor import as_rgb_array, as_rgb_image
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    assert as_rgb_array(rgb, "image 0") is rgb
+    grey = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    np.testing.assert_array_equal(as_rgb_array(grey, "image 0"), np.asarray(as_rgb_image(grey, "image 0")))
+    picture = Image.fromarray(rgb).convert("P")  # a palette image: Pillow converts it
+    np.testing.assert_array_equal(as_rgb_array(picture, "image 0"), np.asarray(picture.convert("RGB")))
+    with pytest.raises(ConfigError, match="image 3: expected an"):
+        as_rgb_array(rgb.astype(np.float32), "image 3")
+    with pytest.raises(ConfigError, match="image 4: expected an"):
+        as_rgb_array(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), "image 4")
