@@ -57,6 +57,7 @@ def write_audience(
             source=frames[0].source,
             planned_frames=len(frames),
             missing_frames=len(frames) - len(analysed),
+            width=frame_width(frames[0]),
         )
     document = {"format": AUDIENCE_FORMAT, "version": AUDIENCE_VERSION, "model": dict(model), "videos": reports}
     root = layout.root
@@ -65,6 +66,23 @@ def write_audience(
     for video, report in reports.items():
         write_atomic(timeline_file(root, video), timeline_png(video, report), layout.temp_dir)
     return document
+
+
+def frame_width(image: InputImage) -> int | None:
+    """A video's (or numbered sequence's) frame width in pixels, from the container's header or the
+    first frame's file header (no decoding); None when it cannot be read (the tracks then get no side
+    crossing)."""
+    from PIL import Image
+
+    from onepass.runtime.video import BadVideo, probe_video
+
+    try:
+        if image.in_video_file:
+            return probe_video(image.source).width
+        with Image.open(image.source) as picture:
+            return picture.width
+    except (BadVideo, OSError):  # unreadable: its error record is written already; no crossing then
+        return None
 
 
 def read_records(path: Path, task: str) -> dict[str, Any]:
@@ -115,13 +133,14 @@ def timeline_png(video: str, report: Mapping[str, Any]) -> bytes:
     figure = Figure(figsize=(8, 1.2 + 0.32 * max(1, len(tracks))), dpi=100)
     axes = figure.subplots()
     for row, track in enumerate(tracks):
-        axes.barh(row, track["dwell_s"], left=track["first_seen_s"], height=0.6, color="#9ecae1")
+        entered = track["first_seen_s"] - track.get("crossing_s", [0.0, 0.0])[0]  # partly in view from then
+        axes.barh(row, track["dwell_s"], left=entered, height=0.6, color="#9ecae1")
         for start, end in track.get("looking", []):
             axes.barh(row, end - start, left=start, height=0.6, color="#08519c")
     labels = [f"{t['track']}: " + " ".join(v["label"] for v in t["votes"].values()) for t in tracks]
     axes.set_yticks(range(len(tracks)), labels, fontsize=8)
     axes.invert_yaxis()
-    duration = max([t["first_seen_s"] + t["dwell_s"] for t in tracks], default=1.0)
+    duration = max([t["first_seen_s"] - t.get("crossing_s", [0.0])[0] + t["dwell_s"] for t in tracks], default=1.0)
     axes.set_xlim(0, duration)
     axes.set_xlabel("seconds (pale: in view; dark: looking at the display)")
     summary = report["summary"]

@@ -115,7 +115,7 @@ def score_tracking(
     for sequence, frames in zip(sequences, detected, strict=True):
         durations = frame_durations([f.time for f in sequence.frames], sequence.fps)
         ids = link_tracks(frames, sequence.fps, config)
-        reports = track_reports(frames, ids, durations, config.min_frames)
+        reports = track_reports(frames, ids, durations, config.min_frames, sequence.size[1], config.side_seconds)
         kept = _kept_ids(frames, ids, config.min_frames)  # tracker id -> its report
         accumulator = mm.MOTAccumulator(auto_id=True)
         for frame, labelled, frame_ids in zip(frames, sequence.frames, ids, strict=True):

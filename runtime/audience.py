@@ -18,6 +18,7 @@ dwell only. The ground truth of a synthetic sequence is timed the same way, so t
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +30,10 @@ from onepass.errors import ConfigError
 from onepass.models.tasks.base import Detection, Task
 from onepass.runtime.track_stitching import StitchConfig, fragments, majority, stitch
 from onepass.runtime.video import frame_durations
+
+SIDE_MARGIN_PX = 2.0  # a box this close to the image's left or right side touches it
+SPEED_SIGHTINGS = 4  # a track's speed across the image: its box edge over its first (last) sightings
+MIN_SIDE_SPEED = 3.0  # pixels a second; slower, a box at the side is someone standing there, not crossing
 
 AUDIENCE_FORMAT = "onepass-audience"
 AUDIENCE_VERSION = 1
@@ -49,6 +54,11 @@ class TrackerConfig:
     box_buffer: float = 0.3
     lost_seconds: float = 1.5  # a track unseen this long ends (someone hidden behind another, briefly)
     min_frames: int = 3  # a track seen in fewer frames is dropped as a false detection
+    # a track whose first (last) box touches the image's left or right side and moves across it entered
+    # (left) the view before (after) it was found: its box's crossing time, from its speed, counts for
+    # dwell, up to this many seconds at each end (0: off). Needs the frame's width (`audience_report`'s
+    # `width`). On version 4's detections, dwell within 10 % went 57.5 -> 65.5 % of 87 held-out people.
+    side_seconds: float = 1.0
     stitch: StitchConfig = StitchConfig()  # after ByteTrack: which of its tracks are one person's (track_stitching.py)
 
     def __post_init__(self) -> None:
@@ -58,6 +68,8 @@ class TrackerConfig:
             raise ConfigError(f"tracker: box_buffer must be >= 0, got {self}")
         if self.lost_seconds < 0 or self.min_frames < 1:
             raise ConfigError(f"tracker: lost_seconds must be >= 0 and min_frames >= 1, got {self}")
+        if self.side_seconds < 0:
+            raise ConfigError(f"tracker: side_seconds must be >= 0, got {self}")
 
 
 @dataclass(frozen=True)
@@ -147,13 +159,21 @@ def _claim_spawn(
 
 
 def track_reports(
-    frames: Sequence[Frame], ids: Sequence[Sequence[int]], durations: Sequence[float], min_frames: int = 1
+    frames: Sequence[Frame],
+    ids: Sequence[Sequence[int]],
+    durations: Sequence[float],
+    min_frames: int = 1,
+    width: float | None = None,
+    side_seconds: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Per track (ids >= 0, seen in at least `min_frames` frames), numbered 1, 2... by first sighting:
 
     first_seen_s, last_seen_s (the start of its first and last frame), dwell_s, frames, attention_s,
     attraction (attention / dwell), looking (the [start, end] spans of attention), and votes: per attribute
-    the majority label with its vote share."""
+    the majority label with its vote share. With the frame's `width` and `side_seconds`, a track that
+    enters or leaves across the image's left or right side also gets `crossing_s`: [before, after], the
+    seconds it was partly in view before its first sighting and after its last (`side_crossing`),
+    counted in dwell_s."""
     seen: dict[int, list[tuple[int, Detection]]] = {}
     for position, (frame, frame_ids) in enumerate(zip(frames, ids, strict=True)):
         for detection, track in zip(frame.detections, frame_ids, strict=True):
@@ -175,7 +195,8 @@ def track_reports(
                     spans[-1][1] = span_end
                 else:
                     spans.append([span_start, span_end])
-        dwell = end - start
+        crossing = side_crossing(frames, sightings, durations, width, side_seconds) if width else (0.0, 0.0)
+        dwell = end - start + sum(crossing)
         report: dict[str, Any] = {
             "track": len(reports) + 1,
             "first_seen_s": round(start, 3),
@@ -183,6 +204,8 @@ def track_reports(
             "dwell_s": round(dwell, 3),
             "frames": len(sightings),
         }
+        if any(crossing):
+            report["crossing_s"] = [round(crossing[0], 3), round(crossing[1], 3)]
         if any(d.attention is not None for _, d in sightings):
             report["attention_s"] = round(attention, 3)
             report["attraction"] = round(attention / dwell, 4) if dwell > 0 else 0.0
@@ -195,6 +218,50 @@ def track_reports(
         report["votes"] = attributes
         reports.append(report)
     return reports
+
+
+def side_crossing(
+    frames: Sequence[Frame],
+    sightings: Sequence[tuple[int, Detection]],
+    durations: Sequence[float],
+    width: float,
+    limit: float,
+) -> tuple[float, float]:
+    """(before, after): the seconds a track was partly in view before its first sighting and after its
+    last, at most `limit` each. A person walking in across the image's left side is found only once
+    enough of them shows: if the first box touches that side and its other edge moves inward, that edge
+    (the person's front) crossed the side (box width) / (its speed) earlier; the same for the right
+    side, and for leaving.
+    That time is counted in whole frames (the frames in which part of them already showed), so a track
+    found in the very frame its person entered gets nothing. The speed is that edge's over the first
+    (last) `SPEED_SIGHTINGS` sightings."""
+    if limit <= 0 or len(sightings) < 2:
+        return 0.0, 0.0
+
+    def speed(part: Sequence[tuple[int, Detection]], edge: int) -> float:  # pixels a second, + to the right
+        (a, first), (b, last) = part[0], part[-1]
+        seconds = frames[b].time - frames[a].time
+        return (last.box[edge] - first.box[edge]) / seconds if seconds > 0 else 0.0
+
+    def crossing(
+        part: Sequence[tuple[int, Detection]], box: tuple[float, float, float, float], entering: bool
+    ) -> float:
+        # the edge away from the side moves at the person's speed (the one at the side is cut by it)
+        if box[0] <= SIDE_MARGIN_PX:  # at the left side: in from the left (moving right) or out to it
+            moving = speed(part, 2) * (1 if entering else -1)
+            return min(box[2] / moving, limit) if moving >= MIN_SIDE_SPEED else 0.0
+        if box[2] >= width - SIDE_MARGIN_PX:  # at the right side
+            moving = speed(part, 0) * (-1 if entering else 1)
+            return min((width - box[0]) / moving, limit) if moving >= MIN_SIDE_SPEED else 0.0
+        return 0.0
+
+    def whole_frames(seconds: float, frame: float) -> float:
+        return math.floor(seconds / frame) * frame if frame > 0 else 0.0
+
+    first, last = sightings[0][0], sightings[-1][0]
+    before = whole_frames(crossing(sightings[:SPEED_SIGHTINGS], sightings[0][1].box, True), durations[first])
+    after = whole_frames(crossing(sightings[-SPEED_SIGHTINGS:], sightings[-1][1].box, False), durations[last])
+    return before, after
 
 
 def summarise(tracks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -219,11 +286,11 @@ def summarise(tracks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def audience_report(
     frames: Sequence[Frame], rate: float, config: TrackerConfig = TrackerConfig(), **video: Any
 ) -> dict[str, Any]:
-    """One video's audience: `video` (what the caller knows of it: frames, duration...), the tracker's
-    settings, the summary and the tracks. Deterministic: the same frames give the same report."""
+    """One video's audience: `video` (what the caller knows of it: frames, duration, `width` in pixels,
+    which tracks crossing the image's side need...), the tracker's settings, the summary and the tracks. Deterministic: the same frames give the same report."""
     durations = frame_durations([f.time for f in frames], rate)
     ids = link_tracks(frames, rate, config)
-    tracks = track_reports(frames, ids, durations, config.min_frames)
+    tracks = track_reports(frames, ids, durations, config.min_frames, video.get("width"), config.side_seconds)
     return {
         "video": {"analysed_frames": len(frames), **video},
         "tracker": {"name": "bytetrack (trackers)", **asdict(config)},

@@ -84,7 +84,8 @@ def test_a_video_predicts_like_its_frames_and_reports_its_audience(package, clip
     (video,) = document["videos"]
     task = predictor.tasks["people"]
     frames = [Frame(int(k[-6:]), int(k[-6:]) / 8, task.detections(records[k])) for k in keys]
-    expected = audience_report(frames, 4.0, source=str(clip), planned_frames=9, missing_frames=0)
+    # the frame width from the container's header: the tracks' side crossings need it
+    expected = audience_report(frames, 4.0, source=str(clip), planned_frames=9, missing_frames=0, width=80)
     assert document["videos"][video] == json.loads(json.dumps(expected))
     with open(out / "audience.csv", newline="") as file:
         assert len(list(csv.DictReader(file))) == len(expected["tracks"])
@@ -151,3 +152,19 @@ def test_a_numbered_sequence_reports_its_audience(package, tmp_path):
     (report,) = document["videos"].values()
     assert report["video"]["planned_frames"] == 10 and report["video"]["missing_frames"] == 0
     assert np.all([t["dwell_s"] <= 2.0 for t in report["tracks"]])  # 10 frames at 5 fps
+
+
+def test_the_audience_knows_each_videos_frame_width_from_headers(clip, tmp_path):
+    """frame_width: a video's from its container, a numbered sequence's from its first file; None when
+    neither can be read (the report then has no side crossings)."""
+    from onepass.predict.audience_files import frame_width
+    from onepass.predict.inputs import InputImage
+
+    assert frame_width(collect_inputs([str(clip)])[0]) == 80
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(tmp_path / "f000001.png")
+    assert frame_width(InputImage("seq/f000001.png", str(tmp_path / "f000001.png"), "seq", 1, 0.0)) == 50
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    assert (
+        frame_width(InputImage("broken.mp4/000000", str(tmp_path / "broken.mp4"), "broken.mp4", 0, 0.0, True)) is None
+    )
+    assert frame_width(InputImage("gone/f1.png", str(tmp_path / "gone.png"), "gone", 1, 0.0)) is None

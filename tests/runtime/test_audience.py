@@ -105,3 +105,65 @@ def test_the_tracked_task_is_found_by_its_hook():
         all_tasks()[0].detections([])
     with pytest.raises(ConfigError):
         TrackerConfig(min_iou=0.0)
+
+
+SIDE_FPS = 4.0  # a frame lasts 0.25 s
+WIDTH = 160
+
+
+def crossing_report(boxes, width=WIDTH, side_seconds=1.0):
+    """track_reports of one track seen in every frame at `boxes` (its ids given: no tracker)."""
+    from onepass.runtime.audience import track_reports
+    from onepass.runtime.video import frame_durations
+
+    frames = [Frame(i, i / SIDE_FPS, [Detection(box, 0.9)]) for i, box in enumerate(boxes)]
+    durations = frame_durations([f.time for f in frames], SIDE_FPS)
+    (report,) = track_reports(frames, [[1]] * len(frames), durations, 1, width, side_seconds)
+    return report
+
+
+def walker(first_left: float, speed: float, count: int, size: float = 12.0):
+    """A person `size` px wide whose left edge is at `first_left` in frame 0 and moves `speed` px a second,
+    its box cut by the image's sides."""
+    boxes = []
+    for i in range(count):
+        left = first_left + speed * i / SIDE_FPS
+        boxes.append((max(0.0, left), 10.0, min(float(WIDTH), left + size), 50.0))
+    return boxes
+
+
+def test_a_track_found_after_it_entered_across_the_left_side_counts_the_frames_it_showed_before():
+    # found with 10 px of 12 in view, its front moving at 20 px/s: it showed for 0.5 s before (2 frames)
+    report = crossing_report(walker(-2.0, 20.0, 8))
+    assert report["crossing_s"] == [0.5, 0.0] and report["first_seen_s"] == 0.0
+    assert report["dwell_s"] == 8 * 0.25 + 0.5
+    # found with 4 px in view: it entered within the frame before, which is not counted
+    assert "crossing_s" not in crossing_report(walker(-8.0, 20.0, 8))
+
+
+def test_a_track_leaving_across_the_right_side_counts_the_frames_it_still_showed_after():
+    boxes = walker(WIDTH - 12.0 - 7 * 5.0 + 2.0, 20.0, 8)  # last box 10 px in view, at the right side
+    assert boxes[-1][2] == WIDTH
+    report = crossing_report(boxes)
+    assert report["crossing_s"] == [0.0, 0.5] and report["dwell_s"] == 8 * 0.25 + 0.5
+
+
+def test_no_crossing_away_from_the_sides_standing_at_one_or_without_the_width():
+    assert "crossing_s" not in crossing_report(walker(60.0, 20.0, 8))  # inside the image all along
+    assert "crossing_s" not in crossing_report([(0.0, 10.0, 10.0, 50.0)] * 8)  # at the side, not moving
+    # at the left side from the first frame, but walking out across it: nothing before, 0.5 s after
+    leaving = [(0.0, 10.0, 10.0 - 2.0 * i, 50.0) for i in range(4)]  # its right edge at 8 px/s, 4 px left
+    assert crossing_report(leaving)["crossing_s"] == [0.0, 0.5]
+    assert "crossing_s" not in crossing_report(walker(-2.0, 20.0, 8), width=None)
+    assert "crossing_s" not in crossing_report(walker(-2.0, 20.0, 8), side_seconds=0.0)
+    slow = crossing_report(walker(-2.0, 4.0, 8))  # 10 px at 4 px/s: 2.5 s, at most side_seconds
+    assert slow["crossing_s"] == [1.0, 0.0]
+    with pytest.raises(ConfigError, match="side_seconds"):
+        TrackerConfig(side_seconds=-1.0)
+
+
+def test_the_report_takes_the_width_from_what_the_caller_knows_of_the_video():
+    frames = [Frame(i, i / SIDE_FPS, [Detection(box, 0.9)]) for i, box in enumerate(walker(-2.0, 20.0, 12))]
+    with_width = audience_report(frames, SIDE_FPS, width=WIDTH)
+    assert with_width["video"]["width"] == WIDTH and with_width["tracks"][0]["crossing_s"][0] == 0.5
+    assert "crossing_s" not in audience_report(frames, SIDE_FPS)["tracks"][0]

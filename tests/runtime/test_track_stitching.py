@@ -105,6 +105,7 @@ def test_the_settings_are_recorded_in_the_report():
         "box_buffer": 0.3,
         "lost_seconds": 1.5,
         "min_frames": 3,
+        "side_seconds": 1.0,
         "stitch": {"seconds": 2.0, "distance": 0.5, "size_ratio": 1.5},
     }
     custom = TrackerConfig(box_buffer=0.1, stitch=StitchConfig(seconds=1.0, distance=0.25, size_ratio=1.2))
