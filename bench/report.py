@@ -116,7 +116,7 @@ def build_report(results: list[Result], plots: Path | None, relative_to: Path) -
         "Timings depend on how busy the machine was; each run lists its load average.",
         "",
         "Each performance goal, next to its latest figure and the command behind it: "
-        "[docs/performance.md](docs/performance.md), \"Goals, and where each stands\".",
+        '[docs/performance.md](docs/performance.md), "Goals, and where each stands".',
         "",
         "How the figures are taken: each backend and precision runs in a fresh worker process (so peak memory is its "
         "own), on synthetic camera frames; a warm-up, then timed runs of `predict` through the Predictor's three "
