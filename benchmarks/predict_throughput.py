@@ -7,7 +7,8 @@ The predict issue's target: end to end (read files, decode, infer, encode, write
 0.9x the Predictor's own rate on images already decoded in memory (`predictor.predict` on batches
 of the CLI's batch size: preprocessing, inference and per-image results, no files).
 
-`onepass predict` runs as a real subprocess, twice: on a quarter of the images and on all of them.
+`onepass predict` runs as a real subprocess, twice a round (`--rounds`, default 3): on a quarter of the
+images and on all of them; each figure is the median over the rounds (stage_split.py's `steady_rate`).
 The difference of the two wall times cancels start-up (Python, torch, the model, the workers), so
 "steady" is the rate a long job sees; "with start-up" is the full run's own rate. Then each stage
 of the pipeline is timed on its own in this process (stage_split.py), to say where the time goes.
@@ -24,7 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stage_split import print_split, split_stages, write_pipeline_result
+from stage_split import print_rounds, print_split, split_stages, steady_rate, write_pipeline_result
 
 import onepass
 from onepass.bench.machine import describe_machine
@@ -81,6 +82,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long to time the Predictor alone")
     parser.add_argument("--json", help="also write the result here, as a bench document for BENCHMARKS.md")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of Predictor alone, quarter run, full run; medians (default 3)"
+    )
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more `onepass predict` options")
     args = parser.parse_args()
     device = resolve_device(args.device)
@@ -96,17 +100,22 @@ def main() -> None:
             (root / "quarter" / path.name).symlink_to(path)
         images = [np.asarray(decode_image(p)) for p in files]
 
-        alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
-        quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)
-        full = predict_cli(root / "scenes" / "images", root / "out", args.backend, device, args.extra)
+        rounds = []  # (Predictor alone images/s, full run s, quarter run s), the three in turn each round
+        for _ in range(max(1, args.rounds)):
+            alone = predictor_alone(images, args.backend, device, batch_size, args.seconds)
+            quarter = predict_cli(root / "quarter", root / "out-quarter", args.backend, device, args.extra)
+            full = predict_cli(root / "scenes" / "images", root / "out", args.backend, device, args.extra)
+            rounds.append((alone, full, quarter))
         split = stage_split(root / "scenes" / "images", root / "out-split", args.backend, device, batch_size)
 
-    steady = (args.n - args.n // 4) / (full - quarter)
+    rate = steady_rate(rounds, args.n, args.n // 4)
+    alone, steady, full = rate.predictor_per_s, rate.steady_per_s, rate.full_s
     print(
         f"images {args.n} at {args.size[0]}x{args.size[1]}, backend {args.backend}, device {device}, batch {batch_size}"
     )
     print(f"Predictor alone, pre-decoded batches:  {alone:8.1f} images/s")
     print(f"onepass predict, steady (full - 1/4):  {steady:8.1f} images/s  = {steady / alone:.2f}x the Predictor")
+    print_rounds(rate)
     print(f"onepass predict, with start-up:        {args.n / full:8.1f} images/s  ({full:.1f} s for {args.n} images)")
     print_split(split, "onepass predict's stages, one after the other in one process")
     if args.json:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import pickle
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -78,6 +79,42 @@ def split_stages(
     if after is not None:
         clock.time("track", after)
     return clock
+
+
+@dataclass(frozen=True)
+class SteadyRate:
+    """Medians over rounds of (the Predictor alone's rate, the full run's seconds, the quarter run's)."""
+
+    predictor_per_s: float
+    steady_per_s: float  # (items - quarter items) / (full - quarter): start-up cancelled
+    full_s: float
+    ratios: tuple[float, ...]  # each kept round's steady / Predictor alone
+    left_out: int  # rounds whose full run was not clearly longer than their quarter run
+
+
+def steady_rate(rounds: Sequence[tuple[float, float, float]], items: int, quarter_items: int) -> SteadyRate:
+    """The medians of `rounds`. "Steady" is a difference of two subprocess wall times, which scatters by
+    more than 2x between single runs on a shared machine, hence rounds; one whose full run is not 0.5 s
+    longer than its quarter run says nothing (start-up swamps the items' time) and is left out."""
+    kept = [(a, f, q) for a, f, q in rounds if f - q > 0.5]
+    if not kept:
+        differences = [round(f - q, 2) for _, f, q in rounds]
+        raise SystemExit(f"no full run took clearly longer than its quarter run ({differences} s): use more items")
+    steadies = [(items - quarter_items) / (f - q) for _, f, q in kept]
+    return SteadyRate(
+        predictor_per_s=statistics.median(a for a, _, _ in kept),
+        steady_per_s=statistics.median(steadies),
+        full_s=statistics.median(f for _, f, _ in kept),
+        ratios=tuple(s / a for (a, _, _), s in zip(kept, steadies, strict=True)),
+        left_out=len(rounds) - len(kept),
+    )
+
+
+def print_rounds(rate: SteadyRate) -> None:
+    ratios = ", ".join(f"{r:.2f}x" for r in rate.ratios)
+    print(f"  steady / Predictor alone, round by round: {ratios}")
+    if rate.left_out:
+        print(f"  ({rate.left_out} rounds left out: the full run within 0.5 s of the quarter run)")
 
 
 def print_split(clock: StageClock, title: str) -> None:

@@ -11,7 +11,9 @@ a tracked task (a people task), or no audience report is made.
 The video is a synthetic sequence (people walking through a room, data/synth/_sequence.py) encoded
 with H.264. `onepass predict` runs as a real subprocess on the whole video and on its first quarter;
 the difference of the two wall times cancels start-up (Python, torch, the model, the workers), so
-"steady" is what a long video sees; "with start-up" the full run's own rate. Then each stage of the
+"steady" is what a long video sees; "with start-up" the full run's own rate. Both runs and the
+Predictor alone are repeated `--rounds` times (default 3) and the medians reported (stage_split.py's
+`steady_rate`): single runs of the same command scattered from 0.3x to 1.3x. Then each stage of the
 pipeline is timed on its own in this process (stage_split.py), to say where the time goes.
 """
 
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from stage_split import print_split, split_stages, write_pipeline_result
+from stage_split import print_rounds, print_split, split_stages, steady_rate, write_pipeline_result
 
 import onepass
 from onepass.bench.machine import describe_machine
@@ -150,29 +151,12 @@ def main() -> None:
             quarter = predict_cli(root / "quarter.mp4", root / "out-quarter", args.model, args.backend, device, extra)
             rounds.append((alone, full, quarter))
         split = stage_split(root / "full.mp4", root / "out-split", args.model, tasks, args.backend, device, batch_size)
-    # "steady" is a difference of two subprocess wall times, which scatters by more than 2x between single
-    # runs on a shared machine: each round gives one, and the medians are reported
-    # (a round whose full run was not clearly longer than its quarter run says nothing: start-up and its
-    # scatter swamp the frames' time; a longer --seconds is needed then)
-    measured = [(a, f, q) for a, f, q in rounds if f - q > 0.5]
-    if not measured:
-        raise SystemExit(
-            f"no round's full run took clearly longer than its quarter run ({[round(f - q, 2) for _, f, q in rounds]} "
-            "s): the frames take too little time next to start-up; use a longer --seconds"
-        )
-    if len(measured) < len(rounds):
-        print(
-            f"{len(rounds) - len(measured)} of {len(rounds)} rounds left out: full run within 0.5 s of the quarter run"
-        )
-    rounds = measured
-    steadies = [(len(frames) - len(frames) // 4) / (f - q) for _, f, q in rounds]
-    alone, steady = statistics.median(a for a, _, _ in rounds), statistics.median(steadies)
-    full = statistics.median(f for _, f, _ in rounds)
+    rate = steady_rate(rounds, len(frames), len(frames) // 4)
+    alone, steady, full = rate.predictor_per_s, rate.steady_per_s, rate.full_s
     print(f"{len(frames)} frames at {height}x{width}, batch {batch_size}, tasks {args.tasks or 'all'}, {device}")
     print(f"Predictor alone (decoded frames in memory): {alone:.1f} frames/s (median of {len(rounds)} rounds)")
     print(f"onepass predict video.mp4, steady:          {steady:.1f} frames/s ({steady / alone:.2f}x; median)")
-    ratios = ", ".join(f"{s / a:.2f}x" for (a, _, _), s in zip(rounds, steadies, strict=True))
-    print(f"  steady / Predictor alone, round by round:  {ratios}")
+    print_rounds(rate)
     print(
         f"onepass predict video.mp4, with start-up:   {len(frames) / full:.1f} frames/s ({len(frames) / full / alone:.2f}x)"
     )
