@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,11 +42,12 @@ def torch_runner(package: ModelPackage, graph_type: type[torch.nn.Module] = Infe
     return run
 
 
-def onnx_runner(path: str | os.PathLike) -> GraphRunner:
-    """An exported graph on onnxruntime's CPU provider."""
+def onnx_runner(path: str | os.PathLike | bytes) -> GraphRunner:
+    """An exported graph (a file, or a serialised model) on onnxruntime's CPU provider."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    source = path if isinstance(path, bytes) else str(path)
+    session = onnxruntime.InferenceSession(source, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return lambda images: dict(zip(names, session.run(None, {"image": images}), strict=True))
 
@@ -109,10 +108,8 @@ def onnx_resized_frames(path: str | os.PathLike, images: np.ndarray) -> np.ndarr
     if len(rounds) != 1 or len(clips) != 1:
         return None
     output = clips[0].output[0]
-    with tempfile.TemporaryDirectory(prefix="onepass-resize-") as folder:
-        part = Path(folder) / "resize.onnx"
-        onnx.utils.extract_model(str(path), str(part), ["image"], [output])
-        return np.asarray(onnx_runner(part)(images)[output])
+    part = onnx.utils.Extractor(model).extract_model(["image"], [output])  # the loaded graph, cut in memory
+    return np.asarray(onnx_runner(part.SerializeToString())(images)[output])
 
 
 def onnx_parity(

@@ -74,11 +74,11 @@ def frame_width(image: InputImage) -> int | None:
     crossing)."""
     from PIL import Image
 
-    from onepass.runtime.video import BadVideo, probe_video
+    from onepass.runtime.video import BadVideo, video_width
 
     try:
         if image.in_video_file:
-            return probe_video(image.source).width
+            return video_width(image.source)
         with Image.open(image.source) as picture:
             return picture.width
     except (BadVideo, OSError):  # unreadable: its error record is written already; no crossing then
@@ -133,14 +133,13 @@ def timeline_png(video: str, report: Mapping[str, Any]) -> bytes:
     figure = Figure(figsize=(8, 1.2 + 0.32 * max(1, len(tracks))), dpi=100)
     axes = figure.subplots()
     for row, track in enumerate(tracks):
-        entered = track["first_seen_s"] - track.get("crossing_s", [0.0, 0.0])[0]  # partly in view from then
-        axes.barh(row, track["dwell_s"], left=entered, height=0.6, color="#9ecae1")
+        axes.barh(row, track["dwell_s"], left=_entered(track), height=0.6, color="#9ecae1")
         for start, end in track.get("looking", []):
             axes.barh(row, end - start, left=start, height=0.6, color="#08519c")
     labels = [f"{t['track']}: " + " ".join(v["label"] for v in t["votes"].values()) for t in tracks]
     axes.set_yticks(range(len(tracks)), labels, fontsize=8)
     axes.invert_yaxis()
-    duration = max([t["first_seen_s"] - t.get("crossing_s", [0.0])[0] + t["dwell_s"] for t in tracks], default=1.0)
+    duration = max([_entered(t) + t["dwell_s"] for t in tracks], default=1.0)
     axes.set_xlim(0, duration)
     axes.set_xlabel("seconds (pale: in view; dark: looking at the display)")
     summary = report["summary"]
@@ -152,3 +151,8 @@ def timeline_png(video: str, report: Mapping[str, Any]) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _entered(track: Mapping[str, Any]) -> float:
+    """When the track's person came into view: its first sighting, less the side crossing before it."""
+    return track["first_seen_s"] - track.get("crossing_s", [0.0, 0.0])[0]

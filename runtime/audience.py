@@ -287,7 +287,8 @@ def audience_report(
     frames: Sequence[Frame], rate: float, config: TrackerConfig = TrackerConfig(), **video: Any
 ) -> dict[str, Any]:
     """One video's audience: `video` (what the caller knows of it: frames, duration, `width` in pixels,
-    which tracks crossing the image's side need...), the tracker's settings, the summary and the tracks. Deterministic: the same frames give the same report."""
+    which tracks crossing the image's side need...), the tracker's settings, the summary and the
+    tracks. Deterministic: the same frames give the same report."""
     durations = frame_durations([f.time for f in frames], rate)
     ids = link_tracks(frames, rate, config)
     tracks = track_reports(frames, ids, durations, config.min_frames, video.get("width"), config.side_seconds)

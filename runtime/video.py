@@ -103,6 +103,13 @@ def frame_durations(times: list[float], rate: float) -> list[float]:
     return [*steps, last]
 
 
+def video_width(source: str | IO[bytes]) -> int:
+    """The frames' width in pixels, from the container's header alone (`probe_video` reads every packet).
+    Raises BadVideo (frame 0) as `probe_video` does."""
+    with _video_stream(import_av(), source) as (_, stream):
+        return stream.codec_context.width
+
+
 def probe_video(source: str | IO[bytes]) -> VideoPlan:
     """Every frame's time from the container's packets (no decoding). Raises BadVideo (frame 0) when
     the file cannot be opened or has no video stream."""

@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from onepass.data.convert import ConvertError
 from onepass.data.convert._dataset import target_dataset
@@ -96,10 +97,7 @@ def _existing(path: Path, person_attributes) -> dict:
     """DST/people.json as it is, validated as the reader validates it, or an empty document."""
     if not path.is_file():
         return people_document([], [], description="frames of synthetic sequences")
-    try:
-        document = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as error:
-        raise ConvertError(f"{path}: not valid JSON ({error})") from None
+    document = _read_json(path)
     validate_people_json(document, str(path), person_attributes)
     return document
 
@@ -120,10 +118,7 @@ def _record(dst: Path, src: Path, every: int, frames: int, people: int) -> None:
 
 def read_sequence_frames_record(path: Path) -> dict:
     """DST/sequence_frames.json, validated: its format, version and list of additions."""
-    try:
-        record = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as error:
-        raise ConvertError(f"{path}: not valid JSON ({error})") from None
+    record = _read_json(path)
     if not isinstance(record, dict) or (record.get("format"), record.get("version")) != (
         SEQUENCE_FRAMES_FORMAT,
         SEQUENCE_FRAMES_VERSION,
@@ -132,3 +127,10 @@ def read_sequence_frames_record(path: Path) -> dict:
     if not isinstance(record.get("added"), list):
         raise ConvertError(f"{path}: 'added' must be a list")
     return record
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as error:
+        raise ConvertError(f"{path}: not valid JSON ({error})") from None
