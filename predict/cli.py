@@ -44,6 +44,12 @@ def add_parser(commands) -> None:
     )  # fmt: skip
     add_load_arguments(parser)
     parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch backend: torch.compile the model (a minute or more at start-up); with --backend auto, the "
+        "compiled torch model is one of the candidates timed (with --precision auto, at bf16 too where the CPU has it)",
+    )
+    parser.add_argument(
         "--batch-size", dest="batch_size", type=int, help="images per inference call (default: 16 on CPU, 64 on GPU)"
     )
     parser.add_argument("--workers", type=int, help="local engine: reader/writer processes (default: cores, max 8)")
@@ -119,6 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         device=args.device,
         precision=args.precision,
+        compile=args.compile,
         batch_size=args.batch_size,
         workers=args.workers,
         max_pixels=args.max_pixels or MAX_IMAGE_PIXELS,

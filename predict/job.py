@@ -33,6 +33,7 @@ class PredictJob:
     backend: str = "auto"
     device: str = "auto"  # onepass.load's: the first CUDA GPU when there is one, else the CPU
     precision: str = "fp32"
+    compile: bool = False  # torch backend: torch.compile the graph (with backend auto: a candidate to time)
     batch_size: int | None = None  # None: chosen for the backend (see `default_batch_size`)
     workers: int | None = None  # local engine's reader/writer processes; None: one per core, at most 8
     max_pixels: int = MAX_IMAGE_PIXELS
@@ -76,7 +77,7 @@ def default_batch_size(backend: str, device: str) -> int:
 def run_job(job: PredictJob) -> Summary:
     from onepass.errors import ConfigError
     from onepass.models.package import open_package
-    from onepass.runtime.predictor import BACKENDS, MAPS_AT, resolve_device, select_tasks
+    from onepass.runtime.predictor import BACKEND_TYPES, BACKENDS, MAPS_AT, resolve_device, select_tasks
 
     if job.engine not in ENGINES:
         raise ConfigError(f"unknown engine {job.engine!r} (valid: {', '.join(ENGINES)})")
@@ -86,6 +87,8 @@ def run_job(job: PredictJob) -> Summary:
         from onepass.errors import unknown_name_error
 
         raise unknown_name_error("backend", job.backend, list(BACKENDS))
+    if job.compile and job.backend != "auto" and "compile" not in BACKEND_TYPES[job.backend].options:
+        raise ConfigError(f"--compile: the {job.backend} backend has no compile option (the torch backend has)")
     for name, value in (("--batch-size", job.batch_size), ("--workers", job.workers), ("--ray-actors", job.ray_actors)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")
@@ -135,7 +138,13 @@ def run_job(job: PredictJob) -> Summary:
 
                     # run_local decodes and encodes on the cores inference uses: its threads must not spin
                     predictor = load(
-                        package.path, backend=job.backend, device=device, precision=job.precision, shares_cores=True
+                        package.path,
+                        backend=job.backend,
+                        device=device,
+                        precision=job.precision,
+                        compile=job.compile,
+                        shares_cores=True,
+                        batch_size=batch_size,  # "auto" times the candidates at the batch they will run
                     )
                     print(f"onepass predict: backend {predictor.backend_choice}", file=sys.stderr, flush=True)
                     return predictor

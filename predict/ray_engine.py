@@ -72,6 +72,8 @@ def run_ray(
                 "backend": job.backend,
                 "device": job.device,
                 "precision": job.precision,
+                "compile": job.compile,
+                "batch_size": batch_size,
                 "names": writer.output_names(),
             },
             batch_size=batch_size,
@@ -143,10 +145,21 @@ class _Inference:
     """A Ray actor holding one Predictor; runs the backend on a block (bad rows included, as zeros,
     so every block has the same columns; their outputs are dropped by the writer)."""
 
-    def __init__(self, model: str, backend: str, device: str, precision: str, names: list[str]):
+    def __init__(
+        self,
+        model: str,
+        backend: str,
+        device: str,
+        precision: str,
+        compile: bool,
+        batch_size: int,
+        names: list[str],
+    ):
         from onepass.runtime.predictor import load
 
-        self.predictor = load(model, backend=backend, device=device, precision=precision)
+        self.predictor = load(
+            model, backend=backend, device=device, precision=precision, compile=compile, batch_size=batch_size
+        )
         self.names = names
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:

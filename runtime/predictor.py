@@ -236,7 +236,7 @@ def as_rgb_image(image: ImageInput, what: str) -> Image.Image:
 
 
 BACKENDS = ("auto", *BACKEND_TYPES)  # what `backend=` takes: "auto", or a registered backend's name
-AUTO_TIMED_RUNS = 5  # batch-1 runs per candidate when "auto" measures which backend is fastest
+AUTO_TIMED_RUNS = 5  # timed runs per candidate, at the caller's batch size, when "auto" picks a backend
 # precision "auto": the precisions tried, where a backend offers them. int8 is never picked for you: it
 # costs accuracy (docs/performance.md), so it is asked for by name.
 AUTO_PRECISIONS = ("fp32", "bf16")
@@ -249,12 +249,14 @@ def load(
     precision: str = "fp32",
     compile: bool = False,
     shares_cores: bool = False,
+    batch_size: int = 1,
 ) -> Predictor:
     """A Predictor for a model package directory (None or "default": the shipped model).
 
     device "auto" is the first CUDA GPU when there is one, else the CPU. backend "auto" builds every
-    backend that can run this package at `precision` on `device`, times a few batch-1 runs of each
-    and keeps the fastest; `predictor.backend_choice` says what it measured. precision "auto" (with
+    backend that can run this package at `precision` on `device`, times a few runs of each at
+    `batch_size` (the batch the caller will run: which backend is fastest can change with it) and
+    keeps the fastest; `predictor.backend_choice` says what it measured. precision "auto" (with
     backend "auto") times each backend at fp32 and, where it offers it and the hardware computes it
     natively (a CPU with AVX512-BF16 or AMX), at bf16. `compile=True` compiles the torch backend (the
     only one with that option): with bf16 on such a CPU, that is the pairing worth timing.
@@ -269,7 +271,7 @@ def load(
     if precision == "auto":
         if backend != "auto":
             raise ConfigError(f"precision 'auto' picks among backends: use it with backend 'auto', not {backend!r}")
-        return _fastest(package, device, AUTO_PRECISIONS, compile, shares_cores)
+        return _fastest(package, device, AUTO_PRECISIONS, compile, shares_cores, batch_size)
     if backend != "auto":
         chosen = BACKEND_TYPES[backend]
         if compile and "compile" not in chosen.options:
@@ -277,7 +279,7 @@ def load(
         predictor = Predictor(package, open_backend(chosen, package, device, precision, compile, shares_cores))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
-    return _fastest(package, device, (precision,), compile, shares_cores)
+    return _fastest(package, device, (precision,), compile, shares_cores, batch_size)
 
 
 def resolve_device(device: str) -> str:
@@ -305,7 +307,12 @@ def open_backend(
 
 
 def _fastest(
-    package: ModelPackage, device: str, precisions: tuple[str, ...], compile: bool, shares_cores: bool = False
+    package: ModelPackage,
+    device: str,
+    precisions: tuple[str, ...],
+    compile: bool,
+    shares_cores: bool = False,
+    batch_size: int = 1,
 ) -> Predictor:
     """Every backend that is available for this package and device, at each of `precisions` it offers,
     timed; the fastest kept. With one precision the candidates are named by backend, else by backend
@@ -314,7 +321,9 @@ def _fastest(
     Only `BackendUnavailable` leaves a candidate out: a stale or corrupt export is an error to fix, not
     a reason to run something else."""
     height, width = package.config.input_size
-    image = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    image = np.random.default_rng(0).integers(0, 256, (batch_size, height, width, 3), dtype=np.uint8)
     timings: dict[str, float] = {}
     refused: dict[str, str] = {}
     best: Backend | None = None
@@ -351,7 +360,7 @@ def _fastest(
         )
     predictor = Predictor(package, best)
     measured = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in sorted(timings.items(), key=lambda kv: kv[1]))
-    predictor.backend_choice = f"{best_name} (auto: batch-1 median on {device}: {measured})"
+    predictor.backend_choice = f"{best_name} (auto: batch-{batch_size} median on {device}: {measured})"
     predictor.unavailable = refused
     log.info("onepass: backend %s", predictor.backend_choice)
     for name, reason in refused.items():

@@ -107,6 +107,7 @@ def test_a_rerun_with_other_settings_is_refused(input_folder, tmp_path, capsys):
         (["{folder}", "--tasks", "semseg,deph"], "unknown task 'deph'; did you mean 'depth'?"),
         (["{folder}", "--backend", "tensorrtt"], "unknown backend 'tensorrtt'; did you mean 'tensorrt'?"),
         (["{folder}", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["{folder}", "--compile", "--backend", "onnxruntime"], "--compile: the onnxruntime backend has no compile"),
         (["{folder}", "--visualize", "--maps-at", "model"], "--visualize draws the maps over each image"),
     ],
 )

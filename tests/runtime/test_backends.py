@@ -20,6 +20,7 @@ from onepass.errors import ConfigError
 from onepass.models import open_package
 from onepass.models.package import PackageError
 from onepass.runtime import BackendUnavailable, cpu
+from onepass.runtime import predictor as predictor_module
 from onepass.runtime.predictor import python_resizing
 from tests.devices import strict_fp32
 
@@ -169,6 +170,31 @@ def test_auto_measures_the_backends_and_says_which_it_chose(exported_tiny_packag
     timings = dict(part.rsplit(" ", 2)[:2] for part in choice.split(": ", 2)[2].rstrip(")").split(", "))
     assert set(timings) == {"torch", "onnxruntime"}  # tensorrt: no GPU here, so not a candidate
     assert min(timings, key=lambda k: float(timings[k])) == predictor.backend.name  # the fastest is kept
+
+
+def test_auto_times_the_candidates_at_the_batch_the_caller_will_run(exported_tiny_package, monkeypatch):
+    """Which backend is fastest can change with the batch (on an AMX CPU compiled bf16 torch loses to
+    onnxruntime at batch 1 and beats it at batch 8): `batch_size` is the batch every candidate is timed at."""
+    timed: dict[str, set[int]] = {}
+    open_backend = predictor_module.open_backend
+
+    def recording(backend, *args, **kwargs):
+        opened = open_backend(backend, *args, **kwargs)
+        run = opened.run
+
+        def recorded_run(images):
+            timed.setdefault(opened.name, set()).add(len(images))
+            return run(images)
+
+        monkeypatch.setattr(opened, "run", recorded_run)
+        return opened
+
+    monkeypatch.setattr(predictor_module, "open_backend", recording)
+    predictor = onepass.load(exported_tiny_package, device="cpu", batch_size=3)
+    assert timed == {"torch": {3}, "onnxruntime": {3}}
+    assert predictor.backend_choice.startswith(f"{predictor.backend.name} (auto: batch-3 median on cpu:")
+    with pytest.raises(ConfigError, match="batch_size must be an int >= 1, got 0"):
+        onepass.load(exported_tiny_package, device="cpu", batch_size=0)
 
 
 @pytest.mark.parametrize("bf16_units", [True, False], ids=["avx512-bf16 cpu", "avx2 cpu"])
