@@ -4,7 +4,7 @@ uvicorn in one process. `onepass bench serve --without-bentoml` loads it beside 
 that the difference between the two is what BentoML's own layers cost, and the difference between it
 and the baseline server (bench/baseline_server.py) what onepass's app costs.
 
-    python -m onepass.bench.app_server MODEL --port 3002 [--backend B]
+    python -m onepass.bench.app_server MODEL --port 3002 [--backend B] [--precision P] [--compile]
 
 `GET /readyz` answers once the model is warm (BentoML provides it in `onepass serve`).
 """
@@ -29,8 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3002)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args(argv)
-    settings = ServeSettings(model=args.model, backend=args.backend)
+    settings = ServeSettings(model=args.model, backend=args.backend, precision=args.precision, compile=args.compile)
     settings.check()
     runtime, batching, _ = start_runtime(settings, resolve_model(settings.model))
     app = build_app(settings.max_upload_bytes, runtime)

@@ -25,7 +25,7 @@ MODEL_OPTIONS = (
 )  # fmt: skip
 SERVE_OPTIONS = (
     "url", "serve_model", "baseline", "without_bentoml", "concurrency", "maps", "duration", "requests", "image", "upload", "field",
-    "timeout", "backend", "workers",
+    "timeout", "backend", "precision", "compile", "workers",
 )  # fmt: skip
 COMMON_OPTIONS = ("source_size", "warmup", "json", "plot")
 FLAGS = {"serve_model": "--model"}  # options whose flag is not their name (the positional is `model`)
@@ -106,6 +106,10 @@ def add_parser(commands) -> None:
     serve.add_argument("--field", action="append", metavar="KEY=VALUE", help="extra form field sent with each request")
     serve.add_argument("--timeout", type=float, help="per-request timeout in seconds (default 60)")
     serve.add_argument("--backend", help="backend of the in-process reference and the started server (default auto)")
+    serve.add_argument("--precision", help="precision of the reference and the started server (default fp32)")
+    serve.add_argument(
+        "--compile", action="store_true", help="torch.compile the torch backend of the reference and the started server"
+    )
     serve.add_argument("--workers", type=int, help="worker processes of the started onepass serve (default 1)")
     common = parser.add_argument_group("both")
     common.add_argument(
@@ -238,6 +242,8 @@ def _serve(args: argparse.Namespace) -> int:
         fields=tuple(fields),
         timeout=_at_least(args.timeout, 60.0, 0.1, "--timeout"),
         backend=args.backend or "auto",
+        precision=args.precision or "fp32",
+        compile=args.compile,
         workers=_at_least(args.workers, 1, 1, "--workers"),
     )
     document = run_serve_bench(

@@ -354,6 +354,8 @@ class ServeLoadSettings:
     fields: tuple[tuple[str, str], ...] = ()  # extra form fields sent with every request
     timeout: float = 60.0
     backend: str = "auto"  # of the in-process reference and of the server the bench starts
+    precision: str = "fp32"  # ... the same
+    compile: bool = False  # ... the same (torch.compile for the torch backend)
     workers: int = 1  # of the server the bench starts
     in_process_batches: tuple[int, ...] = (1, 2, 4, 8, 16)
     in_process_seconds: float = 1.0

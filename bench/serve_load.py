@@ -227,7 +227,9 @@ def in_process(settings: ServeLoadSettings, payload: Payload, log: Log) -> InPro
     import onepass
     from onepass.data.image import decode_image
 
-    predictor = onepass.load(settings.model, backend=settings.backend)
+    predictor = onepass.load(
+        settings.model, backend=settings.backend, precision=settings.precision, compile=settings.compile
+    )
     log(f"bench serve: in-process reference: {predictor.backend_choice}")
 
     def decode() -> Image.Image:  # as the server decodes an upload
@@ -255,7 +257,13 @@ def free_port() -> int:
 
 def onepass_serve_command(settings: ServeLoadSettings, port: int) -> list[str]:
     command = [sys.executable, "-m", "onepass", "serve", settings.model, "--host", "127.0.0.1", "--port", str(port)]
-    return command + ["--backend", settings.backend, "--workers", str(settings.workers)]
+    return command + [*load_options(settings), "--workers", str(settings.workers)]
+
+
+def load_options(settings: ServeLoadSettings) -> list[str]:
+    """How the servers the bench starts load the model: as the in-process reference does."""
+    options = ["--backend", settings.backend, "--precision", settings.precision]
+    return options + ["--compile"] * settings.compile
 
 
 def baseline_command(settings: ServeLoadSettings, port: int) -> list[str]:
@@ -283,7 +291,7 @@ def baseline_command(settings: ServeLoadSettings, port: int) -> list[str]:
 def app_command(settings: ServeLoadSettings, port: int) -> list[str]:
     """onepass's app and model start-up under plain uvicorn (bench/app_server.py)."""
     command = [sys.executable, "-m", "onepass.bench.app_server", str(settings.model), "--host", "127.0.0.1"]
-    return command + ["--port", str(port), "--backend", settings.backend]
+    return command + ["--port", str(port), *load_options(settings)]
 
 
 @contextlib.contextmanager

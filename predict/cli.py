@@ -44,12 +44,6 @@ def add_parser(commands) -> None:
     )  # fmt: skip
     add_load_arguments(parser)
     parser.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch backend: torch.compile the model (a minute or more at start-up); with --backend auto, the "
-        "compiled torch model is one of the candidates timed (with --precision auto, at bf16 too where the CPU has it)",
-    )
-    parser.add_argument(
         "--batch-size", dest="batch_size", type=int, help="images per inference call (default: 16 on CPU, 64 on GPU)"
     )
     parser.add_argument("--workers", type=int, help="local engine: reader/writer processes (default: cores, max 8)")

@@ -77,6 +77,7 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
         backend=args.backend,
         device=args.device,
         precision=args.precision,
+        compile=args.compile,
         workers=args.workers,
         max_upload_mb=args.max_upload_mb,
         max_batch_size=args.max_batch_size,
@@ -105,7 +106,11 @@ def check_model_loads(settings: ServeSettings) -> str:
     from onepass.serve.settings import resolve_model
 
     predictor = onepass.load(
-        resolve_model(settings.model), backend=settings.backend, device=settings.device, precision=settings.precision
+        resolve_model(settings.model),
+        backend=settings.backend,
+        device=settings.device,
+        precision=settings.precision,
+        compile=settings.compile,
     )
     height, width = predictor.config.input_size
     predictor.backend.run(np.zeros((1, height, width, 3), np.uint8))

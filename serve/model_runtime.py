@@ -45,7 +45,9 @@ def start_runtime(
     -> the Runtime, its batcher (to close at shutdown) and the seconds it all took."""
     start = time.perf_counter()
     keep_freed_memory()
-    predictor = onepass.load(model, backend=settings.backend, device=settings.device, precision=settings.precision)
+    predictor = onepass.load(
+        model, backend=settings.backend, device=settings.device, precision=settings.precision, compile=settings.compile
+    )
     queued = throughput_backend(predictor)
     height, width = predictor.config.input_size
     for backend in [predictor.backend, queued] if queued else [predictor.backend]:

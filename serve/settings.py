@@ -23,6 +23,7 @@ class ServeSettings:
     backend: str = "auto"  # any of onepass.runtime.predictor.BACKENDS, passed through to onepass.load
     device: str = "auto"  # a GPU when there is one (onepass.load resolves it)
     precision: str = "fp32"
+    compile: bool = False  # torch backend: torch.compile the graph (with backend auto: a candidate to time)
     workers: int = 1  # server processes; each loads the model once and batches its own requests
     max_upload_mb: float = 20.0  # a larger request body is refused with 413 before it is read
     max_image_pixels: int = 40_000_000  # a decoded image over this is refused (decompression bombs)
@@ -42,7 +43,7 @@ class ServeSettings:
         for name, value in arguments.items():
             kind = type(getattr(cls, name))
             try:
-                values[name] = kind(value)
+                values[name] = _boolean(value) if kind is bool else kind(value)
             except (TypeError, ValueError):
                 raise ConfigError(f"serve argument {name}={value!r} must be {kind.__name__}") from None
         settings = cls(**values)
@@ -69,6 +70,16 @@ class ServeSettings:
             for f in dataclasses.fields(self)
             if getattr(self, f.name) != getattr(default, f.name)
         }
+
+
+def _boolean(value: Any) -> bool:
+    """A flag from `--arg compile=True` (a string: bool("False") would be True) or from an args file."""
+    if isinstance(value, bool):
+        return value
+    words = {"true": True, "1": True, "false": False, "0": False}
+    if str(value).lower() not in words:
+        raise ValueError(value)
+    return words[str(value).lower()]
 
 
 def resolve_model(spec: str | os.PathLike | None) -> Path | None:

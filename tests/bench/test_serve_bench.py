@@ -26,6 +26,7 @@ from onepass.bench.serve_load import (
     baseline_command,
     batch_size_delta,
     free_port,
+    onepass_serve_command,
     parse_batch_histogram,
     request_payload,
     run_serve_bench,
@@ -195,6 +196,18 @@ def test_baseline_needs_an_onnx_export(tiny_package, tmp_path):
     shutil.copytree(tiny_package, bare, ignore=shutil.ignore_patterns("*.onnx"))
     with pytest.raises(BenchError, match="model.onnx is missing.*onepass export"):
         run_serve_bench(ServeLoadSettings(url="http://127.0.0.1:9", model=str(bare), baseline=True))
+
+
+def test_the_servers_it_starts_load_the_model_as_the_reference_does():
+    """--backend, --precision and --compile reach `onepass serve` and the app without BentoML alike."""
+    settings = ServeLoadSettings(model="default", backend="torch", precision="bf16", compile=True, workers=2)
+    expected = ["--backend", "torch", "--precision", "bf16", "--compile"]
+    serve = onepass_serve_command(settings, 3000)
+    assert serve[serve.index("--backend") :] == [*expected, "--workers", "2"]
+    app = app_command(settings, 3000)
+    assert app[app.index("--backend") :] == expected
+    plain = onepass_serve_command(ServeLoadSettings(model="default"), 3000)
+    assert "--compile" not in plain and plain[plain.index("--precision") + 1] == "fp32"
 
 
 def test_unreachable_server_is_a_one_line_error(capsys):

@@ -38,14 +38,16 @@ def test_options_become_bentoml_arguments_and_the_rest_passes_through(tmp_path):
     package.mkdir()
     (package / "onepass.json").write_text((resolve_default() / "onepass.json").read_text())
     command = command_for(
-        str(package), "--port", "8080", "--workers", "2", "--backend", "torch", "--max-upload-mb", "5",
+        str(package), "--port", "8080", "--workers", "2", "--backend", "torch", "--max-upload-mb", "5", "--compile",
         "--bentoml", "--development", "--timeout-keep-alive", "10",
     )  # fmt: skip
     args = dict(command[i + 1].split("=", 1) for i, a in enumerate(command) if a == "--arg")
-    assert args == {"model": str(package.resolve()), "backend": "torch", "workers": "2", "max_upload_mb": "5.0"}
+    assert args == {
+        "model": str(package.resolve()), "backend": "torch", "compile": "True", "workers": "2", "max_upload_mb": "5.0"
+    }  # fmt: skip
     assert command[-3:] == ["--development", "--timeout-keep-alive", "10"]
     assert ServeSettings.from_arguments(args) == ServeSettings(
-        model=str(package.resolve()), backend="torch", workers=2, max_upload_mb=5.0
+        model=str(package.resolve()), backend="torch", compile=True, workers=2, max_upload_mb=5.0
     )
 
 
@@ -61,6 +63,7 @@ def resolve_default():
         (["serve", "--backend", "onnx"], "unknown backend 'onnx'"),
         (["serve", "--workers", "0"], "workers must be at least 1"),
         (["serve", "--max-batch-size", "1"], "max_batch_size must be at least 2"),
+        (["serve", "--backend", "onnxruntime", "--compile"], "the onnxruntime backend has no compile option"),
     ],
 )
 def test_bad_options_fail_in_one_line(argv, message, capsys, monkeypatch):
@@ -76,6 +79,11 @@ def test_settings_from_arguments_check_names_and_types():
         ServeSettings.from_arguments({"modle": "x"})
     with pytest.raises(ConfigError, match="must be int"):
         ServeSettings.from_arguments({"workers": "many"})
+    # a flag: the text of `--arg compile=False` is not Python's truthiness
+    assert ServeSettings.from_arguments({"compile": "False"}).compile is False
+    assert ServeSettings.from_arguments({"compile": "true"}).compile is True
+    with pytest.raises(ConfigError, match="serve argument compile='yes please' must be bool"):
+        ServeSettings.from_arguments({"compile": "yes please"})
 
 
 def test_resolve_model(tmp_path):
