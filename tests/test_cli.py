@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,8 @@ from onepass.models.package import save_metrics
 from onepass.models.panel import panel_width, tile_size
 from onepass.models.tasks import SemsegTask
 from tests.tiny import CLASSES, tiny_config, write_random_dataset
+
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -105,6 +108,16 @@ def test_user_errors_are_one_line_without_traceback(argv, message, capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "onepass", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "data" in result.stdout and "train" in result.stdout
+
+
+def test_a_reader_that_stops_reading_ends_the_command_without_a_traceback():
+    """`onepass study --plan | head -1`: the pipe closes while the command prints (here before it starts)."""
+    command = [sys.executable, "-m", "onepass", "study", "--config", "configs/study.yaml", "--plan"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPOSITORY)
+    process.stdout.close()  # the child is still importing: every line it prints meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
 
 
 def test_version(capsys):

@@ -200,6 +200,20 @@ def test_the_repository_configs_validate_and_study_every_registered_balancer():
     assert gradnorm == [0.5, 1.5] and any(c.optimizer.lr_tasks for c in configs)
 
 
+def test_the_deeper_studies_change_one_thing_from_the_quick_preset():
+    """docs/study.md, "One level deeper": study-quick-deeper.yaml shares the quick study's folder, data,
+    seeds and base, so its baselines are the quick study's own runs (the same training configs);
+    study-quick-lr.yaml changes only the learning rate, of every run, the baselines included."""
+    quick = load_study(REPOSITORY / "configs" / "study-quick.yaml")
+    deeper = load_study(REPOSITORY / "configs" / "study-quick-deeper.yaml")
+    with_lr = load_study(REPOSITORY / "configs" / "study-quick-lr.yaml")
+    assert (deeper.out, deeper.data, deeper.seeds, deeper.base) == (quick.out, quick.data, quick.seeds, quick.base)
+    baselines = [quick.train_config(c, 0) for c in quick.baselines()]
+    assert [deeper.train_config(c, 0) for c in deeper.baselines()] == baselines
+    assert with_lr.out != quick.out and {**with_lr.base, "lr": quick.base["lr"]} == quick.base
+    assert {c.optimizer.lr for c in (with_lr.train_config(b, 0) for b in with_lr.baselines())} == {0.004}
+
+
 def test_load_study_reads_yaml_and_out_overrides(tiny_data, tmp_path):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(study_values(tiny_data, tmp_path / "from-file")))
