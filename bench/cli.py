@@ -108,7 +108,10 @@ def add_parser(commands) -> None:
     serve.add_argument("--backend", help="backend of the in-process reference and the started server (default auto)")
     serve.add_argument("--precision", help="precision of the reference and the started server (default fp32)")
     serve.add_argument(
-        "--compile", action="store_true", help="torch.compile the torch backend of the reference and the started server"
+        "--compile",
+        action="store_true",
+        default=None,  # None when not given: the mode check names the options of the other mode that were given
+        help="torch.compile the torch backend of the reference and the started server",
     )
     serve.add_argument("--workers", type=int, help="worker processes of the started onepass serve (default 1)")
     common = parser.add_argument_group("both")
@@ -243,7 +246,7 @@ def _serve(args: argparse.Namespace) -> int:
         timeout=_at_least(args.timeout, 60.0, 0.1, "--timeout"),
         backend=args.backend or "auto",
         precision=args.precision or "fp32",
-        compile=args.compile,
+        compile=bool(args.compile),
         workers=_at_least(args.workers, 1, 1, "--workers"),
     )
     document = run_serve_bench(

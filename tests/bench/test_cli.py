@@ -24,6 +24,7 @@ from onepass.cli import main
         (["--head-cost", "nomrals"], "unknown --head-cost task 'nomrals'; did you mean 'normals'?"),
         (["--model", "default"], "--model: not an option of onepass bench MODEL"),
         (["--baseline"], "--baseline: not an option of onepass bench MODEL"),
+        (["--compile"], "--compile: not an option of onepass bench MODEL"),
     ],
 )
 def test_model_mode_errors(tiny_package, argv, message, capsys):
