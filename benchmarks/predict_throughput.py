@@ -119,7 +119,7 @@ def main() -> None:
         split = stage_split(root / "scenes" / "images", root / "out-split", predictor, batch_size)
 
     rate = steady_rate(rounds, args.n, args.n // 4)
-    chosen = predictor.backend_choice.split(" (")[0]  # "onnxruntime", "torch bf16"
+    chosen = f"{predictor.backend.name} {predictor.backend.precision}"  # "onnxruntime fp32", "torch bf16"
     chosen = f"auto: {chosen}" if args.backend == "auto" else chosen
     alone, steady, full = rate.predictor_per_s, rate.steady_per_s, rate.full_s
     print(f"images {args.n} at {args.size[0]}x{args.size[1]}, {' '.join(load_options)}, batch {batch_size}")

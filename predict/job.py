@@ -77,7 +77,7 @@ def default_batch_size(backend: str, device: str) -> int:
 def run_job(job: PredictJob) -> Summary:
     from onepass.errors import ConfigError
     from onepass.models.package import open_package
-    from onepass.runtime.predictor import BACKEND_TYPES, BACKENDS, MAPS_AT, resolve_device, select_tasks
+    from onepass.runtime.predictor import BACKENDS, MAPS_AT, check_compile, resolve_device, select_tasks
 
     if job.engine not in ENGINES:
         raise ConfigError(f"unknown engine {job.engine!r} (valid: {', '.join(ENGINES)})")
@@ -87,8 +87,7 @@ def run_job(job: PredictJob) -> Summary:
         from onepass.errors import unknown_name_error
 
         raise unknown_name_error("backend", job.backend, list(BACKENDS))
-    if job.compile and job.backend != "auto" and "compile" not in BACKEND_TYPES[job.backend].options:
-        raise ConfigError(f"--compile: the {job.backend} backend has no compile option (the torch backend has)")
+    check_compile(job.backend, job.compile, "--compile")  # here, not after the inputs are collected
     for name, value in (("--batch-size", job.batch_size), ("--workers", job.workers), ("--ray-actors", job.ray_actors)):
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be at least 1, got {value}")

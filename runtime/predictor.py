@@ -273,13 +273,18 @@ def load(
             raise ConfigError(f"precision 'auto' picks among backends: use it with backend 'auto', not {backend!r}")
         return _fastest(package, device, AUTO_PRECISIONS, compile, shares_cores, batch_size)
     if backend != "auto":
+        check_compile(backend, compile)
         chosen = BACKEND_TYPES[backend]
-        if compile and "compile" not in chosen.options:
-            raise ConfigError(f"compile=True: the {backend} backend has no compile option (the torch backend has)")
         predictor = Predictor(package, open_backend(chosen, package, device, precision, compile, shares_cores))
         predictor.backend_choice = f"{backend} (asked for)"
         return predictor
     return _fastest(package, device, (precision,), compile, shares_cores, batch_size)
+
+
+def check_compile(backend: str, compile: bool, option: str = "compile=True") -> None:
+    """ConfigError when `compile` is asked of a backend (by name) that has no compile option."""
+    if compile and backend != "auto" and "compile" not in BACKEND_TYPES[backend].options:
+        raise ConfigError(f"{option}: the {backend} backend has no compile option (the torch backend has)")
 
 
 def resolve_device(device: str) -> str:
