@@ -102,15 +102,26 @@ def rgb_image(image: Image.Image, source: str = "the image") -> Image.Image:
 
 def resize_to_input(image: np.ndarray | Image.Image, size: tuple[int, int]) -> np.ndarray:
     """An RGB image (PIL, or (h, w, 3) uint8) -> (H, W, 3) uint8 at `size` by bilinear resizing: how
-    images are fed to the model in training, evaluation, calibration and every backend."""
-    height, width = size
-    if isinstance(image, np.ndarray):
-        if image.shape[:2] == size:
-            return image
-        image = Image.fromarray(image)
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(image)
+    images are fed to the model in training, evaluation, calibration and every backend.
+
+    Pillow's BILINEAR (antialiased when shrinking), computed by torch's uint8 kernel for it
+    (`interpolate(..., antialias=True)` on a channels-last uint8 tensor, vectorised), which gives
+    Pillow's values to within 1 grey level on a few values in 100,000 (tests/data/test_image.py),
+    4x faster than Pillow on a 480x640 frame (2.7 -> 0.6 ms here)."""
+    if isinstance(image, Image.Image):
+        if image.size == (size[1], size[0]):
+            return np.asarray(image)
+        image = np.array(image)  # a writable copy: torch does not take read-only memory
+    elif image.shape[:2] == size:
+        return image
+    elif not image.flags.writeable:
+        image = image.copy()
+    import torch  # here, not at the top: decoding alone (the server's upload check) needs no torch
+    import torch.nn.functional as F
+
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1, 3, h, w), channels last
+    resized = F.interpolate(pixels, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].permute(1, 2, 0).numpy()
 
 
 def _decode(file: BinaryIO, max_pixels: int, source: str, reader: str, too_large: str, size_note: str) -> Image.Image:

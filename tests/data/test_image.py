@@ -108,5 +108,22 @@ def test_resize_to_input_is_the_same_for_an_array_and_its_image():
     small = resize_to_input(pixels, (16, 24))
     assert small.shape == (16, 24, 3) and small.dtype == np.uint8
     np.testing.assert_array_equal(small, resize_to_input(Image.fromarray(pixels), (16, 24)))
-    expected = np.asarray(Image.fromarray(pixels).resize((24, 16), Image.Resampling.BILINEAR))
-    np.testing.assert_array_equal(small, expected)
+    read_only = pixels.copy()
+    read_only.flags.writeable = False
+    np.testing.assert_array_equal(resize_to_input(read_only, (16, 24)), small)
+
+
+@pytest.mark.parametrize(
+    "source, size",
+    [((480, 640), (128, 160)), ((1080, 1920), (128, 160)), ((37, 53), (128, 160)), ((100, 300), (128, 160)), ((7, 5), (16, 24))],
+)
+def test_resize_to_input_gives_pillows_bilinear(source, size):
+    """torch's uint8 kernel stands in for Pillow's BILINEAR (antialiased when shrinking, as training always
+    resized): at most 1 grey level apart, on under 1 % of the values, when shrinking, enlarging, or both."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (*source, 3), dtype=np.uint8)
+    pixels[: source[0] // 2] = np.linspace(0, 255, source[1]).astype(np.uint8)[None, :, None]  # a smooth half
+    expected = np.asarray(Image.fromarray(pixels).resize(size[::-1], Image.Resampling.BILINEAR)).astype(int)
+    difference = np.abs(resize_to_input(pixels, size).astype(int) - expected)
+    assert difference.max() <= 1
+    assert (difference > 0).mean() < 0.01
