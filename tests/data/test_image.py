@@ -115,7 +115,13 @@ def test_resize_to_input_is_the_same_for_an_array_and_its_image():
 
 @pytest.mark.parametrize(
     "source, size",
-    [((480, 640), (128, 160)), ((1080, 1920), (128, 160)), ((37, 53), (128, 160)), ((100, 300), (128, 160)), ((7, 5), (16, 24))],
+    [
+        ((480, 640), (128, 160)),
+        ((1080, 1920), (128, 160)),
+        ((37, 53), (128, 160)),
+        ((100, 300), (128, 160)),
+        ((7, 5), (16, 24)),
+    ],
 )
 def test_resize_to_input_gives_pillows_bilinear(source, size):
     """torch's uint8 kernel stands in for Pillow's BILINEAR (antialiased when shrinking, as training always
