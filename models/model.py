@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from onepass.errors import ConfigError
-from onepass.models.architectures import architecture_class
+from onepass.errors import ConfigError, unknown_name_error
+from onepass.models.architectures import HEAD_CONVOLUTIONS, architecture_class, factorise_heads
 from onepass.models.encoder import Encoder
 from onepass.models.tasks.base import Task, build_task
 
@@ -28,6 +28,9 @@ class ModelConfig:
     encoder: str = "mobilenetv4_conv_small"
     architecture: str = "shared-fpn"  # the cheapest at inference
     decoder_channels: int = 64
+    # the task heads' 3x3 convolutions: "full", or "separable" (depthwise 3x3 + pointwise 1x1:
+    # `factorise_heads`), the lever against the heads' share of the cost (docs/performance.md)
+    head_convolution: str = "full"
     input_size: tuple[int, int] = (128, 160)  # (H, W): the display camera's frame, downscaled
     mean: tuple[float, float, float] = IMAGENET_MEAN  # timm backbones expect ImageNet statistics
     std: tuple[float, float, float] = IMAGENET_STD
@@ -46,6 +49,8 @@ class ModelConfig:
         if len(self.input_size) != 2 or min(self.input_size) < 32 or any(s % 32 for s in self.input_size):
             raise ConfigError(f"input_size must be (H, W), multiples of 32 and >= 32, got {self.input_size}")
         architecture_class(self.architecture)  # fails early with the list of valid names
+        if self.head_convolution not in HEAD_CONVOLUTIONS:
+            raise unknown_name_error("head_convolution", self.head_convolution, list(HEAD_CONVOLUTIONS))
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -58,6 +63,7 @@ class ModelConfig:
             "encoder": self.encoder,
             "architecture": self.architecture,
             "decoder_channels": self.decoder_channels,
+            "head_convolution": self.head_convolution,
             "input_size": list(self.input_size),
             "mean": list(self.mean),
             "std": list(self.std),
@@ -112,6 +118,8 @@ class MultiTaskModel(nn.Module):
         self.heads = architecture_class(config.architecture)(
             self.encoder.channels, config.tasks, config.decoder_channels
         )
+        if config.head_convolution == "separable":
+            factorise_heads(self.heads)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         features = self.encoder(x)

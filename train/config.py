@@ -41,6 +41,7 @@ from onepass.errors import ConfigError, unknown_name_error
 # the registries need. tests/train/test_config.py fails when these and the registries differ.
 TASK_TYPE_NAMES = ("semseg", "depth", "normals", "attributes", "people", "saliency")
 ARCHITECTURE_NAMES = ("shared-fpn", "hps", "padnet")
+HEAD_CONVOLUTIONS = ("full", "separable")  # onepass.models.architectures.HEAD_CONVOLUTIONS
 BALANCER_NAMES = ("fixed", "uncertainty", "gradnorm", "dwa", "famo", "aligned-mtl", "cagrad", "nash-mtl")
 # These two are defined here (train/loop.py builds them).
 OPTIMIZERS = ("adamw", "sgd")
@@ -80,6 +81,10 @@ class ModelOptions:
     encoder: str = option("mobilenetv4_conv_small", "timm model name (any with features_only=True)", metavar="NAME")
     architecture: str = option("shared-fpn", "how the task heads share the network", choices=ARCHITECTURE_NAMES)
     decoder_channels: int = option(64, "channels of the FPN decoder(s)")
+    head_convolution: str = option(
+        "full", "the task heads' 3x3 convolutions: full, or separable (depthwise 3x3 + pointwise 1x1, "
+        "0.13x their multiply-adds at 64 channels)", choices=HEAD_CONVOLUTIONS,
+    )  # fmt: skip
     input_size: tuple[int, int] = option((128, 160), "HxW the model takes, multiples of 32")
     pretrained: bool = option(False, "start the encoder from timm's pretrained weights (a download; provenance only)")
     # Its path and SHA-256 go in the package's provenance, and the package then holds the weights. A

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -20,4 +22,15 @@ def test_architecture_exports_with_parity(tmp_path, architecture):
     checks = onnx_parity(package, export_onnx(package))
     assert {c.output for c in checks} == {s.name for t in package.config.tasks for s in t.output_specs()}
     failed = [c for c in checks if not c.passed]
+    assert not failed, failed
+
+
+@pytest.mark.slow
+def test_separable_heads_export_with_parity(tmp_path):
+    torch.manual_seed(0)
+    config = dataclasses.replace(tiny_config(tasks=every_task_type()), head_convolution="separable")
+    save_package(tmp_path, MultiTaskModel(config).eval(), "tiny")
+    package = open_package(tmp_path)
+    assert package.config.head_convolution == "separable"
+    failed = [c for c in onnx_parity(package, export_onnx(package)) if not c.passed]
     assert not failed, failed

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from torch import nn
 
 from onepass.errors import ConfigError
 from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
@@ -93,3 +96,44 @@ def test_padnet_supervises_initial_predictions_only_in_training():
     # each task's final head reads messages from every other decoder-fed task's features
     messages = model.heads.decoders["semseg"]["messages"]
     assert set(messages) == set(decoder_fed) - {"semseg"}
+
+
+def _full_convolutions(module: nn.Module) -> list[str]:
+    return [
+        name
+        for name, m in module.named_modules()
+        if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.groups == 1 and m.in_channels > 1
+    ]
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_separable_heads_factorise_every_head_convolution_and_nothing_else(architecture):
+    torch.manual_seed(0)
+    full = MultiTaskModel(tiny_config(architecture, tasks=every_task_type()))
+    config = dataclasses.replace(full.config, head_convolution="separable")
+    separable = MultiTaskModel(config).eval()
+    heads = [separable.heads.dense_heads, separable.heads.image_heads]
+    assert _full_convolutions(full.heads.dense_heads) and not any(_full_convolutions(h) for h in heads)
+    for head in heads:  # each 3x3 became depthwise 3x3 -> pointwise 1x1, as wide as before
+        for block in (m for m in head.modules() if isinstance(m, nn.Sequential) and len(m) == 2):
+            depthwise, pointwise = block
+            if isinstance(depthwise, nn.Conv2d) and depthwise.groups > 1:
+                assert depthwise.groups == depthwise.in_channels == depthwise.out_channels == pointwise.in_channels
+                assert depthwise.kernel_size == (3, 3) and pointwise.kernel_size == (1, 1)
+    shared = [n for n, _ in full.named_parameters() if not n.startswith(("heads.dense_heads", "heads.image_heads"))]
+    assert shared == [
+        n for n, _ in separable.named_parameters() if not n.startswith(("heads.dense_heads", "heads.image_heads"))
+    ]
+    assert sum(p.numel() for p in separable.parameters()) < sum(p.numel() for p in full.parameters())
+    full_outputs, outputs = full.eval()(torch.randn(2, 3, 64, 96)), separable(torch.randn(2, 3, 64, 96))
+    assert {k: v.shape for k, v in outputs.items()} == {k: v.shape for k, v in full_outputs.items()}
+
+
+def test_head_convolution_is_saved_checked_and_full_for_older_packages():
+    config = dataclasses.replace(tiny_config(), head_convolution="separable")
+    assert ModelConfig.from_json(config.to_json()) == config
+    older = tiny_config().to_json()
+    del older["head_convolution"]  # packages saved before the option
+    assert ModelConfig.from_json(older).head_convolution == "full"
+    with pytest.raises(ConfigError, match="unknown head_convolution 'seperable'; did you mean 'separable'"):
+        dataclasses.replace(tiny_config(), head_convolution="seperable")

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from onepass.errors import ConfigError
+from onepass.models import architectures
 from onepass.models.architectures import ARCHITECTURES
 from onepass.models.model import ModelConfig
 from onepass.models.tasks import TASK_TYPES
@@ -15,6 +16,7 @@ from onepass.train.balancers import BALANCERS
 from onepass.train.config import (
     ARCHITECTURE_NAMES,
     BALANCER_NAMES,
+    HEAD_CONVOLUTIONS,
     TASK_TYPE_NAMES,
     Augmentation,
     ModelOptions,
@@ -37,6 +39,7 @@ def test_the_flags_names_are_the_registries():
     assert set(TASK_TYPE_NAMES) == built_in(TASK_TYPES)
     assert set(ARCHITECTURE_NAMES) == built_in(ARCHITECTURES)
     assert set(BALANCER_NAMES) == built_in(BALANCERS)
+    assert HEAD_CONVOLUTIONS == architectures.HEAD_CONVOLUTIONS
 
 
 def test_every_option_has_a_unique_key_and_help():
