@@ -212,6 +212,16 @@ def test_the_deeper_studies_change_one_thing_from_the_quick_preset():
     assert [deeper.train_config(c, 0) for c in deeper.baselines()] == baselines
     assert with_lr.out != quick.out and {**with_lr.base, "lr": quick.base["lr"]} == quick.base
     assert {c.optimizer.lr for c in (with_lr.train_config(b, 0) for b in with_lr.baselines())} == {0.004}
+    heads = load_study(REPOSITORY / "configs" / "study-quick-heads.yaml")  # docs/study.md, "Lighter heads"
+    assert (heads.out, heads.data, heads.seeds, heads.base) == (quick.out, quick.data, quick.seeds, quick.base)
+    assert [heads.train_config(c, 0) for c in heads.baselines()] == baselines
+    models = {c.name: heads.train_config(c, 0).model for c in heads.configurations}
+    assert {name: (m.decoder_channels, m.head_convolution) for name, m in models.items()} == {
+        "shared-fpn": (32, "full"),
+        "separable-heads": (32, "separable"),
+        "decoder-64": (64, "full"),
+        "decoder-64-separable-heads": (64, "separable"),
+    }
 
 
 def test_load_study_reads_yaml_and_out_overrides(tiny_data, tmp_path):
