@@ -170,9 +170,8 @@ def preprocess(images: Sequence[ImageInput], input_size: tuple[int, int]) -> tup
     batch = np.empty((len(images), *input_size, 3), np.uint8)
     sizes = []
     for i, image in enumerate(images):
-        # an array stays an array (no copy through Pillow); a PIL image is converted as a file is
-        rgb = as_rgb_array(image, f"image {i}") if isinstance(image, np.ndarray) else as_rgb_image(image, f"image {i}")
-        sizes.append(rgb.shape[:2] if isinstance(rgb, np.ndarray) else (rgb.height, rgb.width))
+        rgb = as_rgb_array(image, f"image {i}")  # an (H, W, 3) array stays as it is, no copy through Pillow
+        sizes.append(rgb.shape[:2])
         batch[i] = resize_to_input(rgb, input_size)
     return batch, sizes
 
