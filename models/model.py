@@ -28,9 +28,6 @@ class ModelConfig:
     encoder: str = "mobilenetv4_conv_small"
     architecture: str = "shared-fpn"  # the cheapest at inference
     decoder_channels: int = 64
-    # the task heads' 3x3 convolutions: "full", or "separable" (depthwise 3x3 + pointwise 1x1:
-    # `factorise_heads`), the lever against the heads' share of the cost (docs/performance.md)
-    head_convolution: str = "full"
     input_size: tuple[int, int] = (128, 160)  # (H, W): the display camera's frame, downscaled
     mean: tuple[float, float, float] = IMAGENET_MEAN  # timm backbones expect ImageNet statistics
     std: tuple[float, float, float] = IMAGENET_STD
@@ -39,6 +36,10 @@ class ModelConfig:
     # loading one never downloads anything (training provenance records the option); an older
     # package's "pretrained" is read and ignored.
     pretrained: bool = field(default=False, compare=False)
+    # The task heads' 3x3 convolutions: "full", or "separable" (depthwise 3x3 + pointwise 1x1:
+    # `factorise_heads`), the lever against the heads' share of the cost (docs/performance.md).
+    # Last, so that the fields before it keep the positions they had before it came.
+    head_convolution: str = "full"
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]

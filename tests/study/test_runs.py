@@ -34,7 +34,13 @@ class FakeRun:
         config = spec.config
         tasks = tuple(t for t in all_tasks() if t.name in config.model.tasks)
         model = config.model
-        model_config = ModelConfig(tasks, model.encoder, model.architecture, model.decoder_channels, model.input_size)
+        model_config = ModelConfig(
+            tasks=tasks,
+            encoder=model.encoder,
+            architecture=model.architecture,
+            decoder_channels=model.decoder_channels,
+            input_size=model.input_size,
+        )
         training = {"config": config.to_json(), "steps": config.run.steps, "seconds": 1.5}
         save_package(spec.out, MultiTaskModel(model_config).eval(), config.run.name, training=training)
         miou, rmse = FAKE[spec.configuration]
