@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 
-from onepass.errors import unknown_name_error
+from onepass.errors import ConfigError, unknown_name_error
 from onepass.models.decoders import FPNDecoder
 from onepass.models.tasks.base import Task, conv_bn_relu
 
@@ -194,6 +194,26 @@ def factorise_heads(architecture: Architecture) -> None:
     """`factorise_convolutions` on every task's head (not on the shared or per-task decoders)."""
     factorise_convolutions(architecture.image_heads)
     factorise_convolutions(architecture.dense_heads)
+
+
+HEAD_STRIDES = (1, 2)  # ModelConfig.head_stride
+
+
+def stride_heads(architecture: Architecture, tasks: Sequence[Task]) -> None:
+    """In place: the first 3x3 convolution of the final head of every task that allows it
+    (`Task.head_may_stride`: the per-pixel maps) strides by 2, so that the head runs at half the
+    decoder's resolution (stride 8 on the stride-4 decoder, a quarter of its multiply-adds) and the
+    task's `resize_raw` upsamples its output to the input in the graph as it already did. The weights
+    keep their names and shapes. The instance heads stay at the decoder's stride (their centres and
+    offsets are in its cells), and so do PAD-Net's initial heads (trained, never served)."""
+    for task in tasks:
+        if not task.head_may_stride or task.name not in architecture.dense_heads:
+            continue
+        head = architecture.dense_heads[task.name]
+        first = next((m for m in head.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)), None)
+        if first is None:
+            raise ConfigError(f"head_stride 2: the {task.name} head has no 3x3 convolution to stride")
+        first.stride = (2, 2)
 
 
 def architecture_class(name: str) -> type[Architecture]:

@@ -10,7 +10,13 @@ import torch
 from torch import Tensor, nn
 
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.architectures import HEAD_CONVOLUTIONS, architecture_class, factorise_heads
+from onepass.models.architectures import (
+    HEAD_CONVOLUTIONS,
+    HEAD_STRIDES,
+    architecture_class,
+    factorise_heads,
+    stride_heads,
+)
 from onepass.models.encoder import Encoder
 from onepass.models.tasks.base import Task, build_task
 
@@ -40,6 +46,9 @@ class ModelConfig:
     # `factorise_heads`), the lever against the heads' share of the cost (docs/performance.md).
     # Last, so that the fields before it keep the positions they had before it came.
     head_convolution: str = "full"
+    # 1, or 2: the per-pixel heads' first convolution strides by 2, so they run at half the decoder's
+    # resolution and their outputs are upsampled in the graph (`stride_heads`; docs/performance.md)
+    head_stride: int = 1
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]
@@ -52,6 +61,8 @@ class ModelConfig:
         architecture_class(self.architecture)  # fails early with the list of valid names
         if self.head_convolution not in HEAD_CONVOLUTIONS:
             raise unknown_name_error("head_convolution", self.head_convolution, list(HEAD_CONVOLUTIONS))
+        if self.head_stride not in HEAD_STRIDES:
+            raise ConfigError(f"head_stride must be one of {list(HEAD_STRIDES)}, got {self.head_stride!r}")
 
     def task(self, name: str) -> Task:
         for task in self.tasks:
@@ -65,6 +76,7 @@ class ModelConfig:
             "architecture": self.architecture,
             "decoder_channels": self.decoder_channels,
             "head_convolution": self.head_convolution,
+            "head_stride": self.head_stride,
             "input_size": list(self.input_size),
             "mean": list(self.mean),
             "std": list(self.std),
@@ -119,6 +131,8 @@ class MultiTaskModel(nn.Module):
         self.heads = architecture_class(config.architecture)(
             self.encoder.channels, config.tasks, config.decoder_channels
         )
+        if config.head_stride == 2:  # before factorising, which keeps each convolution's stride
+            stride_heads(self.heads, config.tasks)
         if config.head_convolution == "separable":
             factorise_heads(self.heads)
 

@@ -85,6 +85,10 @@ class ModelOptions:
         "full", "the task heads' 3x3 convolutions: full, or separable (depthwise 3x3 + pointwise 1x1, "
         "0.13x their multiply-adds at 64 channels)", choices=HEAD_CONVOLUTIONS,
     )  # fmt: skip
+    head_stride: int = option(
+        1, "1, or 2: the per-pixel heads at half the decoder's resolution (a quarter of their "
+        "multiply-adds), their outputs upsampled in the graph",
+    )  # fmt: skip
     input_size: tuple[int, int] = option((128, 160), "HxW the model takes, multiples of 32")
     pretrained: bool = option(False, "start the encoder from timm's pretrained weights (a download; provenance only)")
     # Its path and SHA-256 go in the package's provenance, and the package then holds the weights. A

@@ -118,6 +118,9 @@ class Task(ABC):
     codec: ClassVar[Codec | None] = None  # file/HTTP encoding of a per-pixel prediction or label
     writes_records: ClassVar[bool] = False  # `onepass predict` writes a line per image of `record` to <task>.jsonl
     tracks_objects: ClassVar[bool] = False  # its records hold objects a tracker follows over video frames
+    # Whether its head may run at half the decoder's resolution (ModelConfig.head_stride 2): true where
+    # `resize_raw` brings the raw output to the input's size whatever size the head gave it.
+    head_may_stride: ClassVar[bool] = False
 
     @classmethod
     def from_dataset(cls, description: Any) -> Task:
@@ -306,6 +309,7 @@ class MapTask(Task):
 
     kind: ClassVar[str] = "map"
     head_input: ClassVar[str] = "decoder"
+    head_may_stride: ClassVar[bool] = True  # resize_raw upsamples its output to the input, from any size
     fill_value: ClassVar[float] = 0.0  # target value of pixels without a label (padding)
 
     def build_head(self, in_channels: int) -> nn.Module:

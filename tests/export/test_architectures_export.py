@@ -26,11 +26,14 @@ def test_architecture_exports_with_parity(tmp_path, architecture):
 
 
 @pytest.mark.slow
-def test_separable_heads_export_with_parity(tmp_path):
+@pytest.mark.parametrize(
+    "heads", [{"head_convolution": "separable"}, {"head_convolution": "separable", "head_stride": 2}], ids=str
+)
+def test_lighter_heads_export_with_parity(tmp_path, heads):
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny_config(tasks=every_task_type()), head_convolution="separable")
+    config = dataclasses.replace(tiny_config(tasks=every_task_type()), **heads)
     save_package(tmp_path, MultiTaskModel(config).eval(), "tiny")
     package = open_package(tmp_path)
-    assert package.config.head_convolution == "separable"
+    assert package.config == config
     failed = [c for c in onnx_parity(package, export_onnx(package)) if not c.passed]
     assert not failed, failed

@@ -10,6 +10,7 @@ from torch import nn
 
 from onepass.errors import ConfigError
 from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
+from onepass.models.architectures import HEAD_CONVOLUTIONS
 from onepass.models.tasks import DepthTask
 from tests.tiny import TINY_ENCODER, all_tasks, every_task_type, tiny_config
 
@@ -137,3 +138,56 @@ def test_head_convolution_is_saved_checked_and_full_for_older_packages():
     assert ModelConfig.from_json(older).head_convolution == "full"
     with pytest.raises(ConfigError, match="unknown head_convolution 'seperable'; did you mean 'separable'"):
         dataclasses.replace(tiny_config(), head_convolution="seperable")
+
+
+def _head_strides(model: MultiTaskModel) -> dict[str, tuple[int, int]]:
+    """Each final head's first 3x3 convolution's stride."""
+    strides = {}
+    for name, head in model.heads.dense_heads.items():
+        first = next(m for m in head.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+        strides[name] = first.stride
+    return strides
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("head_convolution", HEAD_CONVOLUTIONS)
+def test_head_stride_2_runs_the_map_heads_at_half_the_decoders_resolution(architecture, head_convolution):
+    torch.manual_seed(0)
+    config = tiny_config(architecture, tasks=every_task_type())
+    config = dataclasses.replace(config, head_convolution=head_convolution)
+    at_decoder = MultiTaskModel(config).eval()
+    strided = MultiTaskModel(dataclasses.replace(config, head_stride=2)).eval()
+    tasks = {t.name: t for t in config.tasks}
+    assert {n: s for n, s in _head_strides(strided).items()} == {
+        n: (2, 2) if tasks[n].head_may_stride else (1, 1) for n in strided.heads.dense_heads
+    }
+    assert set(_head_strides(at_decoder).values()) == {(1, 1)}
+    assert any(tasks[n].head_may_stride for n in strided.heads.dense_heads)
+    assert any(not tasks[n].head_may_stride for n in strided.heads.dense_heads)  # the people head
+    # the same weights, by name and shape: only the convolution's stride differs
+    strided.load_state_dict(at_decoder.state_dict())
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = [
+        head.register_forward_hook(lambda _m, _i, out, name=name: seen.__setitem__(name, tuple(out.shape[-2:])))
+        for name, head in strided.heads.dense_heads.items()
+    ]
+    x = torch.randn(2, 3, 64, 96)
+    outputs, reference = strided(x), at_decoder(x)
+    for hook in hooks:
+        hook.remove()
+    decoder_cells = (64 // 4, 96 // 4)
+    assert seen == {n: (8, 12) if tasks[n].head_may_stride else decoder_cells for n in seen}
+    assert {k: v.shape for k, v in outputs.items()} == {k: v.shape for k, v in reference.items()}
+    for name, value in outputs.items():  # heads that keep the decoder's stride answer as before
+        if not tasks[name].head_may_stride:
+            torch.testing.assert_close(value, reference[name])
+
+
+def test_head_stride_is_saved_checked_and_1_for_older_packages():
+    config = dataclasses.replace(tiny_config(), head_stride=2)
+    assert ModelConfig.from_json(config.to_json()) == config
+    older = tiny_config().to_json()
+    del older["head_stride"]  # packages saved before the option
+    assert ModelConfig.from_json(older).head_stride == 1
+    with pytest.raises(ConfigError, match=r"head_stride must be one of \[1, 2\], got 4"):
+        dataclasses.replace(tiny_config(), head_stride=4)

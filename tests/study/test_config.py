@@ -222,6 +222,17 @@ def test_the_deeper_studies_change_one_thing_from_the_quick_preset():
         "decoder-64": (64, "full"),
         "decoder-64-separable-heads": (64, "separable"),
     }
+    stride = load_study(REPOSITORY / "configs" / "study-quick-stride.yaml")  # docs/study.md, "Lighter heads"
+    assert (stride.out, stride.data, stride.seeds, stride.base) == (quick.out, quick.data, quick.seeds, quick.base)
+    assert [stride.train_config(c, 0) for c in stride.baselines()] == baselines
+    models = {c.name: stride.train_config(c, 0).model for c in stride.configurations}
+    assert {name: (m.decoder_channels, m.head_convolution, m.head_stride) for name, m in models.items()} == {
+        "shared-fpn": (32, "full", 1),
+        "decoder-64": (64, "full", 1),
+        "decoder-64-head-stride-2": (64, "full", 2),
+        "decoder-64-separable-head-stride-2": (64, "separable", 2),
+    }
+    assert models["decoder-64"] == {c.name: heads.train_config(c, 0).model for c in heads.configurations}["decoder-64"]
 
 
 def test_load_study_reads_yaml_and_out_overrides(tiny_data, tmp_path):
