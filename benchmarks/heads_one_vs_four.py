@@ -19,13 +19,14 @@ import dataclasses
 import json
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import onepass
+from onepass.bench.prepare import single_task_packages
+from onepass.bench.timing import time_calls
 from onepass.export.onnx import export_onnx
 from onepass.models import MultiTaskModel, open_package, save_package
 from onepass.runtime.cpu import cpu_features, cpu_flags
@@ -40,29 +41,22 @@ BATCHES = {1: 40, 8: 8}  # batch size -> timed runs per model per round
 
 
 def build(root: Path, name: str, convolution: str, stride: int) -> list:
-    """The one-pass Predictor and its single-task ones, for one head option."""
-    base = open_package("default").config
-    config = dataclasses.replace(base, head_convolution=convolution, head_stride=stride)
-    configs = {name: config} | {f"{name}-{t.name}-only": dataclasses.replace(config, tasks=(t,)) for t in config.tasks}
-    predictors = []
-    for label, each in configs.items():
-        path = root / label
-        if not (path / "model.onnx").is_file():
-            torch.manual_seed(0)
-            save_package(path, MultiTaskModel(each).eval(), label)
-            export_onnx(open_package(path))
-        predictors.append(onepass.load(str(path), backend="onnxruntime"))
-    return predictors
+    """The one-pass Predictor and its single-task ones (the bench's own, `single_task_packages`), for
+    one head option."""
+    config = dataclasses.replace(open_package("default").config, head_convolution=convolution, head_stride=stride)
+    if not (root / name / "onepass.json").is_file():
+        torch.manual_seed(0)
+        save_package(root / name, MultiTaskModel(config).eval(), name)
+    package = open_package(root / name)
+    packages = [package, *single_task_packages(package, config.input_size, root / f"{name}-single")]
+    for each in packages:
+        if not (each.path / "model.onnx").is_file():
+            export_onnx(each)
+    return [onepass.load(str(each.path), backend="onnxruntime") for each in packages]
 
 
 def median_ms(predictor, batch: np.ndarray, runs: int) -> float:
-    predictor.run(batch)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        predictor.run(batch)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return time_calls(lambda: predictor.run(batch), warmup=1, runs=runs, seconds=0.0).latency.p50
 
 
 def main() -> None:

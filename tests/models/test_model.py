@@ -158,7 +158,7 @@ def test_head_stride_2_runs_the_map_heads_at_half_the_decoders_resolution(archit
     at_decoder = MultiTaskModel(config).eval()
     strided = MultiTaskModel(dataclasses.replace(config, head_stride=2)).eval()
     tasks = {t.name: t for t in config.tasks}
-    assert {n: s for n, s in _head_strides(strided).items()} == {
+    assert _head_strides(strided) == {
         n: (2, 2) if tasks[n].head_may_stride else (1, 1) for n in strided.heads.dense_heads
     }
     assert set(_head_strides(at_decoder).values()) == {(1, 1)}
