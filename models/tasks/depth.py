@@ -42,9 +42,11 @@ class DepthTask(NonNegativeMapTask):
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
         valid = target > 0  # (B, H, W)
-        if not bool(valid.any()):
+        count = valid.sum()
+        if not bool(count):
             return None
-        return (self.metres(raw)[valid] - target[valid]).abs().mean()
+        # a masked mean, not boolean indexing: the same loss without nonzero() and index_put's backward
+        return torch.where(valid, (self.metres(raw) - target).abs(), 0.0).sum() / count
 
     def new_metric(self) -> DepthErrors:
         return DepthErrors()

@@ -75,10 +75,11 @@ class NormalsTask(MapTask):
     def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
         # target (B, H, W, 3); valid where it is a non-zero vector
         valid = target.abs().sum(dim=-1) > 0  # (B, H, W)
-        if not bool(valid.any()):
+        count = valid.sum()
+        if not bool(count):
             return None
-        cosine = (self.unit(raw)[valid] * target[valid]).sum(dim=-1)
-        return (1.0 - cosine).mean()
+        cosine = (self.unit(raw) * target).sum(dim=-1)  # a masked mean, as depth's loss
+        return torch.where(valid, 1.0 - cosine, 0.0).sum() / count
 
     def new_metric(self) -> AngleErrors:
         return AngleErrors()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from onepass.data.folder import DatasetError, FolderDataset
-from onepass.train.dataset import Augmentation, TaskDataset, augment
+from onepass.train.dataset import Augmentation, TaskDataset, augment, flat_arrays, jitter_colour, mean_colour
 from tests.tiny import CODECS, all_tasks, write_random_dataset
 
 
@@ -81,3 +81,51 @@ def test_augmentation_is_a_function_of_seed_epoch_and_index(random_dataset):
         np.testing.assert_array_equal(a[2][name].numpy(), b[2][name].numpy())
     b.epoch = 1
     assert not np.array_equal(a[2]["image"].numpy(), b[2]["image"].numpy())
+
+
+def test_cached_samples_give_the_same_items_and_stay_unchanged(random_dataset):
+    plain = dataset(random_dataset, Augmentation())
+    cached = dataset(random_dataset, Augmentation())
+    cached.cache_bytes = 1 << 30
+    for epoch in (0, 1, 2):  # a read from the files, then from memory; flips, zooms and jitter every epoch
+        for index in range(3):
+            expected, actual = plain[(epoch, index)], cached[(epoch, index)]
+            for name in ("image", "semseg", "depth", "normals", "attributes"):
+                np.testing.assert_array_equal(actual[name].numpy(), expected[name].numpy(), err_msg=name)
+    assert sorted(cached._cache) == [0, 1, 2] and cached._cached_bytes > 0
+    image, targets = cached.prepared(0)
+    assert not image.flags.writeable and not targets["normals"].flags.writeable
+    fresh_image, fresh_targets = plain.prepared(0)
+    np.testing.assert_array_equal(image, fresh_image)  # augmenting never wrote into the cache
+    np.testing.assert_array_equal(targets["normals"], fresh_targets["normals"])
+
+
+def test_the_cache_stops_at_its_budget(random_dataset):
+    data = dataset(random_dataset)
+    one_sample = sum(a.nbytes for a in [data.prepared(0)[0], *flat_arrays(data.prepared(0)[1])])
+    data.cache_bytes = 2 * one_sample
+    for index in range(4):
+        data[index]
+    assert sorted(data._cache) == [0, 1] and data._cached_bytes == 2 * one_sample
+
+
+def test_an_epoch_key_augments_as_that_epoch(random_dataset):
+    keyed, by_attribute = dataset(random_dataset, Augmentation()), dataset(random_dataset, Augmentation())
+    by_attribute.epoch = 3
+    np.testing.assert_array_equal(keyed[(3, 1)]["image"].numpy(), by_attribute[1]["image"].numpy())
+
+
+def test_colour_jitter_is_saturation_then_contrast_then_brightness():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    for seed in range(10):
+        brightness, contrast, saturation = 1.0 + np.random.default_rng(seed).uniform(-0.3, 0.3, size=3)
+        x = image.astype(np.float64)
+        gray = x.mean(axis=2, keepdims=True)
+        x = gray + (x - gray) * saturation
+        x = (x - x.mean()) * contrast + x.mean() * brightness
+        expected = np.clip(x, 0, 255).astype(np.uint8)
+        actual = jitter_colour(image, 0.3, np.random.default_rng(seed))
+        assert np.abs(actual.astype(int) - expected).max() <= 1  # float32 rounding at a grey level's edge
+        assert (actual != expected).mean() < 0.01
+    np.testing.assert_allclose(mean_colour(image), image.reshape(-1, 3).mean(axis=0), rtol=1e-5)

@@ -151,3 +151,24 @@ def test_an_existing_run_is_never_overwritten(tmp_path):
     train(config, progress=False)
     with pytest.raises(ValueError, match="already holds a training run.*--resume"):
         train(config, progress=False)
+
+
+def test_one_persistent_loader_serves_every_epoch_as_fresh_loaders_would(tmp_path):
+    """Workers that persist across epochs (and keep their decoded samples) must hand out each epoch's
+    own order and augmentation, and a resumed epoch's rest."""
+    trainer = Trainer(tiny_train_config(tmp_path, num_workers=1, epochs=3), progress=False)
+    reference = Trainer(tiny_train_config(tmp_path, epochs=3, out=str(tmp_path / "other")), progress=False).train_set
+    orders = []
+    for epoch, skip in ((0, 0), (1, 0), (2, 1), (1, 0)):
+        batches = list(trainer.loader(epoch, skip))
+        assert len(batches) == 3 - skip
+        orders.append(torch.cat([b["index"] for b in batches]).tolist())
+        for batch in batches:
+            for position, index in enumerate(batch["index"].tolist()):
+                expected = reference[(epoch, index)]  # that epoch's augmentation, read afresh
+                assert torch.equal(batch["image"][position], expected["image"])
+                assert torch.equal(batch["normals"][position], expected["normals"])
+    assert orders[1] == orders[3] and orders[0] != orders[1]
+    assert trainer.train_set.cache_bytes > 0
+    trainer.close_loader()
+    assert trainer._loader is None
