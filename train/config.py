@@ -260,10 +260,16 @@ class RunOptions:
     amp: bool = option(True, "mixed precision on CUDA (ignored on the CPU)")
     checkpoint_every: int = option(200, "steps between checkpoints", may_change_on_resume=True)
     log_every: int = option(20, "steps between progress-bar loss updates", may_change_on_resume=True)
+    val_every: int = option(
+        1, "epochs between evaluations on val_data in train/log.jsonl (the last epoch's is always made)",
+        may_change_on_resume=True,
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or (self.steps is not None and self.steps < 1):
             raise ConfigError(f"epochs and steps must be positive, got epochs={self.epochs}, steps={self.steps}")
+        if self.val_every < 1:
+            raise ConfigError(f"val_every must be at least 1 epoch, got {self.val_every}")
 
 
 # ---- the whole ------------------------------------------------------------------------------------

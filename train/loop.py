@@ -458,7 +458,8 @@ class Trainer:
         return self.finish()
 
     def log_epoch(self, epoch: int, mean_losses: dict[str, float], seconds: float) -> None:
-        metrics = self.evaluate_val() if self.val_set is not None else None
+        due = (epoch + 1) % self.config.run.val_every == 0 or self.state.step >= self.total_steps
+        metrics = self.evaluate_val() if self.val_set is not None and due else None
         if not self.group.is_main:
             return
         record = {

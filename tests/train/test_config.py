@@ -113,7 +113,7 @@ def test_the_model_options_become_the_model_config():
 def test_the_resume_rule_is_in_the_fields():
     may_change = {o.key for o in options() if o.may_change_on_resume}
     assert may_change == {
-        "out", "name", "val_data", "epochs", "steps", "num_workers", "checkpoint_every", "log_every",
+        "out", "name", "val_data", "epochs", "steps", "num_workers", "checkpoint_every", "log_every", "val_every",
         "calibrate", "calibration_data", "calibration_images",  # they act after the last step
     }  # fmt: skip
     config = TrainConfig.from_mapping(REQUIRED)

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+from onepass.errors import ConfigError
 from onepass.models import open_package
 from onepass.train.config import TrainConfig
 from onepass.train.loop import Trainer, train
@@ -172,3 +173,14 @@ def test_one_persistent_loader_serves_every_epoch_as_fresh_loaders_would(tmp_pat
     assert trainer.train_set.cache_bytes > 0
     trainer.close_loader()
     assert trainer._loader is None
+
+
+def test_val_every_evaluates_every_nth_epoch_and_the_last(tmp_path):
+    config = tiny_train_config(tmp_path, epochs=3, val_every=2)
+    train(config, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "pkg" / "train" / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert [r["val"] is not None for r in records] == [False, True, True]
+    assert set(records[2]["val"]) == set(TASKS)
+    with pytest.raises(ConfigError, match="val_every must be at least 1 epoch, got 0"):
+        tiny_train_config(tmp_path, val_every=0)
