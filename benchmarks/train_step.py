@@ -36,13 +36,9 @@ ARMS = ("files", "memory", "no loader")
 WARMUP_STEPS = 5
 
 
-def build_trainer(config: dict, data: str, out: Path) -> Trainer:
-    return Trainer(TrainConfig.from_mapping({**config, "data": data, "out": str(out)}), progress=False)
-
-
 def time_arm(arm: str, config: dict, data: str, out: Path, steps: int) -> float:
     """ms per optimiser step of one arm, in a fresh Trainer (so a cache never carries over)."""
-    trainer = build_trainer(config, data, out)
+    trainer = Trainer(TrainConfig.from_mapping({**config, "data": data, "out": str(out)}), progress=False)
     dataset = trainer.train_set
     if arm == "memory":  # fill the cache before the worker forks: it starts with every sample
         dataset.cache_bytes = SAMPLE_CACHE_BYTES

@@ -239,7 +239,6 @@ class Trainer:
         self.total_steps = config.run.steps or config.run.epochs * self.steps_per_epoch
         self.state = TrainingState()
         self._loader: torch.utils.data.DataLoader | None = None
-        self._sampler: EpochSampler | None = None
 
     # ---- checkpoints ----------------------------------------------------------------------
     @property
@@ -321,24 +320,23 @@ class Trainer:
         if self._loader is None:
             workers = self.config.data.num_workers
             self.train_set.cache_bytes = SAMPLE_CACHE_BYTES // max(workers, 1)  # each worker caches what it reads
-            self._sampler = EpochSampler(
-                len(self.train_set), self.config.optimizer.batch_size, self.config.run.seed, self.group
-            )
             self._loader = torch.utils.data.DataLoader(
                 self.train_set,
                 batch_size=self.config.optimizer.batch_size,
-                sampler=self._sampler,
+                sampler=EpochSampler(
+                    len(self.train_set), self.config.optimizer.batch_size, self.config.run.seed, self.group
+                ),
                 num_workers=workers,
                 persistent_workers=workers > 0,
                 drop_last=True,
                 pin_memory=self.device.type == "cuda",
             )
-        self._sampler.set_epoch(epoch, skip_batches)
+        self._loader.sampler.set_epoch(epoch, skip_batches)
         return self._loader
 
     def close_loader(self) -> None:
         """Ends the loader's workers and frees their caches (a study trains many runs in one process)."""
-        self._loader = self._sampler = None
+        self._loader = None
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:

@@ -472,6 +472,15 @@ def resize_map(x: Tensor, size: tuple[Any, Any]) -> Tensor:
     return F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def masked_mean(values: Tensor, valid: Tensor) -> Tensor | None:
+    """The mean of `values` where `valid` (same shape), None where nothing is: a masked sum, not
+    boolean indexing, so training pays no nonzero() and no index_put in the backward pass."""
+    count = valid.sum()
+    if not bool(count):
+        return None
+    return torch.where(valid, values, 0.0).sum() / count
+
+
 def one_hot_logits(index: int, size: int) -> Tensor:
     """Raw logits that make a classifier predict `index` with near certainty."""
     logits = torch.full((size,), -10.0)

@@ -15,7 +15,14 @@ from torch import Tensor
 from onepass.data.codecs import DepthPngCodec
 from onepass.models.tasks._colormaps import turbo
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import NonNegativeMapTask, OutputAgreement, OutputSpec, register_task, resize_map
+from onepass.models.tasks.base import (
+    NonNegativeMapTask,
+    OutputAgreement,
+    OutputSpec,
+    masked_mean,
+    register_task,
+    resize_map,
+)
 from onepass.models.tasks.legends import ColourBar
 
 VIEW_NEAR, VIEW_FAR = 0.5, 10.0  # metres: the colour scale of depth pictures (indoor scenes)
@@ -41,12 +48,7 @@ class DepthTask(NonNegativeMapTask):
         return F.softplus(raw.float())[:, 0]
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
-        valid = target > 0  # (B, H, W)
-        count = valid.sum()
-        if not bool(count):
-            return None
-        # a masked mean, not boolean indexing: the same loss without nonzero() and index_put's backward
-        return torch.where(valid, (self.metres(raw) - target).abs(), 0.0).sum() / count
+        return masked_mean((self.metres(raw) - target).abs(), target > 0)  # (B, H, W)
 
     def new_metric(self) -> DepthErrors:
         return DepthErrors()

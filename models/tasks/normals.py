@@ -18,7 +18,7 @@ from torch import Tensor
 
 from onepass.data.codecs import NormalsPngCodec
 from onepass.models.tasks._resize import resize_linear
-from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, register_task
+from onepass.models.tasks.base import MapTask, OutputAgreement, OutputSpec, masked_mean, register_task
 from onepass.models.tasks.legends import KeyPicture
 
 ANGLE_THRESHOLDS = (11.25, 22.5, 30.0)  # degrees, the customary NYUv2 thresholds
@@ -74,12 +74,8 @@ class NormalsTask(MapTask):
 
     def loss(self, raw: Tensor, target: Tensor) -> Tensor | None:
         # target (B, H, W, 3); valid where it is a non-zero vector
-        valid = target.abs().sum(dim=-1) > 0  # (B, H, W)
-        count = valid.sum()
-        if not bool(count):
-            return None
-        cosine = (self.unit(raw) * target).sum(dim=-1)  # a masked mean, as depth's loss
-        return torch.where(valid, 1.0 - cosine, 0.0).sum() / count
+        cosine = (self.unit(raw) * target).sum(dim=-1)  # (B, H, W)
+        return masked_mean(1.0 - cosine, target.abs().sum(dim=-1) > 0)
 
     def new_metric(self) -> AngleErrors:
         return AngleErrors()
