@@ -32,8 +32,8 @@ from onepass.train.loop import model_config
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 INVOCATIONS_FILE = "invocations.jsonl"  # one line per invocation that wrote a report: a study may take several
-LATENCY_DIR = "latency"  # a base model built for timing only, when no configuration is the base one
-BASE_MODEL_SEED = 0  # its random weights do not change its timing
+LATENCY_DIR = "latency"  # the networks built for timing only (`_timed_packages`)
+TIMING_SEED = 0  # their random weights do not change their timing
 
 
 @dataclass(frozen=True)
@@ -147,29 +147,34 @@ def _timed_packages(
 ) -> tuple[dict[str, Path], dict[str, str], str]:
     """The packages to time (one per distinct network: a balancer or learning rate changes the weights,
     not the graph, so configurations with the same model config share one timing), which label each
-    configuration is timed as, and the label of the base model (base architecture, every base task)."""
-    packages: dict[str, Path] = {}
-    by_model: dict[str, str] = {}
+    configuration is timed as, and the label of the base model (base architecture, every base task).
+
+    Each network is timed as a model built from its config with seeded random weights, saved under
+    OUT/latency/: latency, parameters and FLOPs do not depend on the weights' values, so a run folder
+    need not keep its weights (a study carried from machine to machine keeps only each run's record)."""
+    networks: dict[str, tuple[str, Any]] = {}  # model config (as JSON) -> (label, config)
     timed_as: dict[str, str] = {}
     for configuration, _ in configurations:
-        path = run_folder(study.out, configuration.name, study.seeds[0])
-        key = json.dumps(open_package(path).config.to_json(), sort_keys=True)
-        if key not in by_model:
-            by_model[key] = configuration.name
-            packages[configuration.name] = path
-        timed_as[configuration.name] = by_model[key]
+        config = open_package(run_folder(study.out, configuration.name, study.seeds[0])).config
+        key = json.dumps(config.to_json(), sort_keys=True)
+        networks.setdefault(key, (configuration.name, config))
+        timed_as[configuration.name] = networks[key][0]
     base_config = model_config(
         study.train_config(Configuration("base", {}), study.seeds[0]).model, tuple(tasks[t] for t in study.tasks)
     )
     base_key = json.dumps(base_config.to_json(), sort_keys=True)
-    if base_key in by_model:
-        return packages, timed_as, by_model[base_key]
-    label = f"{study.base_architecture} with every task (random weights, for timing)"
-    path = study.out / LATENCY_DIR / "base-model"
-    torch.manual_seed(BASE_MODEL_SEED)
-    save_package(path, MultiTaskModel(base_config).eval(), "base-model", training={"note": "built for timing only"})
-    packages[label] = path
-    return packages, timed_as, label
+    if base_key in networks:
+        base_label = networks[base_key][0]
+    else:
+        base_label = f"{study.base_architecture} with every task"
+        networks[base_key] = (base_label, base_config)
+    packages = {}
+    for number, (label, config) in enumerate(networks.values()):
+        path = study.out / LATENCY_DIR / f"network-{number}"
+        torch.manual_seed(TIMING_SEED)
+        save_package(path, MultiTaskModel(config).eval(), label, training={"note": "built for timing only"})
+        packages[label] = path
+    return packages, timed_as, base_label
 
 
 def _read_invocations(path: Path) -> list[dict[str, Any]]:

@@ -192,8 +192,9 @@ def summary_table(document: Mapping[str, Any]) -> Table:
     note = (
         "★: on the Pareto front of Δ_MTL against latency (no other choice is both as fast and as good). "
         "A single-task row's Δ_MTL is each seed's model against its own baseline's mean: its spread is the seed noise. "
-        "Latency: batch-1 median, torch backend, fp32, CPU, channels-last, every model timed in one process, "
-        f"interleaved{threads}; GFLOPs per image (multiply-adds x 2)."
+        "Latency: batch-1 median, torch backend, fp32, CPU, channels-last, every network timed in one process, "
+        f"interleaved{threads}, with seeded random weights (its timing does not depend on them); GFLOPs per "
+        "image (multiply-adds x 2)."
     )
     return Table("Δ_MTL, size and latency per configuration", columns, tuple(map(TextRow, rows)), note)
 

@@ -9,7 +9,7 @@ import pytest
 
 from onepass.models import MultiTaskModel, save_package
 from onepass.models.model import ModelConfig
-from onepass.models.package import METRICS_FILE, open_package, save_metrics
+from onepass.models.package import METRICS_FILE, WEIGHTS_FILE, open_package, save_metrics
 from onepass.study.config import RunSpec, parse_study
 from onepass.study.errors import StudyError
 from onepass.study.pipeline import run_study
@@ -91,6 +91,25 @@ def test_a_study_skips_finished_runs_and_reports_from_them(tiny_data, tmp_path):
     document = json.loads((tmp_path / "study" / "report.json").read_text())
     assert [i["runs_trained"] for i in document["invocations"]] == [12, 0, 1]  # the study's history so far
     assert "3 invocations wrote reports into this study folder, 2 of them training runs" in report.read_text()
+
+
+def test_a_study_reports_from_run_records_without_their_weights(tiny_data, tmp_path):
+    """A study carried between machines keeps each run's record (onepass.json, metrics.json, the log),
+    not its weights: the report is the same, each network timed as a model built from its config."""
+    study = parse_study(study_values(tiny_data, tmp_path / "study", configurations=[{"name": "shared-fpn"}]))
+    run_study(study, run=FakeRun(), log=lambda line: None)
+    complete = json.loads((tmp_path / "study" / "report.json").read_text())
+    weights = sorted((tmp_path / "study" / "runs").glob("*/seed*/" + WEIGHTS_FILE))
+    assert len(weights) == 9
+    for path in weights:
+        path.unlink()
+    run_study(study, train_runs=False, log=lambda line: None)  # --report-only: nothing to train, nothing loaded
+    light = json.loads((tmp_path / "study" / "report.json").read_text())
+    for before, after in zip(complete["configurations"], light["configurations"], strict=True):
+        assert after["delta_mtl"] == before["delta_mtl"] and after["metrics"] == before["metrics"]
+        assert (after["parameters"], after["flops_per_image"]) == (before["parameters"], before["flops_per_image"])
+        assert after["latency_ms"] > 0
+    assert not any((tmp_path / "study" / "runs").glob("*/seed*/" + WEIGHTS_FILE))  # none written back
 
 
 def test_report_only_refuses_while_runs_are_unfinished(tiny_data, tmp_path):
