@@ -111,14 +111,20 @@ SIDE_FPS = 4.0  # a frame lasts 0.25 s
 WIDTH = 160
 
 
-def crossing_report(boxes, width=WIDTH, side_seconds=1.0):
-    """track_reports of one track seen in every frame at `boxes` (its ids given: no tracker)."""
+LEAD = 4  # empty frames before and after the track: 1 s, as long as side_seconds
+
+
+def crossing_report(boxes, width=WIDTH, side_seconds=1.0, lead=LEAD):
+    """track_reports of one track seen at `boxes` in consecutive frames (its ids given: no tracker), with
+    `lead` empty frames before and after it in the video."""
     from onepass.runtime.audience import track_reports
     from onepass.runtime.video import frame_durations
 
-    frames = [Frame(i, i / SIDE_FPS, [Detection(box, 0.9)]) for i, box in enumerate(boxes)]
+    seen = [[]] * lead + [[Detection(box, 0.9)] for box in boxes] + [[]] * lead
+    frames = [Frame(i, i / SIDE_FPS, detections) for i, detections in enumerate(seen)]
     durations = frame_durations([f.time for f in frames], SIDE_FPS)
-    (report,) = track_reports(frames, [[1]] * len(frames), durations, 1, width, side_seconds)
+    ids = [[1] * len(detections) for detections in seen]
+    (report,) = track_reports(frames, ids, durations, 1, width, side_seconds)
     return report
 
 
@@ -135,10 +141,24 @@ def walker(first_left: float, speed: float, count: int, size: float = 12.0):
 def test_a_track_found_after_it_entered_across_the_left_side_counts_the_frames_it_showed_before():
     # found with 10 px of 12 in view, its front moving at 20 px/s: it showed for 0.5 s before (2 frames)
     report = crossing_report(walker(-2.0, 20.0, 8))
-    assert report["crossing_s"] == [0.5, 0.0] and report["first_seen_s"] == 0.0
+    assert report["crossing_s"] == [0.5, 0.0] and report["first_seen_s"] == LEAD / SIDE_FPS
     assert report["dwell_s"] == 8 * 0.25 + 0.5
     # found with 4 px in view: it entered within the frame before, which is not counted
     assert "crossing_s" not in crossing_report(walker(-8.0, 20.0, 8))
+    # a track seen from the video's first frame: nothing before it was seen, as the truth is timed
+    assert "crossing_s" not in crossing_report(walker(-2.0, 20.0, 8), lead=0)
+
+
+def test_a_track_found_once_in_view_near_the_side_counts_the_frames_since_it_crossed_it():
+    # missed while it came in and for a frame in full view: found 5 px in (within its 12 px width), its
+    # front at 17 px moving 20 px/s crossed the side 0.85 s before: 3 whole frames
+    report = crossing_report(walker(5.0, 20.0, 8))
+    assert report["crossing_s"] == [0.75, 0.0]
+    # found more than its width in: it may have come from anywhere (behind someone), nothing is added
+    assert "crossing_s" not in crossing_report(walker(13.0, 20.0, 8))
+    # leaving: last seen 3 px from the right side, its back 15 px from it at 20 px/s: 0.75 s after
+    leaving = walker(WIDTH - 15.0 - 7 * 5.0, 20.0, 8)
+    assert WIDTH - leaving[-1][2] == 3.0 and crossing_report(leaving)["crossing_s"] == [0.0, 0.75]
 
 
 def test_a_track_leaving_across_the_right_side_counts_the_frames_it_still_showed_after():
@@ -163,7 +183,8 @@ def test_no_crossing_away_from_the_sides_standing_at_one_or_without_the_width():
 
 
 def test_the_report_takes_the_width_from_what_the_caller_knows_of_the_video():
-    frames = [Frame(i, i / SIDE_FPS, [Detection(box, 0.9)]) for i, box in enumerate(walker(-2.0, 20.0, 12))]
+    seen = [[]] * LEAD + [[Detection(box, 0.9)] for box in walker(-2.0, 20.0, 12)]
+    frames = [Frame(i, i / SIDE_FPS, detections) for i, detections in enumerate(seen)]
     with_width = audience_report(frames, SIDE_FPS, width=WIDTH)
     assert with_width["video"]["width"] == WIDTH and with_width["tracks"][0]["crossing_s"][0] == 0.5
     assert "crossing_s" not in audience_report(frames, SIDE_FPS)["tracks"][0]
