@@ -43,6 +43,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--report-only", dest="report_only", action="store_true", help="train nothing: report on the finished runs"
     )
+    parser.add_argument(
+        "--interim",
+        action="store_true",
+        help="train nothing: report on the runs finished so far, into OUT/interim/ (a long study's progress)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar while rendering")
     parser.set_defaults(run=cmd_study)
 
@@ -55,8 +60,8 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise StudyError("--ray-address and --ray-cpus-per-run are options of --engine ray")
     if args.ray_cpus_per_run <= 0:
         raise StudyError(f"--ray-cpus-per-run {args.ray_cpus_per_run:g}: must be positive")
-    if args.plan and args.report_only:
-        raise StudyError("--plan and --report-only: give one of them")
+    if sum((args.plan, args.report_only, args.interim)) > 1:
+        raise StudyError("--plan, --report-only and --interim: give one of them")
     path = args.config
     if args.quick:
         if not QUICK_PRESET.is_file():
@@ -71,6 +76,12 @@ def cmd_study(args: argparse.Namespace) -> int:
     study = load_study(path, args.out)
     if args.plan:
         print_plan(study)
+        return 0
+
+    if args.interim:
+        from onepass.study.pipeline import write_interim_report
+
+        print(f"report: {write_interim_report(study, command_line(args, path))}")
         return 0
 
     from onepass.study.pipeline import Engine, run_study
@@ -117,6 +128,7 @@ def command_line(args: argparse.Namespace, path: str) -> str:
             words += ["--" + name.replace("_", "-"), str(value)]
     if args.engine == "ray":
         words += ["--ray-cpus-per-run", f"{args.ray_cpus_per_run:g}"]
-    if args.report_only:
-        words.append("--report-only")
+    for flag in ("report_only", "interim"):
+        if getattr(args, flag):
+            words.append("--" + flag.replace("_", "-"))
     return shlex.join(words)

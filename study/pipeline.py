@@ -32,6 +32,7 @@ from onepass.train.loop import model_config
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 INVOCATIONS_FILE = "invocations.jsonl"  # one line per invocation that wrote a report: a study may take several
+INTERIM_DIR = "interim"  # OUT/interim/: the report of the runs finished so far (`write_interim_report`)
 LATENCY_DIR = "latency"  # the networks built for timing only (`_timed_packages`)
 TIMING_SEED = 0  # their random weights do not change their timing
 
@@ -92,17 +93,60 @@ def run_study(
     return write_report(study, specs, meta, started, log)
 
 
+def write_interim_report(study: StudyConfig, command: str | None = None, log: Log = log_line) -> Path:
+    """OUT/interim/report.md (and .json, plots): the report of the runs finished so far, for a study
+    that takes longer than a sitting. Configurations with no finished run are left out, and ± is over
+    the seeds finished; the report says so. Each single-task baseline needs a finished run (Δ_MTL is
+    measured against them)."""
+    started = time.perf_counter()
+    require_matplotlib()
+    specs = study.runs()
+    finished = [spec for spec in specs if is_finished(spec)]
+    baselines = {c.name for c in study.baselines()}
+    missing = sorted(baselines - {spec.configuration for spec in finished})
+    if missing:
+        raise StudyError(
+            f"--interim: {', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no finished run; Δ_MTL is "
+            "measured against every single-task baseline (the study trains them first, seed by seed)"
+        )
+    done = {spec.configuration for spec in finished}
+    meta = {
+        "command": command,
+        "config": study.source,
+        "engine": "none (an interim report trains nothing)",
+        "runs_trained": 0,
+        "runs_skipped": len(finished),
+        "interim": {
+            "runs_finished": len(finished),
+            "runs": len(specs),
+            "left_out": [c.name for c in study.all_configurations() if c.name not in done],
+        },
+    }
+    return write_report(study, finished, meta, started, log, folder=study.out / INTERIM_DIR)
+
+
 def write_report(
-    study: StudyConfig, specs: Sequence[RunSpec], meta: dict[str, Any], started: float, log: Log = log_line
+    study: StudyConfig,
+    specs: Sequence[RunSpec],
+    meta: dict[str, Any],
+    started: float,
+    log: Log = log_line,
+    folder: Path | None = None,
 ) -> Path:
+    """report.{md,json}, plots/ and invocations.jsonl in `folder` (default OUT), from the runs `specs`
+    (every configuration with at least one of them)."""
+    folder = study.out if folder is None else folder
     results: list[RunResult] = []
     tasks: dict[str, Task] = {}
     for spec in specs:
         result, run_tasks = read_result(spec)
         results.append(result)
         tasks.update({t.name: t for t in run_tasks})
-    configurations = [(c, study.train_config(c, study.seeds[0])) for c in study.all_configurations()]
-    packages, timed_as, base_label = _timed_packages(study, configurations, tasks)
+    seed_of = {spec.configuration: spec.seed for spec in reversed(specs)}  # each configuration's first finished seed
+    configurations = [
+        (c, study.train_config(c, seed_of[c.name])) for c in study.all_configurations() if c.name in seed_of
+    ]
+    packages, timed_as, base_label = _timed_packages(study, configurations, tasks, seed_of, folder)
     costs_by_label = measure_costs(packages, study.latency, log)
     costs = {c.name: costs_by_label[timed_as[c.name]] for c, _ in configurations}
     base = {"model": base_label, "latency_ms": costs_by_label[base_label]["latency"].get("p50")}
@@ -123,8 +167,8 @@ def write_report(
             "latency_options": {**vars(study.latency), "timed_as": timed_as},
         },
     )
-    plots = plot_study(document, study.out / PLOTS_DIR)
-    document["plots"] = {caption: str(path.relative_to(study.out)) for caption, path in plots.items()}
+    plots = plot_study(document, folder / PLOTS_DIR)
+    document["plots"] = {caption: str(path.relative_to(folder)) for caption, path in plots.items()}
     document["wall_seconds"] = time.perf_counter() - started
     invocation = {
         "command": meta.get("command"),
@@ -132,30 +176,34 @@ def write_report(
         "wall_seconds": round(document["wall_seconds"], 1),
         "runs_trained": meta.get("runs_trained", 0),
     }
-    document["invocations"] = [*_read_invocations(study.out / INVOCATIONS_FILE), invocation]
-    write_json_atomic(study.out / REPORT_JSON, document)
-    with (study.out / INVOCATIONS_FILE).open("a") as handle:
+    document["invocations"] = [*_read_invocations(folder / INVOCATIONS_FILE), invocation]
+    write_json_atomic(folder / REPORT_JSON, document)
+    with (folder / INVOCATIONS_FILE).open("a") as handle:
         handle.write(json.dumps(invocation) + "\n")
-    report = study.out / REPORT_MD
+    report = folder / REPORT_MD
     report.write_text(render_report(document, tasks, document["plots"]))
-    log(f"wrote {report}, {study.out / REPORT_JSON} and {len(plots)} plots in {study.out / PLOTS_DIR}")
+    log(f"wrote {report}, {folder / REPORT_JSON} and {len(plots)} plots in {folder / PLOTS_DIR}")
     return report
 
 
 def _timed_packages(
-    study: StudyConfig, configurations: list[tuple[Configuration, Any]], tasks: dict[str, Task]
+    study: StudyConfig,
+    configurations: list[tuple[Configuration, Any]],
+    tasks: dict[str, Task],
+    seed_of: dict[str, int],
+    folder: Path,
 ) -> tuple[dict[str, Path], dict[str, str], str]:
     """The packages to time (one per distinct network: a balancer or learning rate changes the weights,
     not the graph, so configurations with the same model config share one timing), which label each
     configuration is timed as, and the label of the base model (base architecture, every base task).
 
     Each network is timed as a model built from its config with seeded random weights, saved under
-    OUT/latency/: latency, parameters and FLOPs do not depend on the weights' values, so a run folder
+    `folder`/latency/: latency, parameters and FLOPs do not depend on the weights' values, so a run folder
     need not keep its weights (a study carried from machine to machine keeps only each run's record)."""
     networks: dict[str, tuple[str, Any]] = {}  # model config (as JSON) -> (label, config)
     timed_as: dict[str, str] = {}
     for configuration, _ in configurations:
-        config = open_package(run_folder(study.out, configuration.name, study.seeds[0])).config
+        config = open_package(run_folder(study.out, configuration.name, seed_of[configuration.name])).config
         key = json.dumps(config.to_json(), sort_keys=True)
         networks.setdefault(key, (configuration.name, config))
         timed_as[configuration.name] = networks[key][0]
@@ -170,7 +218,7 @@ def _timed_packages(
         networks[base_key] = (base_label, base_config)
     packages = {}
     for number, (label, config) in enumerate(networks.values()):
-        path = study.out / LATENCY_DIR / f"network-{number}"
+        path = folder / LATENCY_DIR / f"network-{number}"
         torch.manual_seed(TIMING_SEED)
         save_package(path, MultiTaskModel(config).eval(), label, training={"note": "built for timing only"})
         packages[label] = path

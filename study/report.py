@@ -237,6 +237,7 @@ def render_report(document: Mapping[str, Any], tasks: Mapping[str, Task], plots:
         f"{len(multi)} multi-task configurations and {len(document['tasks'])} single-task baselines "
         f"({', '.join(document['tasks'])}), each trained with seeds {', '.join(map(str, seeds))}.",
         "",
+        *_interim_lines(document),
         _budget_line(budget),
         "",
         "Δ_MTL = 1/T Σ_t 1/|M_t| Σ_m (-1)^{l_m} (M_{t,m} − B_{t,m}) / B_{t,m} × 100 % over every metric of every "
@@ -254,6 +255,20 @@ def render_report(document: Mapping[str, Any], tasks: Mapping[str, Task], plots:
             lines += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     lines += ["## How it was run", "", *_provenance_lines(document), ""]
     return "\n".join(lines)
+
+
+def _interim_lines(document: Mapping[str, Any]) -> list[str]:
+    interim = document.get("interim")
+    if not interim:
+        return []
+    left_out = interim["left_out"]
+    return [
+        f"**Interim report: {interim['runs_finished']} of {interim['runs']} runs finished.** Each row is over "
+        "the seeds finished so far (its seeds are in report.json)"
+        + (f"; left out, with no finished run yet: {', '.join(left_out)}" if left_out else "")
+        + ". The study's own report replaces this one when every run is finished.",
+        "",
+    ]
 
 
 def _budget_line(budget: Mapping[str, Any]) -> str:

@@ -26,6 +26,7 @@ def test_help(capsys):
         ),
         (["--config", "nowhere.yaml"], "onepass study: error: nowhere.yaml: study config not found"),
         (["--quick", "--engine", "rya"], "invalid choice 'rya'; did you mean 'ray'?"),
+        (["--quick", "--plan", "--interim"], "--plan, --report-only and --interim: give one of them"),
     ],
 )
 def test_mistakes_are_one_line_and_exit_2(argv, message, capsys):

@@ -12,7 +12,7 @@ from onepass.models.model import ModelConfig
 from onepass.models.package import METRICS_FILE, WEIGHTS_FILE, open_package, save_metrics
 from onepass.study.config import RunSpec, parse_study
 from onepass.study.errors import StudyError
-from onepass.study.pipeline import run_study
+from onepass.study.pipeline import run_study, write_interim_report
 from onepass.study.runs import RunOutcome, is_finished, run_one
 from onepass.train.loop import train
 from tests.study.conftest import study_values
@@ -110,6 +110,39 @@ def test_a_study_reports_from_run_records_without_their_weights(tiny_data, tmp_p
         assert (after["parameters"], after["flops_per_image"]) == (before["parameters"], before["flops_per_image"])
         assert after["latency_ms"] > 0
     assert not any((tmp_path / "study" / "runs").glob("*/seed*/" + WEIGHTS_FILE))  # none written back
+
+
+def test_an_interim_report_covers_the_runs_finished_so_far_and_says_what_it_leaves_out(tiny_data, tmp_path):
+    values = study_values(
+        tiny_data, tmp_path / "study", configurations=[{"name": "shared-fpn"}, {"name": "hps", "architecture": "hps"}]
+    )
+    study = parse_study(values)
+    fake = FakeRun()
+    specs = study.runs()  # seed by seed: single-semseg, single-depth, shared-fpn, hps, then seed 1...
+    with pytest.raises(StudyError, match="--interim: single-depth has no finished run"):
+        fake(specs[0])
+        write_interim_report(study, log=lambda line: None)
+    for spec in specs[1:3] + specs[4:8]:  # hps of seed 0 is missing, and every run of seed 2
+        fake(spec)
+    report = write_interim_report(study, command="onepass study --interim", log=lambda line: None)
+    assert report == tmp_path / "study" / "interim" / "report.md"
+    document = json.loads(report.with_suffix(".json").read_text())
+    assert document["interim"] == {"runs_finished": 7, "runs": 12, "left_out": []}
+    entries = {e["name"]: e for e in document["configurations"]}
+    assert entries["shared-fpn"]["seeds"] == [0, 1] and entries["hps"]["seeds"] == [1]
+    # the baselines' means are over the seeds finished: B_miou = mean(0.50, 0.51); seed s of shared-fpn
+    expected = {str(s): ((0.55 + 0.01 * s) / 0.505 - 1 + 0.1) / 2 * 100 for s in (0, 1)}
+    assert entries["shared-fpn"]["delta_mtl"]["per_seed"] == pytest.approx(expected)
+    assert entries["hps"]["latency_ms"] > 0 and (report.parent / "plots" / "delta_mtl.png").is_file()
+    text = report.read_text()
+    assert "**Interim report: 7 of 12 runs finished.**" in text and "left out" not in text
+    assert not (tmp_path / "study" / "report.md").exists()  # the study's own report is not written
+
+    (tmp_path / "study" / "runs" / "hps" / "seed1" / METRICS_FILE).unlink()
+    write_interim_report(study, log=lambda line: None)
+    text = report.read_text()
+    assert "6 of 12 runs finished" in text and "left out, with no finished run yet: hps" in text
+    assert "hps" not in {e["name"] for e in json.loads(report.with_suffix(".json").read_text())["configurations"]}
 
 
 def test_report_only_refuses_while_runs_are_unfinished(tiny_data, tmp_path):
