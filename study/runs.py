@@ -13,9 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from onepass.errors import ConfigError
 from onepass.models.package import METRICS_FILE, open_package
 from onepass.study.config import RunSpec
 from onepass.study.errors import StudyError
+from onepass.train.config import TrainConfig
 from onepass.train.loop import RUN_DIR, train
 
 CHECKPOINT_FILE = "checkpoint.pt"  # inside RUN_DIR, as train/loop.py's Trainer.checkpoint_path names it
@@ -40,10 +42,16 @@ def log_line(message: str) -> None:
 
 
 def is_finished(spec: RunSpec) -> bool:
-    """metrics.json exists; and then the run must be the one the study asks for."""
+    """metrics.json exists; and then the run must be the one the study asks for. A training option
+    added to onepass since the run was trained reads as its default (which, by this project's rule,
+    keeps what came before), so a study that spans sessions survives a new option."""
     if not (spec.out / METRICS_FILE).is_file():
         return False
     saved = open_package(spec.out).training.get("config", {})
+    try:
+        saved = TrainConfig.from_mapping(saved).to_json()
+    except ConfigError:
+        pass  # an option this onepass no longer has: the others are compared as saved
     current = spec.config.to_json()
     changed = [k for k in current if k not in IGNORED_WHEN_COMPARING and saved.get(k) != current[k]]
     if changed:

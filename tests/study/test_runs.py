@@ -171,6 +171,28 @@ def test_a_crashed_run_resumes_from_its_checkpoint_and_a_changed_config_is_refus
         is_finished(spec_changed)
 
 
+def test_a_finished_run_from_before_a_new_training_option_still_counts_as_finished(tiny_data, tmp_path):
+    study = parse_study(study_values(tiny_data, tmp_path / "study"))
+    spec = study.runs()[0]
+    FakeRun()(spec)
+    config_file = spec.out / "onepass.json"
+    document = json.loads(config_file.read_text())
+    del document["training"]["config"]["val_every"]  # as a run trained before the option was added
+    config_file.write_text(json.dumps(document))
+    assert is_finished(spec)
+    document["training"]["config"]["val_every"] = 3  # trained with another value: not this study's run
+    config_file.write_text(json.dumps(document))
+    with pytest.raises(StudyError, match=r"finished with val_every 3 \(the study now says 1\)"):
+        is_finished(spec)
+    document["training"]["config"].update(val_every=1, retired_option=True)  # an option onepass no longer has
+    config_file.write_text(json.dumps(document))
+    assert is_finished(spec)  # the options it still has are the study's
+    document["training"]["config"]["lr"] = 0.5
+    config_file.write_text(json.dumps(document))
+    with pytest.raises(StudyError, match=r"finished with lr 0.5"):
+        is_finished(spec)
+
+
 def test_a_run_that_died_before_its_first_checkpoint_starts_again(tiny_data, tmp_path):
     study = parse_study(study_values(tiny_data, tmp_path / "study"))
     spec = next(r for r in study.runs() if r.configuration == "single-depth")
