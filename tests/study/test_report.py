@@ -79,6 +79,8 @@ def test_metrics_and_delta_mtl_are_mean_and_sample_std_over_seeds(tiny_data, tmp
     assert single["delta_mtl"]["per_seed"] == pytest.approx({"0": -100 / 6, "1": 0.0, "2": 100 / 6})
     assert format_spread(shared["delta_mtl"], percent=True) == "+3.33 ± 11.55 %"
     assert format_spread(miou) == "0.64 ± 0.0917"
+    one_seed = {"mean": -8.04, "std": 0.0, "n": 1}
+    assert format_spread(one_seed, percent=True) == "-8.04 % (1 seed)" and format_spread(one_seed) == "-8.04 (1 seed)"
     assert shared["train_seconds"]["mean"] == pytest.approx(2.0)
     assert document["budget"] == {"steps": [2], "batch_size": [4], "same_for_every_run": True}
 
