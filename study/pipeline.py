@@ -18,7 +18,7 @@ from onepass.bench.machine import describe_machine, source_revision, versions
 from onepass.models.model import MultiTaskModel
 from onepass.models.package import open_package, save_package, write_json_atomic
 from onepass.models.tasks.base import Task
-from onepass.study.config import Configuration, RunSpec, StudyConfig, run_folder
+from onepass.study.config import Configuration, RunSpec, StudyConfig
 from onepass.study.data import prepare_data
 from onepass.study.errors import StudyError
 from onepass.study.latency import measure_costs
@@ -146,7 +146,7 @@ def write_report(
     configurations = [
         (c, study.train_config(c, seed_of[c.name])) for c in study.all_configurations() if c.name in seed_of
     ]
-    packages, timed_as, base_label = _timed_packages(study, configurations, tasks, seed_of, folder)
+    packages, timed_as, base_label = _timed_packages(study, configurations, tasks, folder)
     costs_by_label = measure_costs(packages, study.latency, log)
     costs = {c.name: costs_by_label[timed_as[c.name]] for c, _ in configurations}
     base = {"model": base_label, "latency_ms": costs_by_label[base_label]["latency"].get("p50")}
@@ -190,7 +190,6 @@ def _timed_packages(
     study: StudyConfig,
     configurations: list[tuple[Configuration, Any]],
     tasks: dict[str, Task],
-    seed_of: dict[str, int],
     folder: Path,
 ) -> tuple[dict[str, Path], dict[str, str], str]:
     """The packages to time (one per distinct network: a balancer or learning rate changes the weights,
@@ -202,8 +201,8 @@ def _timed_packages(
     need not keep its weights (a study carried from machine to machine keeps only each run's record)."""
     networks: dict[str, tuple[str, Any]] = {}  # model config (as JSON) -> (label, config)
     timed_as: dict[str, str] = {}
-    for configuration, _ in configurations:
-        config = open_package(run_folder(study.out, configuration.name, seed_of[configuration.name])).config
+    for configuration, train_config in configurations:
+        config = open_package(train_config.run.out).config  # the run's own (its tasks' classes from its data)
         key = json.dumps(config.to_json(), sort_keys=True)
         networks.setdefault(key, (configuration.name, config))
         timed_as[configuration.name] = networks[key][0]

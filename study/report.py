@@ -144,9 +144,10 @@ def format_spread(value: Mapping[str, Any] | None, percent: bool = False) -> str
         return DASH
     mean, std = value["mean"], value["std"] or 0.0
     # one seed has no spread to show (an interim report's rows may have one): "(1 seed)", not "± 0"
-    spread_text = f"± {std:.2f} %" if percent else f"± {_number(std)}"
     if value.get("n") == 1:
         spread_text = "% (1 seed)" if percent else "(1 seed)"
+    else:
+        spread_text = f"± {std:.2f} %" if percent else f"± {_number(std)}"
     if percent:
         mean = 0.0 if round(mean, 2) == 0 else mean  # no "-0.00"
         return f"{mean:+.2f} {spread_text}"
