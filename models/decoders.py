@@ -12,28 +12,40 @@ from torch import Tensor, nn
 from onepass.models.tasks.base import conv_bn_relu
 
 
-class FPNDecoder(nn.Module):
-    """Feature Pyramid Network (Lin et al. 2017) with Panoptic-FPN's merge (Kirillov et al. 2019):
-    top-down pathway with lateral 1x1 convs, each level smoothed, upsampled to the finest stride and
-    summed, then one fusing 3x3 block. Output: (B, channels, H / r0, W / r0), r0 = finest reduction."""
+class FPNPyramid(nn.Module):
+    """Feature Pyramid Network's levels (Lin et al. 2017): a top-down pathway with lateral 1x1 convs,
+    each level smoothed by a 3x3 block. Output: one (B, channels, h_l, w_l) map per encoder level,
+    finest first, at that level's own stride (MTI-Net's scales read them as they are)."""
 
     def __init__(self, encoder_channels: list[int], channels: int = 64):
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in encoder_channels)
         self.smooth = nn.ModuleList(conv_bn_relu(channels, channels) for _ in encoder_channels)
-        self.fuse = conv_bn_relu(channels, channels)
 
-    def forward(self, features: list[Tensor]) -> Tensor:
+    def forward(self, features: list[Tensor]) -> list[Tensor]:
         top_down = self.lateral[-1](features[-1])
         pyramid = [self.smooth[-1](top_down)]
         for level in range(len(features) - 2, -1, -1):
             lateral = self.lateral[level](features[level])
             top_down = lateral + F.interpolate(top_down, size=lateral.shape[-2:], mode="nearest")
             pyramid.append(self.smooth[level](top_down))
-        finest = pyramid[-1].shape[-2:]
-        merged = pyramid[-1]
-        for level in pyramid[:-1]:
-            merged = merged + F.interpolate(level, size=finest, mode="bilinear", align_corners=False)
+        return pyramid[::-1]  # finest first, as the encoder's features
+
+
+class FPNDecoder(FPNPyramid):
+    """The pyramid merged as Panoptic-FPN does (Kirillov et al. 2019): each level upsampled to the
+    finest stride and summed, then one fusing 3x3 block. Output: (B, channels, H / r0, W / r0),
+    r0 = finest reduction."""
+
+    def __init__(self, encoder_channels: list[int], channels: int = 64):
+        super().__init__(encoder_channels, channels)
+        self.fuse = conv_bn_relu(channels, channels)
+
+    def forward(self, features: list[Tensor]) -> Tensor:
+        finest, *coarser = super().forward(features)
+        merged = finest
+        for level in coarser[::-1]:  # coarsest first: the same order of additions as before
+            merged = merged + F.interpolate(level, size=finest.shape[-2:], mode="bilinear", align_corners=False)
         return self.fuse(merged)  # (B, channels, H / r0, W / r0)
 
     def last_layer_parameters(self) -> list[nn.Parameter]:

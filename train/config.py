@@ -40,7 +40,7 @@ from onepass.errors import ConfigError, unknown_name_error
 # onepass.train.balancers.BALANCERS), for the flags' choices and help without importing torch, which
 # the registries need. tests/train/test_config.py fails when these and the registries differ.
 TASK_TYPE_NAMES = ("semseg", "depth", "normals", "attributes", "people", "saliency")
-ARCHITECTURE_NAMES = ("shared-fpn", "hps", "padnet")
+ARCHITECTURE_NAMES = ("shared-fpn", "hps", "padnet", "mtinet")
 HEAD_CONVOLUTIONS = ("full", "separable")  # onepass.models.architectures.HEAD_CONVOLUTIONS
 BALANCER_NAMES = ("fixed", "uncertainty", "gradnorm", "dwa", "famo", "aligned-mtl", "cagrad", "nash-mtl")
 # These two are defined here (train/loop.py builds them).

@@ -28,7 +28,7 @@ import onepass
 from onepass.data.folder import DatasetDescription, DatasetError
 from onepass.data.progress import progress_bar
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.architectures import initial_prediction_key
+from onepass.models.architectures import initial_predictions
 from onepass.models.model import ModelConfig, MultiTaskModel, normalise
 from onepass.models.package import ModelPackage, save_metrics, save_package
 from onepass.models.tasks.base import TASK_TYPES, Task
@@ -367,8 +367,9 @@ class Trainer:
         losses = {}
         for task in self.tasks:
             loss = task.loss(raw[task.name], targets[task.name])
-            if loss is not None and initial_prediction_key(task.name) in raw:  # deep supervision (padnet)
-                loss = loss + task.loss(raw[initial_prediction_key(task.name)], targets[task.name])
+            initial = initial_predictions(raw, task.name)  # deep supervision (padnet, mtinet)
+            if loss is not None and initial:
+                loss = loss + sum(task.loss(value, targets[task.name]) for value in initial) / len(initial)
             if loss is not None:
                 losses[task.name] = loss
         return losses

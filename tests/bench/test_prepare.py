@@ -25,7 +25,7 @@ def people_package(tmp_path_factory):
     return open_package(path)
 
 
-@pytest.mark.parametrize("architecture", ["shared-fpn", "hps", "padnet"])
+@pytest.mark.parametrize("architecture", ["shared-fpn", "hps", "padnet", "mtinet"])
 def test_modules_sum_to_the_model(tmp_path, architecture):
     torch.manual_seed(0)
     package = save_package(tmp_path / "m", MultiTaskModel(tiny_config(architecture, all_tasks())).eval(), "m")

@@ -1,12 +1,15 @@
-"""Every architecture exports to ONNX with parity (the default one is covered by test_onnx.py)."""
+"""Every architecture exports to ONNX with parity and predicts through it (the default one is covered by
+test_onnx.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
+import onepass
 from onepass.export.onnx import export_onnx
 from onepass.export.parity import onnx_parity
 from onepass.models import ARCHITECTURES, MultiTaskModel, open_package, save_package
@@ -23,6 +26,10 @@ def test_architecture_exports_with_parity(tmp_path, architecture):
     assert {c.output for c in checks} == {s.name for t in package.config.tasks for s in t.output_specs()}
     failed = [c for c in checks if not c.passed]
     assert not failed, failed
+    frame = np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8)  # not the input size
+    (result,) = onepass.load(tmp_path, backend="onnxruntime").predict(frame)
+    assert set(result) == {t.name for t in package.config.tasks}
+    assert result["depth"].shape == (90, 120) and result["semseg"].shape == (90, 120)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from torch import nn
 
 from onepass.errors import ConfigError
 from onepass.models import ARCHITECTURES, InferenceGraph, ModelConfig, MultiTaskModel
-from onepass.models.architectures import HEAD_CONVOLUTIONS
+from onepass.models.architectures import HEAD_CONVOLUTIONS, architecture_class
 from onepass.models.tasks import DepthTask
 from tests.tiny import TINY_ENCODER, all_tasks, every_task_type, tiny_config
 
@@ -97,6 +97,29 @@ def test_padnet_supervises_initial_predictions_only_in_training():
     # each task's final head reads messages from every other decoder-fed task's features
     messages = model.heads.decoders["semseg"]["messages"]
     assert set(messages) == set(decoder_fed) - {"semseg"}
+
+
+def test_mtinet_distils_at_every_scale_and_supervises_each():
+    from onepass.models.architectures import initial_prediction_key, initial_predictions
+
+    model = MultiTaskModel(tiny_config("mtinet", tasks=every_task_type()))
+    scales = len(model.encoder.channels) - 1  # distilled at strides 8, 16, 32; aggregated at 4
+    maps = [t.name for t in model.config.tasks if t.kind == "map"]
+    instances = [t.name for t in model.config.tasks if t.kind == "instances"]
+    training = model.train()(torch.randn(2, 3, 64, 96))
+    for name in maps:  # one initial prediction per scale, each resized to the input like the final one
+        keys = {initial_prediction_key(name, s) for s in range(scales)}
+        assert keys <= set(training) and len(initial_predictions(training, name)) == scales
+        assert all(training[key].shape == training[name].shape for key in keys)
+    for name in instances:  # centres and offsets are in the decoder's cells: supervised once, there
+        assert [v.shape for v in initial_predictions(training, name)] == [training[name].shape]
+    assert set(model.eval()(torch.randn(2, 3, 64, 96))) == {t.name for t in model.config.tasks}
+    decoder_fed = {t.name for t in model.config.tasks if t.head_input == "decoder"}
+    semseg = model.heads.decoders["semseg"]
+    assert len(semseg["messages"]) == scales and all(set(m) == decoder_fed - {"semseg"} for m in semseg["messages"])
+    assert len(model.heads.propagation) == len(semseg["propagation"]) == scales - 1  # coarse to fine
+    with pytest.raises(ConfigError, match="at least two feature levels"):
+        architecture_class("mtinet")([24], every_task_type(), 16)
 
 
 def _full_convolutions(module: nn.Module) -> list[str]:

@@ -195,7 +195,7 @@ def test_the_repository_configs_validate_and_study_every_registered_balancer():
         assert [c.single_task for c in study.baselines()] == list(study.tasks)
     configs = [full.train_config(c, 0) for c in full.configurations]
     assert {c.balancer.name for c in configs} == set(BALANCERS)  # the new balancers join through the registry
-    assert {c.model.architecture for c in configs} >= {"shared-fpn", "hps", "padnet"}
+    assert {c.model.architecture for c in configs} >= {"shared-fpn", "hps", "padnet", "mtinet"}
     gradnorm = sorted(c.balancer.options.get("alpha") for c in configs if c.balancer.name == "gradnorm")
     assert gradnorm == [0.5, 1.5] and any(c.optimizer.lr_tasks for c in configs)
 

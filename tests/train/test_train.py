@@ -12,6 +12,8 @@ import torch
 
 from onepass.errors import ConfigError
 from onepass.models import open_package
+from onepass.models.architectures import initial_predictions
+from onepass.models.model import normalise
 from onepass.train.config import TrainConfig
 from onepass.train.loop import Trainer, train
 from tests.tiny import TINY_ENCODER, write_random_dataset
@@ -50,6 +52,24 @@ def test_train_writes_a_complete_package(tmp_path, architecture, balancer):
     assert [r["epoch"] for r in log] == [0, 1]
     assert set(log[0]["weights"]) == set(metrics["metrics"])
     reopened.load_model()
+
+
+@pytest.mark.parametrize("architecture", ["padnet", "mtinet"])
+def test_decoder_centric_models_train_with_deep_supervision(tmp_path, architecture):
+    trainer = Trainer(tiny_train_config(tmp_path, architecture=architecture, epochs=1), progress=False)
+    batch = next(iter(trainer.loader(0, 0)))
+    x = normalise(batch["image"], trainer.model.config.mean, trainer.model.config.std)
+    targets = {task.name: batch[task.name] for task in trainer.tasks}
+    torch.manual_seed(0)
+    losses = trainer.task_losses(x, targets)
+    torch.manual_seed(0)
+    raw = trainer.model(x)  # the same forward pass: train mode, the same inputs
+    for task in trainer.tasks:
+        final = task.loss(raw[task.name], targets[task.name])
+        initial = [task.loss(v, targets[task.name]) for v in initial_predictions(raw, task.name)]
+        expected = final + sum(initial) / len(initial) if initial else final  # the initial losses' mean
+        torch.testing.assert_close(losses[task.name], expected)
+    assert trainer.fit() is not None and open_package(tmp_path / "pkg").config.architecture == architecture
 
 
 @pytest.mark.parametrize("balancer", ["gradnorm", "dwa"])  # stateful: own optimiser; epoch-mean history
