@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import time
@@ -199,22 +200,22 @@ def _timed_packages(
     Each network is timed as a model built from its config with seeded random weights, saved under
     `folder`/latency/: latency, parameters and FLOPs do not depend on the weights' values, so a run folder
     need not keep its weights (a study carried from machine to machine keeps only each run's record)."""
-    networks: dict[str, tuple[str, Any]] = {}  # model config (as JSON) -> (label, config)
+    # Keyed by the model options the run was trained with, not by its package's config: that also holds
+    # what each run calibrated after training (the people's score threshold), which is no other network.
+    networks: dict[str, tuple[str, Any]] = {}  # ModelOptions (as JSON) -> (label, the first run's model config)
     timed_as: dict[str, str] = {}
     for configuration, train_config in configurations:
         config = open_package(train_config.run.out).config  # the run's own (its tasks' classes from its data)
-        key = json.dumps(config.to_json(), sort_keys=True)
+        key = _options_key(train_config.model)
         networks.setdefault(key, (configuration.name, config))
         timed_as[configuration.name] = networks[key][0]
-    base_config = model_config(
-        study.train_config(Configuration("base", {}), study.seeds[0]).model, tuple(tasks[t] for t in study.tasks)
-    )
-    base_key = json.dumps(base_config.to_json(), sort_keys=True)
-    if base_key in networks:
-        base_label = networks[base_key][0]
+    base_options = study.train_config(Configuration("base", {}), study.seeds[0]).model
+    if _options_key(base_options) in networks:
+        base_label = networks[_options_key(base_options)][0]
     else:
         base_label = f"{study.base_architecture} with every task"
-        networks[base_key] = (base_label, base_config)
+        base_config = model_config(base_options, tuple(tasks[t] for t in study.tasks))
+        networks[_options_key(base_options)] = (base_label, base_config)
     packages = {}
     for number, (label, config) in enumerate(networks.values()):
         path = folder / LATENCY_DIR / f"network-{number}"
@@ -222,6 +223,10 @@ def _timed_packages(
         save_package(path, MultiTaskModel(config).eval(), label, training={"note": "built for timing only"})
         packages[label] = path
     return packages, timed_as, base_label
+
+
+def _options_key(options: Any) -> str:
+    return json.dumps(dataclasses.asdict(options), sort_keys=True, default=str)
 
 
 def _read_invocations(path: Path) -> list[dict[str, Any]]:

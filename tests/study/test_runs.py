@@ -112,6 +112,34 @@ def test_a_study_reports_from_run_records_without_their_weights(tiny_data, tmp_p
     assert not any((tmp_path / "study" / "runs").glob("*/seed*/" + WEIGHTS_FILE))  # none written back
 
 
+class CalibratingFakeRun(FakeRun):
+    """As FakeRun, but each run's package config also holds something the run chose after training
+    (as the people task's calibrated score threshold): the same network, another package config."""
+
+    def __call__(self, spec: RunSpec) -> RunOutcome:
+        outcome = super().__call__(spec)
+        document = json.loads((spec.out / "onepass.json").read_text())
+        document["model"]["mean"] = [0.4 + 0.01 * len(self.calls), 0.456, 0.406]
+        (spec.out / "onepass.json").write_text(json.dumps(document))
+        return outcome
+
+
+def test_runs_of_one_network_are_timed_once_and_the_base_is_the_base_configuration(tiny_data, tmp_path):
+    values = study_values(
+        tiny_data, tmp_path / "study", configurations=[{"name": "shared-fpn"}, {"name": "hps", "architecture": "hps"}]
+    )
+    values["configurations"].append({"name": "shared-fpn-lr", "lr": 0.01})
+    study = parse_study(values)
+    FAKE["shared-fpn-lr"] = FAKE["shared-fpn"]
+    try:
+        run_study(study, run=CalibratingFakeRun(), log=lambda line: None)
+    finally:
+        del FAKE["shared-fpn-lr"]
+    document = json.loads((tmp_path / "study" / "report.json").read_text())
+    assert document["latency_budget"]["model"] == "shared-fpn"
+    assert document["latency_options"]["timed_as"]["shared-fpn-lr"] == "shared-fpn"
+
+
 def test_an_interim_report_covers_the_runs_finished_so_far_and_says_what_it_leaves_out(tiny_data, tmp_path):
     values = study_values(
         tiny_data, tmp_path / "study", configurations=[{"name": "shared-fpn"}, {"name": "hps", "architecture": "hps"}]
