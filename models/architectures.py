@@ -25,11 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from onepass.errors import ConfigError, unknown_name_error
-from onepass.models.decoders import FPNDecoder, FPNPyramid
+from onepass.models.decoders import FPNDecoder, FPNPyramid, merge_onto, upsample
 from onepass.models.tasks.base import Task, conv_bn_relu
 
 ARCHITECTURES: dict[str, type[Architecture]] = {}
@@ -207,7 +206,7 @@ class MTINet(Architecture):
         self.in_decoder_cells = {t.name for t in tasks if not t.head_may_stride}  # instance heads
 
         def per_task(task: Task) -> nn.ModuleDict:
-            supervised = range(self.scales) if task.head_may_stride else [0]
+            supervised = [0] if task.name in self.in_decoder_cells else range(self.scales)
             return nn.ModuleDict(
                 {
                     "features": nn.ModuleList(
@@ -256,9 +255,7 @@ class MTINet(Architecture):
                     outputs[initial_prediction_key(name, scale)] = modules["initial"][str(scale)](head_input)
             coarser = task_features
         for name, modules in self.decoders.items():
-            merged = finest
-            for scale_features in distilled[name][::-1]:  # the finest distilled scale first
-                merged = merged + upsample(scale_features, finest.shape[-2:])
+            merged = merge_onto(finest, distilled[name][::-1])  # the finest distilled scale added first
             outputs[name] = self.dense_heads[name](modules["aggregate"](merged))
         return outputs
 
@@ -268,10 +265,6 @@ class MTINet(Architecture):
         if self.pyramid is None or len(self.image_heads):
             return None
         return [self.pyramid.smooth[0][0].weight]
-
-
-def upsample(x: Tensor, size: Sequence[int]) -> Tensor:
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 class SqueezeExcitation(nn.Module):

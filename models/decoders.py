@@ -6,6 +6,8 @@ encoder itself or its name; it follows the features' own spatial sizes, so it ne
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -43,10 +45,20 @@ class FPNDecoder(FPNPyramid):
 
     def forward(self, features: list[Tensor]) -> Tensor:
         finest, *coarser = super().forward(features)
-        merged = finest
-        for level in coarser[::-1]:  # coarsest first: the same order of additions as before
-            merged = merged + F.interpolate(level, size=finest.shape[-2:], mode="bilinear", align_corners=False)
-        return self.fuse(merged)  # (B, channels, H / r0, W / r0)
+        return self.fuse(merge_onto(finest, coarser[::-1]))  # coarsest added first; (B, channels, H / r0, W / r0)
 
     def last_layer_parameters(self) -> list[nn.Parameter]:
         return [self.fuse[0].weight]  # the conv weight, as GradNorm measures gradients at W
+
+
+def upsample(x: Tensor, size: Sequence[int]) -> Tensor:
+    """(B, C, h, w) -> (B, C, *size), bilinear with half-pixel centres (the decoders' feature resize)."""
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def merge_onto(base: Tensor, levels: Sequence[Tensor]) -> Tensor:
+    """`base` plus each of `levels` upsampled to its size, added in the order given (Panoptic-FPN's merge)."""
+    merged = base
+    for level in levels:
+        merged = merged + upsample(level, base.shape[-2:])
+    return merged

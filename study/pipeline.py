@@ -210,12 +210,12 @@ def _timed_packages(
         networks.setdefault(key, (configuration.name, config))
         timed_as[configuration.name] = networks[key][0]
     base_options = study.train_config(Configuration("base", {}), study.seeds[0]).model
-    if _options_key(base_options) in networks:
-        base_label = networks[_options_key(base_options)][0]
+    base_key = _options_key(base_options)
+    if base_key in networks:
+        base_label = networks[base_key][0]
     else:
         base_label = f"{study.base_architecture} with every task"
-        base_config = model_config(base_options, tuple(tasks[t] for t in study.tasks))
-        networks[_options_key(base_options)] = (base_label, base_config)
+        networks[base_key] = (base_label, model_config(base_options, tuple(tasks[t] for t in study.tasks)))
     packages = {}
     for number, (label, config) in enumerate(networks.values()):
         path = folder / LATENCY_DIR / f"network-{number}"
