@@ -33,7 +33,7 @@ from onepass.data.sequence import LabelledSequence, read_sequence_dataset
 from onepass.errors import ConfigError
 from onepass.models.package import ModelPackage
 from onepass.models.tasks.base import Detection, Task
-from onepass.runtime.audience import Frame, TrackerConfig, link_tracks, track_reports, tracked_task
+from onepass.runtime.audience import CANDIDATE_SCORE, Frame, TrackerConfig, link_tracks, track_reports, tracked_task
 from onepass.runtime.video import frame_durations
 
 MATCH_IOU = 0.5  # as the MOT benchmarks match boxes
@@ -84,7 +84,9 @@ def _model_frames(predictor, task: Task, sequence: LabelledSequence, batch_size:
     for start in range(0, len(sequence.frames), batch_size):
         chunk = sequence.frames[start : start + batch_size]
         pictures = [np.asarray(Image.open(f.path).convert("RGB")) for f in chunk]
-        for offset, (labelled, result) in enumerate(zip(chunk, predictor.predict(pictures, [task.name]), strict=True)):
+        for offset, (labelled, result) in enumerate(
+            zip(chunk, predictor.predict(pictures, [task.name], candidates=CANDIDATE_SCORE), strict=True)
+        ):
             detections = task.detections(task.record(result[task.name]))
             frames.append(Frame(start + offset, labelled.time, detections))
     return frames

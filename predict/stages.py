@@ -23,6 +23,7 @@ from onepass.models.package import ModelPackage
 from onepass.models.panel import result_panel
 from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputLayout, table_row, write_atomic
+from onepass.runtime.audience import CANDIDATE_SCORE, tracked_task
 from onepass.runtime.predictor import preprocess
 
 TOO_LARGE = "{source} is too large: {width}x{height} is {pixels} pixels, more than --max-pixels {max_pixels}"
@@ -102,6 +103,10 @@ class ResultWriter:
                 continue
             values = {k: v for name in self.tasks for k, v in by_name[name].table_values(results[name]).items()}
             records = {name: by_name[name].record(results[name]) for name in self.layout.record_tasks}
+            tracked = tracked_task([by_name[name] for name in self.layout.record_tasks])
+            if image.video and tracked is not None:  # a video frame's record holds what its tracker may use
+                candidates = tracked.candidates(image_outputs, size, CANDIDATE_SCORE)
+                records[tracked.name] = tracked.record(results[tracked.name] + candidates)
             rows.append(table_row(image, size, values, records))
         return rows, errors
 

@@ -69,15 +69,18 @@ class Predictor:
         sizes: Sequence[tuple[int, int]],
         tasks: Sequence[str] | None = None,
         maps_at: str = "frame",
+        candidates: float | None = None,
     ) -> list[dict[str, Any]]:
         """Phase 3: each image's slice of the outputs at the model's resolution (`run`'s) -> its results,
         for the tasks asked for (all by default): each task's `to_result`, at the image's own size, or
-        with `maps_at="model"` its `model_result`, the maps left at the model's input size."""
+        with `maps_at="model"` its `model_result`, the maps left at the model's input size. With
+        `candidates`, a tracked task's result also holds the objects scoring at least that below its
+        threshold (`Task.candidates`, marked not counted), for a tracker."""
         chosen = self.select_tasks(tasks)
         check_maps_at(maps_at)
         if maps_at == "frame":
-            return self._results(outputs, sizes, chosen, lambda task: task.to_result)
-        return self._results(outputs, sizes, chosen, lambda task: task.model_result)
+            return self._results(outputs, sizes, chosen, lambda task: task.to_result, candidates)
+        return self._results(outputs, sizes, chosen, lambda task: task.model_result, candidates)
 
     @property
     def runs_frames(self) -> bool:
@@ -97,10 +100,16 @@ class Predictor:
         return self.backend.run_frames(frames)
 
     def frame_results(
-        self, outputs: dict[str, np.ndarray], sizes: Sequence[tuple[int, int]], tasks: Sequence[str] | None = None
+        self,
+        outputs: dict[str, np.ndarray],
+        sizes: Sequence[tuple[int, int]],
+        tasks: Sequence[str] | None = None,
+        candidates: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Frame phase 3: each image's slice of `run_frames`' outputs -> its results (`frame_result`)."""
-        return self._results(outputs, sizes, self.select_tasks(tasks), lambda task: task.frame_result)
+        """Frame phase 3: each image's slice of `run_frames`' outputs -> its results (`frame_result`;
+        `candidates` as in `postprocess`)."""
+        chosen = self.select_tasks(tasks)
+        return self._results(outputs, sizes, chosen, lambda task: task.frame_result, candidates, in_pixels=True)
 
     def _results(
         self,
@@ -108,19 +117,35 @@ class Predictor:
         sizes: Sequence[tuple[int, int]],
         chosen: Sequence[str],
         hook: Callable[[Task], Callable[[dict[str, np.ndarray], tuple[int, int]], Any]],
+        candidates: float | None = None,
+        in_pixels: bool = False,
     ) -> list[dict[str, Any]]:
-        """Each image's slice of `outputs` -> its results, by each chosen task's `hook` (a result hook)."""
+        """Each image's slice of `outputs` -> its results, by each chosen task's `hook` (a result hook),
+        a tracked task's `candidates` (from that score up) after its result's objects."""
         results = []
         for i, size in enumerate(sizes):
             image_outputs = {k: v[i] for k, v in outputs.items()}  # this image's slice of every output
-            results.append({name: hook(self.tasks[name])(image_outputs, size) for name in chosen})
+            result = {name: hook(self.tasks[name])(image_outputs, size) for name in chosen}
+            if candidates is not None:
+                for name in chosen:
+                    if self.tasks[name].tracks_objects:
+                        result[name] = result[name] + self.tasks[name].candidates(
+                            image_outputs, size, candidates, in_pixels
+                        )
+            results.append(result)
         return results
 
     def predict(
-        self, images: ImageInput | Iterable[ImageInput], tasks: Sequence[str] | None = None, maps_at: str = "frame"
+        self,
+        images: ImageInput | Iterable[ImageInput],
+        tasks: Sequence[str] | None = None,
+        maps_at: str = "frame",
+        candidates: float | None = None,
     ) -> list[dict[str, Any]]:
         """One image or several; always returns a list with one result dict per image, its maps at the
-        image's own size (`maps_at="frame"`) or at the model's input size (`maps_at="model"`).
+        image's own size (`maps_at="frame"`) or at the model's input size (`maps_at="model"`). With
+        `candidates` (a score), a tracked task's result also holds its objects scoring at least that
+        below its threshold, marked `"counted": False` (`Task.candidates`): what a video's tracker reads.
 
         The composition of `preprocess`, `run` and `postprocess`, or on a backend with the frame-size
         graph (and maps at the frames' size) of `stack_frames`, `run_frames` and `frame_results` for
@@ -133,14 +158,18 @@ class Predictor:
         if not images:
             return []
         if maps_at == "frame" and self.runs_frames:
-            return self._predict_frames(images, chosen)
-        return self._predict_resizing(images, chosen, maps_at)
+            return self._predict_frames(images, chosen, candidates)
+        return self._predict_resizing(images, chosen, maps_at, candidates)
 
-    def _predict_resizing(self, images: list[ImageInput], chosen: list[str], maps_at: str) -> list[dict[str, Any]]:
+    def _predict_resizing(
+        self, images: list[ImageInput], chosen: list[str], maps_at: str, candidates: float | None
+    ) -> list[dict[str, Any]]:
         batch, sizes = self.preprocess(images)
-        return self.postprocess(self.run(batch), sizes, chosen, maps_at)
+        return self.postprocess(self.run(batch), sizes, chosen, maps_at, candidates)
 
-    def _predict_frames(self, images: list[ImageInput], chosen: list[str]) -> list[dict[str, Any]]:
+    def _predict_frames(
+        self, images: list[ImageInput], chosen: list[str], candidates: float | None
+    ) -> list[dict[str, Any]]:
         """Each group of same-size images through the frame-size graph in one batch, results in order."""
         rgb = [as_rgb_image(image, f"image {i}") for i, image in enumerate(images)]
         groups: dict[tuple[int, int], list[int]] = {}
@@ -152,9 +181,9 @@ class Predictor:
             pictures = [rgb[i] for i in indices]
             if smallest <= min(height, width) and max(height, width) <= largest:
                 frames, sizes = self.stack_frames(pictures)
-                group = self.frame_results(self.run_frames(frames), sizes, chosen)
+                group = self.frame_results(self.run_frames(frames), sizes, chosen, candidates)
             else:  # outside the sides the exported frame graph takes: resized here, as before
-                group = self._predict_resizing(pictures, chosen, "frame")
+                group = self._predict_resizing(pictures, chosen, "frame", candidates)
             for i, result in zip(indices, group, strict=True):
                 results[i] = result
         return results

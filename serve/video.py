@@ -14,7 +14,7 @@ import io
 import time
 from typing import Any
 
-from onepass.runtime.audience import Frame, audience_report, tracked_task
+from onepass.runtime.audience import CANDIDATE_SCORE, Frame, audience_report, tracked_task
 from onepass.runtime.video import BadVideo, FrameSampler, decode_frames, frame_rgb, probe_video
 from onepass.serve.http_errors import ClientError
 from onepass.serve.state import Runtime
@@ -64,7 +64,7 @@ def video_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict[s
     def run(batch: list[tuple[int, Any]]) -> None:
         nonlocal inference
         began = time.perf_counter()
-        results = predictor.predict([picture for _, picture in batch], tasks=[task.name])
+        results = predictor.predict([picture for _, picture in batch], tasks=[task.name], candidates=CANDIDATE_SCORE)
         inference += time.perf_counter() - began
         for (index, _), result in zip(batch, results, strict=True):
             frames.append(Frame(index, plan.times[index], task.detections(task.record(result[task.name]))))

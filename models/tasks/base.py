@@ -11,7 +11,7 @@
 | `codec`, `to_result`, `frame_result`, `model_result` (files and HTTP) | predict, serve |
 | `visualize` (picture), `legend` (its key)  | panels, serve web page, predict  |
 | `describe` (a result in words)             | panels                           |
-| `tracks_objects`, `detections` (from a record) | video: tracks over frames (runtime/audience.py) |
+| `tracks_objects`, `detections` (from a record), `candidates` | video: tracks over frames (runtime/audience.py) |
 
 The task's registry name is its key everywhere: `forward()`'s dict, loss and metric names,
 ONNX outputs, HTTP fields and output file names. Adding a task type means adding one module
@@ -72,6 +72,8 @@ class Detection:
     score: float  # confidence in [0, 1]
     attention: bool | None = None  # the object attends to the display (a person looking); None: not told
     attributes: Mapping[str, str] = dataclasses.field(default_factory=dict)  # labels voted over a track
+    # False: a candidate the count left out (`Task.candidates`): it may extend a track, never start one
+    counted: bool = True
 
 
 class Metric(Protocol):
@@ -282,6 +284,15 @@ class Task(ABC):
     def arrays(self, result: Any) -> dict[str, np.ndarray]:
         """One image's result as named arrays (`onepass predict --format npz`)."""
         return {}
+
+    def candidates(
+        self, outputs: Mapping[str, np.ndarray], size: tuple[int, int], floor: float, in_pixels: bool = False
+    ) -> list[Any]:
+        """The objects of one image's outputs that its result leaves out for scoring below its threshold
+        but at least `floor` (tasks with `tracks_objects` only), as items of `to_result`'s list (of
+        `frame_result`'s, `in_pixels`) marked `"counted": False`: a video frame's record holds them too,
+        and the tracker extends a track with them (runtime/audience.py). None by default."""
+        return []
 
     def detections(self, record: Any) -> list[Detection]:
         """The objects in one frame's `record`, for a tracker (tasks with `tracks_objects` only): from

@@ -373,22 +373,36 @@ class PeopleTask(InstancesTask):
 
     def to_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> list[dict[str, Any]]:
         """One image's outputs -> its persons (score >= threshold), boxes in the image's pixels."""
-        height, width = size
-        count = int(outputs[self.output_name("count")])
-        boxes = outputs[self.output_name("boxes")][:count] * np.array([width, height, width, height], np.float32)
-        return self._people(outputs, boxes)
+        return self._people(outputs, range(int(outputs[self.output_name("count")])), _pixels(size))
 
     def frame_result(self, outputs: Mapping[str, np.ndarray], size: tuple[int, int]) -> list[dict[str, Any]]:
         """The frame-size graph's outputs: its boxes are in the image's pixels already."""
-        return self._people(outputs, outputs[self.output_name("boxes")][: int(outputs[self.output_name("count")])])
+        return self._people(outputs, range(int(outputs[self.output_name("count")])), None)
 
-    def _people(self, outputs: Mapping[str, np.ndarray], boxes: np.ndarray) -> list[dict[str, Any]]:
-        """The persons the graph counts, each with its box (given in pixels), score and attributes."""
-        count = len(boxes)
+    def candidates(
+        self, outputs: Mapping[str, np.ndarray], size: tuple[int, int], floor: float, in_pixels: bool = False
+    ) -> list[dict[str, Any]]:
+        """The peaks the count leaves out that score at least `floor`, as `to_result`'s persons (or
+        `frame_result`'s, `in_pixels`), each marked `"counted": False`: for the tracker, which extends
+        a track through the frames where its person scored below the count (runtime/audience.py); never
+        counted, drawn or reported as people."""
+        scores = outputs[self.output_name("scores")]
+        left_out = range(int(outputs[self.output_name("count")]), len(scores))
+        people = self._people(
+            outputs, [i for i in left_out if scores[i] >= floor], None if in_pixels else _pixels(size)
+        )
+        return [{**person, "counted": False} for person in people]
+
+    def _people(
+        self, outputs: Mapping[str, np.ndarray], peaks: Sequence[int], scale: np.ndarray | None
+    ) -> list[dict[str, Any]]:
+        """The persons at `peaks` (indices into the K outputs), each with its box in pixels (the boxes
+        times `scale`, or as they are when None), score and attributes."""
         people = []
-        for i in range(count):
+        for i in peaks:
+            box = outputs[self.output_name("boxes")][i]
             person: dict[str, Any] = {
-                "box": [round(float(v), 1) for v in boxes[i]],
+                "box": [round(float(v), 1) for v in (box if scale is None else box * scale)],
                 "score": round(float(outputs[self.output_name("scores")][i]), 4),
             }
             for attribute, classes in self.attributes.items():
@@ -512,7 +526,7 @@ class PeopleTask(InstancesTask):
         category_id 1, bbox [x, y, w, h] in pixels, score; plus the image's key and the attributes."""
         results = []
         for key, people in records.items():
-            for person in people:
+            for person in (p for p in people if p.get("counted", True)):  # a video frame's also has candidates
                 x0, y0, x1, y1 = person["box"]
                 result = {
                     "image_id": image_ids[key],
@@ -541,7 +555,7 @@ class PeopleTask(InstancesTask):
 
     def detections(self, record: Sequence[Mapping[str, Any]]) -> list[Detection]:
         """Each person of a frame's record: `looking` is the attention, the other attributes are voted
-        over the person's track (age group and gender)."""
+        over the person's track (age group and gender); a `candidates` person is not `counted`."""
         looking = self.attributes.get("looking")
         return [
             Detection(
@@ -549,6 +563,7 @@ class PeopleTask(InstancesTask):
                 float(person["score"]),
                 None if looking is None else person["looking"]["label"] == looking[-1],
                 {a: person[a]["label"] for a in self.attributes if a != "looking"},
+                person.get("counted", True),
             )
             for person in record
         ]
@@ -577,6 +592,12 @@ class CentreHead(nn.Module):
 
 
 # ---- geometry helpers (torch, shared by the loss, the graph and the metric) ---------------------
+
+
+def _pixels(size: tuple[int, int]) -> np.ndarray:
+    """Multiplies boxes in fractions of an image of `size` (height, width) into its pixels."""
+    height, width = size
+    return np.array([width, height, width, height], np.float32)
 
 
 def read_at(part: Tensor, index: Tensor) -> Tensor:

@@ -91,6 +91,18 @@ def test_decoding_a_hand_built_map():
         [(cx - 2 / W) * 800, (cy - 4 / H) * 640, (cx + 2 / W) * 800, (cy + 4 / H) * 640], abs=0.06
     )
     assert task.summary(result) == {"count": 1, "gender": {"female": 0, "male": 1}}
+    # the weak peak is a candidate for a tracker: left out of the result, marked not counted, same form
+    image = {k: v[0] for k, v in out.items()}
+    (weak,) = task.candidates(image, (640, 800), 0.3)
+    assert weak["counted"] is False and weak["score"] == pytest.approx(0.3775, abs=1e-4)
+    assert set(weak) == {*result[0], "counted"} and task.candidates(image, (640, 800), 0.4) == []
+    in_pixels = task.candidates(image, (640, 800), 0.3, in_pixels=True)[0]["box"]  # the frame graph's boxes
+    assert in_pixels == pytest.approx(image["people_boxes"][1].tolist(), abs=0.06)
+    assert weak["box"] == pytest.approx((image["people_boxes"][1] * [800, 640, 800, 640]).tolist(), abs=0.06)
+    record = task.record(result + [weak])
+    assert [d.counted for d in task.detections(record)] == [True, False]
+    (coco,) = task.run_files({"a.png": record}, {"a.png": 1})["people.coco.json"]  # COCO results: counted only
+    assert coco["score"] == result[0]["score"]
 
 
 def test_loss_and_decoding_agree_when_the_raw_map_is_fitted():

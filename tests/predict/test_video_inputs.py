@@ -168,3 +168,32 @@ def test_the_audience_knows_each_videos_frame_width_from_headers(clip, tmp_path)
         frame_width(InputImage("broken.mp4/000000", str(tmp_path / "broken.mp4"), "broken.mp4", 0, 0.0, True)) is None
     )
     assert frame_width(InputImage("gone/f1.png", str(tmp_path / "gone.png"), "gone", 1, 0.0)) is None
+
+
+def test_a_video_frames_record_holds_the_candidates_its_tracker_may_extend_with(clip, tmp_path):
+    """Every peak of a model sure of nobody (each about 0.5, the count at 0.9) is a candidate: in the
+    frames' records, marked not counted, as the Predictor gives them; never counted, nor a track."""
+    import torch
+
+    import onepass
+    from onepass.models import MultiTaskModel, save_package
+    from onepass.models.tasks import PeopleTask
+    from onepass.runtime.audience import CANDIDATE_SCORE
+    from onepass.runtime.video import decode_frames, frame_rgb
+    from tests.tiny import PERSON_ATTRIBUTES, tiny_config
+
+    torch.manual_seed(0)
+    model = MultiTaskModel(tiny_config(tasks=(PeopleTask(PERSON_ATTRIBUTES, max_people=8, score_threshold=0.9),)))
+    with torch.no_grad():
+        model.heads.dense_heads.people.project.bias[0] = 0.0  # centre probability about 0.5 everywhere
+    save_package(tmp_path / "unsure", model.eval(), "unsure")
+    out = tmp_path / "out"
+    assert main(["predict", str(clip), "--model", str(tmp_path / "unsure"), "--out", str(out), *FAST]) == 0
+    records = read_records(out / "people.jsonl", "people")
+    predictor = onepass.load(tmp_path / "unsure", backend="torch", device="cpu")
+    pictures = [frame_rgb(f) for _, f in decode_frames(str(clip))]
+    for key, result in zip(sorted(records), predictor.predict(pictures, candidates=CANDIDATE_SCORE), strict=True):
+        assert records[key] and all(p["counted"] is False for p in records[key])
+        assert [p["score"] for p in records[key]] == pytest.approx([p["score"] for p in result["people"]], abs=2e-3)
+    assert {r["people_count"] for r in read_table(out)} == {"0"}
+    assert json.loads((out / "audience.json").read_text())["videos"]["door.mp4"]["tracks"] == []

@@ -107,6 +107,32 @@ def test_the_tracked_task_is_found_by_its_hook():
         TrackerConfig(min_iou=0.0)
 
 
+def candidate(detection: Detection, score: float = 0.35, shift: float = 0.0) -> Detection:
+    """The same person as a candidate the count left out, its box moved `shift` px."""
+    x0, y0, x1, y1 = detection.box
+    return Detection((x0 + shift, y0, x1 + shift, y1), score, detection.attention, detection.attributes, False)
+
+
+def test_candidates_extend_a_track_at_its_ends_and_never_start_one():
+    person = walk(range(0, 30), 10, 3)
+    counted = {i: d for i, d in person.items() if 6 <= i < 24}  # scored above the count from frame 6 to 23
+    extension = {i: candidate(person[i]) for i in (3, 4, 24, 25)}  # frame 5 missed: within extend_gap
+    extension[2] = candidate(person[2], score=0.2)  # under extend_score
+    extension[26] = candidate(person[26], shift=40.0)  # not where the track goes (IoU < extend_iou)
+    stranger = {i: candidate(walk(range(40), 150, 0, top=40)[i]) for i in range(40)}  # candidates only
+    frames = frames_of(counted, extension, stranger, count=40)
+    (track,) = audience_report(frames, FPS)["tracks"]
+    assert (track["first_seen_s"], track["last_seen_s"], track["frames"]) == (3 / FPS, 25 / FPS, 18 + 4)
+    ids = link_tracks(frames, FPS)
+    assert ids[2] == [-1, -1] and ids[26] == [-1, -1] and all(frame_ids[-1] == -1 for frame_ids in ids)
+    (without,) = audience_report(frames, FPS, TrackerConfig(extend_score=None))["tracks"]
+    assert (without["first_seen_s"], without["frames"]) == (6 / FPS, 18)
+    gapless = audience_report(frames, FPS, TrackerConfig(extend_gap=0))["tracks"][0]
+    assert (gapless["first_seen_s"], gapless["last_seen_s"]) == (6 / FPS, 25 / FPS)  # frame 5 stops it
+    with pytest.raises(ConfigError, match="extend_score"):
+        TrackerConfig(extend_score=0.1)
+
+
 SIDE_FPS = 4.0  # a frame lasts 0.25 s
 WIDTH = 160
 

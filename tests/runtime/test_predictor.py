@@ -163,3 +163,22 @@ def test_frames_are_stacked_without_going_through_pillow_and_as_pillow_would():
         as_rgb_array(rgb.astype(np.float32), "image 3")
     with pytest.raises(ConfigError, match="image 4: expected an"):
         as_rgb_array(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), "image 4")
+
+
+def test_candidates_follow_the_counted_people_on_both_paths(tmp_path):
+    """`predict(candidates=score)`: a tracked task's result is its counted people, then every other peak
+    scoring at least that, marked not counted; the frame graph and Python's resizing agree on them."""
+    from onepass.models.tasks import PeopleTask
+    from tests.tiny import PERSON_ATTRIBUTES
+
+    torch.manual_seed(0)
+    config = tiny_config(tasks=(PeopleTask(PERSON_ATTRIBUTES, max_people=8, score_threshold=0.9),))
+    save_package(tmp_path, MultiTaskModel(config).eval(), "tiny")
+    predictor = onepass.load(tmp_path, device="cpu")
+    image = np.random.default_rng(1).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    assert predictor.predict(image)[0]["people"] == []  # the random model's peaks score about 0.1
+    frame, resized = (p.predict(image, candidates=1e-6)[0]["people"] for p in (predictor, python_resizing(predictor)))
+    assert frame and all(p["counted"] is False and 1e-6 <= p["score"] < 0.9 for p in frame)
+    assert [p["score"] for p in frame] == pytest.approx([p["score"] for p in resized], abs=1e-3)
+    np.testing.assert_allclose([p["box"] for p in frame], [p["box"] for p in resized], atol=0.5)
+    assert predictor.predict(image, candidates=0.5)[0]["people"] == []

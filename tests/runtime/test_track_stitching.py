@@ -107,6 +107,9 @@ def test_the_settings_are_recorded_in_the_report():
         "min_frames": 3,
         "side_seconds": 1.0,
         "stitch": {"seconds": 2.0, "distance": 0.5, "size_ratio": 1.5},
+        "extend_score": 0.3,
+        "extend_iou": 0.2,
+        "extend_gap": 2,
     }
     custom = TrackerConfig(box_buffer=0.1, stitch=StitchConfig(seconds=1.0, distance=0.25, size_ratio=1.2))
     recorded = audience_report(frames, FPS, custom)["tracker"]
