@@ -291,7 +291,7 @@ class Task(ABC):
         """The objects of one image's outputs that its result leaves out for scoring below its threshold
         but at least `floor` (tasks with `tracks_objects` only), as items of `to_result`'s list (of
         `frame_result`'s, `in_pixels`) marked `"counted": False`: a video frame's record holds them too,
-        and the tracker extends a track with them (runtime/audience.py). None by default."""
+        and the tracker extends a track with them (runtime/audience.py). None by default (an empty list)."""
         return []
 
     def detections(self, record: Any) -> list[Detection]:
