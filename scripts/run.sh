@@ -4,7 +4,7 @@
 # Open http://localhost:3000/ for the web page; docs/serving.md has the API. Ctrl+C stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh .
+bash scripts/setup.sh ".[video]"   # with the video extra: the server also takes short video uploads (docs/video.md)
 venv="${ONEPASS_VENV:-.venv}"
 "$venv/bin/onepass" info
 exec "$venv/bin/onepass" serve default "$@"

@@ -14,6 +14,8 @@ import io
 import time
 from typing import Any
 
+from onepass.errors import ConfigError
+from onepass.runtime import audience, video
 from onepass.runtime.audience import CANDIDATE_SCORE, Frame, audience_report, tracked_task
 from onepass.runtime.video import BadVideo, FrameSampler, decode_frames, frame_rgb, probe_video
 from onepass.serve.http_errors import ClientError
@@ -28,6 +30,16 @@ def is_video(data: bytes) -> bool:
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
 
 
+def require_video_support() -> None:
+    """A 501 that names what to install, when this server lacks the `video` extra (PyAV decodes, the
+    trackers package tracks): a server installed without it still answers images."""
+    try:
+        video.import_av()
+        audience.import_trackers()
+    except ConfigError as error:
+        raise ClientError(f"this server cannot analyse a video upload: {error}", 501) from None
+
+
 def video_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict[str, Any]:
     """Decode the sampled frames, run them in batches, track: the /predict JSON body for a video."""
     predictor = runtime.predictor
@@ -38,6 +50,7 @@ def video_body(runtime: Runtime, data: bytes, options: PredictOptions) -> dict[s
             "this model has no task that tracks objects (a people task), so it reports no audience for a "
             "video; upload a single frame as an image instead"
         )
+    require_video_support()
     start = time.perf_counter()
     try:
         plan = probe_video(io.BytesIO(data))

@@ -70,3 +70,23 @@ def test_a_model_without_a_tracked_task_refuses_a_video(clip, tmp_path):
     plain = onepass.load(tmp_path / "plain", backend="torch", device="cpu")
     response = client(plain).post("/predict", files={"image": ("c.webm", clip, "video/webm")})
     assert response.status_code == 400 and "no task that tracks objects" in response.json()["error"]
+
+
+def test_a_server_without_the_video_extra_says_what_to_install(predictor, clip, monkeypatch):
+    """scripts/run.sh installs the `video` extra; a server installed without it answers a video upload
+    with a 501 that names it (not a 500), and still answers images."""
+    from onepass.errors import ConfigError
+    from onepass.runtime import video
+
+    def missing():
+        raise ConfigError('reading video needs PyAV: pip install "onepass[video]" (or pip install av)')
+
+    monkeypatch.setattr(video, "import_av", missing)
+    response = client(predictor).post("/predict", files={"image": ("clip.webm", clip, "video/webm")})
+    assert response.status_code == 501 and 'pip install "onepass[video]"' in response.json()["error"]
+    from PIL import Image
+
+    image = io.BytesIO()
+    Image.new("RGB", (80, 64), (90, 120, 150)).save(image, "PNG")
+    still = client(predictor).post("/predict", files={"image": ("a.png", image.getvalue(), "image/png")})
+    assert still.status_code == 200 and "people" in still.json()
