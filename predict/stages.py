@@ -21,6 +21,7 @@ from onepass.data.image import MAX_IMAGE_PIXELS, BadImage, decode_image
 from onepass.models.card import card_footnote, model_card
 from onepass.models.package import ModelPackage
 from onepass.models.panel import result_panel
+from onepass.models.tasks.base import Task
 from onepass.predict.inputs import InputImage
 from onepass.predict.outputs import OutputLayout, table_row, write_atomic
 from onepass.runtime.audience import CANDIDATE_SCORE, tracked_task
@@ -103,12 +104,18 @@ class ResultWriter:
                 continue
             values = {k: v for name in self.tasks for k, v in by_name[name].table_values(results[name]).items()}
             records = {name: by_name[name].record(results[name]) for name in self.layout.record_tasks}
-            tracked = tracked_task([by_name[name] for name in self.layout.record_tasks])
+            tracked = self.tracked_record_task
             if image.video and tracked is not None:  # a video frame's record holds what its tracker may use
                 candidates = tracked.candidates(image_outputs, size, CANDIDATE_SCORE)
                 records[tracked.name] = tracked.record(results[tracked.name] + candidates)
             rows.append(table_row(image, size, values, records))
         return rows, errors
+
+    @functools.cached_property
+    def tracked_record_task(self) -> Task | None:
+        """The recorded task whose objects a video's tracker follows (the people), found once."""
+        by_name = {t.name: t for t in self.package.config.tasks}
+        return tracked_task([by_name[name] for name in self.layout.record_tasks])
 
     @functools.cached_property
     def panel_footnote(self) -> str:

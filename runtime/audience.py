@@ -31,6 +31,7 @@ import numpy as np
 
 from onepass.errors import ConfigError
 from onepass.models.tasks.base import Detection, Task
+from onepass.models.tasks.people import box_iou_matrix
 from onepass.runtime.track_stitching import StitchConfig, fragments, majority, stitch
 from onepass.runtime.video import frame_durations
 
@@ -237,21 +238,14 @@ def extend_tracks(frames: Sequence[Frame], ids: list[list[int]], config: Tracker
                     for k, d in enumerate(frame.detections)
                     if ids[position][k] < 0 and not d.counted and d.score >= config.extend_score
                 ]
-                overlaps = [_iou(expected, frame.detections[k].box) for k in free]
-                if not overlaps or max(overlaps) < config.extend_iou:
+                boxes = np.array([frame.detections[k].box for k in free], np.float64).reshape(-1, 4)
+                overlaps = box_iou_matrix(expected[None], boxes)[0]
+                if not free or overlaps.max() < config.extend_iou:
                     missed += 1
                     continue
-                chosen = free[int(np.argmax(overlaps))]
+                chosen = free[int(overlaps.argmax())]
                 ids[position][chosen] = track
                 box, time, missed = np.array(frame.detections[chosen].box), frame.time, 0
-
-
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    inter = max(0.0, width) * max(0.0, height)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def track_reports(
